@@ -1,0 +1,122 @@
+/**
+ * The one catalogue of Warden's errors. Every failure a user can meet carries a stable `code`
+ * from this table; the CLI maps it to an exit status and the HTTP API to a status code.
+ * `docs/errors.md` documents every code (a test keeps the two in step).
+ *
+ * Tests and callers decide on `.code`, never on message text.
+ */
+
+/** Exit statuses of the `warden` CLI (documented in docs/cli.md). */
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  server: 3,
+  notFound: 4,
+  integrity: 5,
+  conflict: 6,
+  checkFailed: 7,
+  unavailable: 8,
+} as const;
+
+interface CodeInfo {
+  readonly exit: (typeof EXIT)[keyof typeof EXIT];
+  readonly http: number;
+  /** Retrying the same call later may succeed (transient). */
+  readonly retryable?: boolean;
+}
+
+export const ERROR_CODES = {
+  // configuration and usage
+  WARDEN_E_CONFIG_INVALID: { exit: EXIT.usage, http: 400 },
+  WARDEN_E_USAGE: { exit: EXIT.usage, http: 400 },
+  // reaching and preparing a PostgreSQL server
+  WARDEN_E_DB_UNREACHABLE: { exit: EXIT.server, http: 502, retryable: true },
+  WARDEN_E_AUTH_FAILED: { exit: EXIT.server, http: 502 },
+  WARDEN_E_TLS_UNAVAILABLE: { exit: EXIT.server, http: 502 },
+  WARDEN_E_WAL_LEVEL_MINIMAL: { exit: EXIT.server, http: 409 },
+  WARDEN_E_NO_WAL_SENDERS: { exit: EXIT.server, http: 409 },
+  WARDEN_E_ROLE_NOT_REPLICATION: { exit: EXIT.server, http: 403 },
+  WARDEN_E_SERVER_TOO_OLD: { exit: EXIT.server, http: 409 },
+  WARDEN_E_PROTOCOL: { exit: EXIT.server, http: 502, retryable: true },
+  WARDEN_E_SERVER_ERROR: { exit: EXIT.server, http: 502 },
+  WARDEN_E_NO_SERVER_BINARIES: { exit: EXIT.server, http: 500 },
+  WARDEN_E_INSTANCE_START_FAILED: { exit: EXIT.server, http: 500 },
+  // repository
+  WARDEN_E_REPO_NOT_INITIALIZED: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_REPO_CLUSTER_MISMATCH: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_REPO_LOCKED: { exit: EXIT.conflict, http: 423, retryable: true },
+  WARDEN_E_REPO_CORRUPT: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_REPO_FORMAT: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // backups, WAL and restore
+  WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_NO_BACKUP: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
+  WARDEN_E_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_ABORTED: { exit: EXIT.internal, http: 499 },
+  // application data layer
+  WARDEN_E_POOL_TIMEOUT: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_POOL_CLOSED: { exit: EXIT.unavailable, http: 503 },
+  WARDEN_E_FAILOVER: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_NO_PRIMARY: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_SESSION_STORE_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_SESSION_INVALID: { exit: EXIT.usage, http: 401 },
+  WARDEN_E_RATE_LIMIT_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_CACHE_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // anything not foreseen
+  WARDEN_E_INTERNAL: { exit: EXIT.internal, http: 500 },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface WardenErrorOptions {
+  /** What the user can do about it, when known. */
+  hint?: string;
+  /** Structured context (names, LSNs, windows); never secrets. */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class WardenError extends Error {
+  override readonly name = 'WardenError';
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, options: WardenErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details ?? {};
+  }
+
+  get retryable(): boolean {
+    return (ERROR_CODES[this.code] as CodeInfo).retryable === true;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, hint: this.hint, details: this.details };
+  }
+}
+
+export function isWardenError(error: unknown, code?: ErrorCode): error is WardenError {
+  return error instanceof WardenError && (code === undefined || error.code === code);
+}
+
+/** Wraps anything thrown into a WardenError, keeping one that already is. */
+export function toWardenError(error: unknown, fallback: ErrorCode = 'WARDEN_E_INTERNAL'): WardenError {
+  if (error instanceof WardenError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new WardenError(fallback, message, { cause: error });
+}

@@ -55,6 +55,7 @@ export const ERROR_CODES = {
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
   WARDEN_E_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_ABORTED: { exit: EXIT.internal, http: 499 },
   // application data layer

@@ -1,0 +1,216 @@
+import { Cluster, Redis } from 'ioredis';
+import type { LuaScript } from './lua-script.ts';
+import type { MessageHandler, RedisArg, RedisLike, SetOptions } from './redis-like.ts';
+
+type Client = Redis | Cluster;
+
+/**
+ * Wraps an ioredis `Redis` or `Cluster` client as a {@link RedisLike}. The adapter owns the client:
+ * `quit()` closes it. Nothing is sent before `connect()` or the first command.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * const redis = fromIoredis(new Redis({ port: 6380, lazyConnect: true, enableOfflineQueue: false }));
+ * await redis.connect();
+ */
+export function fromIoredis(client: Client): RedisLike {
+  return new IoredisAdapter(client);
+}
+
+class IoredisAdapter implements RedisLike {
+  readonly isCluster: boolean;
+  readonly #client: Client;
+  #subscriber: Client | undefined;
+  readonly #handlers = new Map<string, Set<MessageHandler>>();
+
+  constructor(client: Client) {
+    this.#client = client;
+    this.isCluster = client instanceof Cluster;
+  }
+
+  async connect(): Promise<void> {
+    const client = this.#client;
+    if (client.status === 'ready') return;
+    if (client.status === 'wait' || client.status === 'end' || client.status === 'close') {
+      await client.connect();
+      return;
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onReady = () => {
+        client.off('error', onError);
+        resolve();
+      };
+      const onError = (error: Error) => {
+        client.off('ready', onReady);
+        reject(error);
+      };
+      client.once('ready', onReady);
+      client.once('error', onError);
+    });
+  }
+
+  async quit(): Promise<void> {
+    const clients = [this.#subscriber, this.#client].filter((c): c is Client => c !== undefined);
+    this.#subscriber = undefined;
+    this.#handlers.clear();
+    await Promise.all(
+      clients.map(async (client) => {
+        if (client.status === 'end') return;
+        if (client.status !== 'ready') {
+          client.disconnect();
+          return;
+        }
+        try {
+          await client.quit();
+        } catch {
+          client.disconnect();
+        }
+      }),
+    );
+  }
+
+  get(key: string): Promise<string | null> {
+    return this.#client.get(key);
+  }
+
+  async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {
+    const args: RedisArg[] = [key, value];
+    if (options.px !== undefined) args.push('PX', Math.max(1, Math.ceil(options.px)));
+    if (options.nx) args.push('NX');
+    const reply = await this.#client.call('SET', ...args);
+    return reply === 'OK';
+  }
+
+  async unlink(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    if (!this.isCluster) return this.#client.unlink(...keys);
+    // UNLINK of several keys must stay within one slot on Cluster; one call per key keeps it
+    // simple and ioredis pipelines the calls per node.
+    const counts = await Promise.all(keys.map((key) => this.#client.unlink(key)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  async eval(script: LuaScript, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown> {
+    try {
+      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      // NOSCRIPT is the error code Redis puts first in its reply; the body is then sent once.
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return this.#client.eval(script.source, keys.length, ...keys, ...args);
+    }
+  }
+
+  async scan(pattern: string, onKeys: (keys: string[]) => Promise<void> | void, count = 500): Promise<void> {
+    const nodes: Redis[] = this.#client instanceof Cluster ? this.#client.nodes('master') : [this.#client];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', count);
+        cursor = next;
+        if (keys.length > 0) await onKeys(keys);
+      } while (cursor !== '0');
+    }
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#client.publish(channel, message);
+  }
+
+  async subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>> {
+    const subscriber = this.#ensureSubscriber();
+    let handlers = this.#handlers.get(channel);
+    if (!handlers) {
+      handlers = new Set();
+      this.#handlers.set(channel, handlers);
+      await subscriber.subscribe(channel);
+    }
+    handlers.add(handler);
+    return async () => {
+      const set = this.#handlers.get(channel);
+      if (!set) return;
+      set.delete(handler);
+      if (set.size === 0) {
+        this.#handlers.delete(channel);
+        if (this.#subscriber?.status === 'ready') await this.#subscriber.unsubscribe(channel);
+      }
+    };
+  }
+
+  #ensureSubscriber(): Client {
+    if (this.#subscriber) return this.#subscriber;
+    // A subscriber may queue while (re)connecting: ioredis re-subscribes after a reconnect.
+    const subscriber =
+      this.#client instanceof Cluster
+        ? this.#client.duplicate(undefined, { enableOfflineQueue: true, lazyConnect: false })
+        : this.#client.duplicate({ enableOfflineQueue: true, lazyConnect: false });
+    subscriber.on('error', () => {
+      // reconnects on its own; a lost message only delays L1 coherence until the entry's TTL
+    });
+    subscriber.on('message', (channel: string, message: string) => {
+      for (const handler of this.#handlers.get(channel) ?? []) handler(message);
+    });
+    this.#subscriber = subscriber;
+    return subscriber;
+  }
+}
+
+export interface RedisNode {
+  host: string;
+  port: number;
+}
+
+export interface CreateRedisOptions {
+  /** One standalone server; default 127.0.0.1:6379. */
+  host?: string;
+  port?: number;
+  /** Cluster seed nodes; when given, a Cluster client is created. */
+  clusterNodes?: readonly RedisNode[];
+  username?: string;
+  password?: string;
+  /**
+   * Per-command timeout. Keep it short for the cache (a slow Redis must not slow requests);
+   * default 500 ms.
+   */
+  commandTimeoutMs?: number;
+  /** Default 2000 ms. */
+  connectTimeoutMs?: number;
+}
+
+/**
+ * Creates an ioredis client with the data layer's defaults (lazy connect, no offline queue,
+ * short command timeouts, bounded reconnect backoff) and wraps it. Use one for the cache and a
+ * separate one for sessions and rate limits when they live on different servers.
+ *
+ * Reconnect schedule: 50 ms · 2^attempt with ±20 % jitter, capped at 2 s, forever.
+ *
+ * @example
+ * const cacheRedis = createRedis({ clusterNodes: [{ host: '10.0.0.5', port: 7000 }] });
+ * await cacheRedis.connect();
+ */
+export function createRedis(options: CreateRedisOptions = {}): RedisLike {
+  const retry = (attempt: number) =>
+    Math.round(Math.min(2000, 50 * 2 ** attempt) * (0.8 + Math.random() * 0.4));
+  const redisOptions = {
+    username: options.username,
+    password: options.password,
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs ?? 500,
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    retryStrategy: retry,
+  };
+  const client: Client = options.clusterNodes
+    ? new Cluster([...options.clusterNodes], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retry,
+        slotsRefreshTimeout: options.connectTimeoutMs ?? 2000,
+        redisOptions,
+      })
+    : new Redis({ host: options.host ?? '127.0.0.1', port: options.port ?? 6379, ...redisOptions });
+  client.on('error', () => {
+    // surfaced per command; the listener keeps ioredis from printing every reconnect failure
+  });
+  return fromIoredis(client);
+}

@@ -1,0 +1,45 @@
+import type { LuaScript } from './lua-script.ts';
+
+export type RedisArg = string | number | Buffer;
+
+/** Options of a single SET. */
+export interface SetOptions {
+  /** Time to live in milliseconds. */
+  px?: number;
+  /** Only set when the key does not exist (SET NX). */
+  nx?: boolean;
+}
+
+/** Called with each message received on a subscribed channel. */
+export type MessageHandler = (message: string) => void;
+
+/**
+ * The slice of a Redis client the data layer uses, so neither ioredis' nor another driver's types
+ * leak through the public API. One implementation serves standalone servers and Cluster alike:
+ * multi-key commands it offers (`unlink`, `scan`) work across hash slots and all masters.
+ *
+ * @example
+ * import { Redis } from 'ioredis';
+ * const redis = fromIoredis(new Redis({ lazyConnect: true }));
+ * await redis.connect();
+ */
+export interface RedisLike {
+  /** True when the server is a Redis Cluster. */
+  readonly isCluster: boolean;
+  /** Opens the connection (idempotent); rejects when the server cannot be reached. */
+  connect(): Promise<void>;
+  /** Closes the connection(s) including subscribers (idempotent). */
+  quit(): Promise<void>;
+  get(key: string): Promise<string | null>;
+  /** Returns false when NX was given and the key existed. */
+  set(key: string, value: string, options?: SetOptions): Promise<boolean>;
+  /** UNLINK of any number of keys, possibly in different slots; returns how many existed. */
+  unlink(keys: readonly string[]): Promise<number>;
+  /** Runs a script; all `keys` must hash to one slot on Cluster. */
+  eval(script: LuaScript, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown>;
+  /** SCAN of every master for keys matching `pattern`, calling `onKeys` per batch. */
+  scan(pattern: string, onKeys: (keys: string[]) => Promise<void> | void, count?: number): Promise<void>;
+  publish(channel: string, message: string): Promise<void>;
+  /** Subscribes on a dedicated connection; the returned function unsubscribes. */
+  subscribe(channel: string, handler: MessageHandler): Promise<() => Promise<void>>;
+}

@@ -1,0 +1,345 @@
+import type { Logger } from 'pino';
+import { isWardenError, WardenError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import type { ConnectionConfig } from '../postgres/connection-config.ts';
+import { ReplicationClient, quoteIdent, type StreamingCommand } from '../postgres/replication-client.ts';
+import type { Appender, ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { acquireLock } from '../repository/repository-lock.ts';
+import {
+  archiveSegment,
+  historyKey,
+  partialKey,
+  readWalInventory,
+  STREAM_STATE_KEY,
+  type StreamState,
+} from '../repository/wal-archive.ts';
+import { backoffDelay, sleep } from '../util/backoff.ts';
+import { formatLsn, parseLsn, parseSegmentSize, segmentName, segmentStart, type Lsn } from '../wal/lsn.ts';
+import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
+
+export interface WalReceiverOptions {
+  connection: ConnectionConfig;
+  store: ObjectStore;
+  /** Physical replication slot; created when missing so the server keeps WAL while Warden is down. */
+  slotName: string;
+  logger?: Logger;
+  /** Catch-up mode: return once everything before this LSN is durable. */
+  stopAtLsn?: Lsn;
+  signal?: AbortSignal;
+  /** Called after each flush with the durable position (used for metrics and tests). */
+  onFlush?: (flushedLsn: Lsn, timeline: number) => void;
+}
+
+export type WalReceiverState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'stopped' | 'failed';
+
+export interface WalReceiverStatus {
+  state: WalReceiverState;
+  timeline?: number;
+  flushedLsn?: string;
+  lastMessageAt?: string;
+  caughtUpAt?: string;
+  lastError?: { code: string; message: string };
+}
+
+const STATUS_INTERVAL_MS = 10_000;
+const STATE_WRITE_INTERVAL_MS = 5_000;
+/** Errors that say the configuration is wrong: retrying cannot help. */
+const FATAL_CODES = new Set([
+  'WARDEN_E_REPO_CLUSTER_MISMATCH',
+  'WARDEN_E_AUTH_FAILED',
+  'WARDEN_E_ROLE_NOT_REPLICATION',
+  'WARDEN_E_TLS_UNAVAILABLE',
+  'WARDEN_E_REPO_LOCKED',
+  'WARDEN_E_REPO_FORMAT',
+  'WARDEN_E_ABORTED',
+]);
+
+/**
+ * Continuous WAL receiver (START_REPLICATION PHYSICAL on a slot). Bytes are appended to the
+ * repository's partial segment and fsynced before the flush position is reported to the
+ * server, so the slot never lets the server drop WAL that is not yet safe. Complete segments are
+ * compressed and archived with a checksum record. Reconnects with backoff; follows timeline
+ * switches and archives their history files.
+ */
+export class WalReceiver {
+  private readonly logger: Logger;
+  private current: WalReceiverStatus = { state: 'idle' };
+
+  constructor(private readonly options: WalReceiverOptions) {
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  status(): WalReceiverStatus {
+    return { ...this.current };
+  }
+
+  /** Runs until aborted (or, in catch-up mode, until `stopAtLsn` is durable). */
+  async run(): Promise<void> {
+    const release = await acquireLock(this.options.store, 'wal-stream', `WAL receiver, slot ${this.options.slotName}`);
+    try {
+      for (let attempt = 0; ; attempt += 1) {
+        if (this.options.signal?.aborted) break;
+        try {
+          this.current.state = 'connecting';
+          const done = await this.session();
+          if (done) break;
+          attempt = 0;
+        } catch (error) {
+          if (this.options.signal?.aborted) break;
+          const wrapped = isWardenError(error) ? error : new WardenError('WARDEN_E_PROTOCOL', String(error), { cause: error });
+          this.current.lastError = { code: wrapped.code, message: wrapped.message };
+          if (FATAL_CODES.has(wrapped.code)) {
+            this.current.state = 'failed';
+            throw wrapped;
+          }
+          // Backoff schedule: 0.5 s, 1 s, 2 s, ... capped at 30 s, each with ±50 % jitter.
+          const delay = backoffDelay(attempt, 500, 30_000);
+          this.current.state = 'reconnecting';
+          this.logger.warn({ code: wrapped.code, delayMs: delay }, `WAL stream interrupted: ${wrapped.message}`);
+          await sleep(delay, this.options.signal);
+        }
+      }
+    } finally {
+      this.current.state = 'stopped';
+      await release();
+    }
+  }
+
+  /** One connection's worth of streaming. Returns true when the receiver should stop. */
+  private async session(): Promise<boolean> {
+    const client = await ReplicationClient.connect(this.options.connection);
+    const onAbort = () => client.destroy();
+    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const identity = await client.identifySystem();
+      const segmentSize = parseSegmentSize(await client.show('wal_segment_size'));
+      const repository = await Repository.openFor(this.options.store, {
+        systemId: identity.systemId,
+        walSegmentSize: segmentSize,
+        serverVersion: await client.show('server_version'),
+      });
+      await this.archiveHistories(client, repository, identity.timeline);
+      const slot = await client.readSlot(this.options.slotName);
+      const consistentPoint = slot ? undefined : parseLsn(await client.createSlot(this.options.slotName));
+      const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : consistentPoint ?? parseLsn(identity.xlogpos);
+      let { timeline, startLsn } = await this.startPoint(repository, identity.timeline, slotLsn, segmentSize);
+      this.current.state = 'streaming';
+      for (;;) {
+        const next = await this.streamTimeline(client, repository, timeline, startLsn);
+        if (next === 'stop') return true;
+        await this.archiveHistories(client, repository, next.timeline);
+        this.logger.info({ from: timeline, to: next.timeline, at: formatLsn(next.switchLsn) }, 'timeline switch');
+        timeline = next.timeline;
+        startLsn = segmentStart(next.switchLsn, segmentSize);
+      }
+    } finally {
+      this.options.signal?.removeEventListener('abort', onAbort);
+      await client.close();
+    }
+  }
+
+  /** Where to resume: the start of the partial segment, after the last archived one, or the slot. */
+  private async startPoint(repository: Repository, serverTimeline: number, slotLsn: Lsn, segmentSize: number) {
+    const inventory = await readWalInventory(repository);
+    const partial = inventory.partials.sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn))[0];
+    if (partial) return { timeline: partial.timeline, startLsn: partial.startLsn };
+    let best: { timeline: number; startLsn: Lsn } | undefined;
+    for (const [timeline, records] of inventory.segments) {
+      const last = records.at(-1);
+      if (!last || timeline > serverTimeline) continue;
+      const after = parseLsn(last.startLsn) + BigInt(segmentSize);
+      if (!best || timeline > best.timeline || (timeline === best.timeline && after > best.startLsn)) {
+        best = { timeline, startLsn: after };
+      }
+    }
+    const slotStart = segmentStart(slotLsn, segmentSize);
+    if (best && best.startLsn < slotStart) {
+      this.logger.warn({ archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) }, 'WAL gap: the server no longer has WAL the repository lacks');
+      return { timeline: serverTimeline, startLsn: slotStart };
+    }
+    return best ?? { timeline: serverTimeline, startLsn: slotStart };
+  }
+
+  private async archiveHistories(client: ReplicationClient, repository: Repository, upTo: number): Promise<void> {
+    for (let timeline = 2; timeline <= upTo; timeline += 1) {
+      if (await repository.store.stat(historyKey(timeline))) continue;
+      const { content } = await client.timelineHistory(timeline);
+      await repository.store.putBuffer(historyKey(timeline), content);
+    }
+  }
+
+  /**
+   * Streams one timeline from `startLsn` (a segment start). Returns 'stop' when done, or the
+   * next timeline when the server ended this one.
+   */
+  private async streamTimeline(
+    client: ReplicationClient,
+    repository: Repository,
+    timeline: number,
+    startLsn: Lsn,
+  ): Promise<'stop' | { timeline: number; switchLsn: Lsn }> {
+    const segmentSize = repository.meta.walSegmentSize;
+    const command = client.stream(
+      `START_REPLICATION SLOT ${quoteIdent(this.options.slotName)} PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`,
+    );
+    const segment = new SegmentWriter(repository, timeline, segmentSize);
+    await segment.open(startLsn);
+    let flushed = startLsn;
+    let lastStatusAt = 0;
+    let lastStateAt = 0;
+    let caughtUpAt: Date | undefined;
+    let serverEnded = false;
+    let stopping = false;
+    let nextTimeline: { timeline: number; switchLsn: Lsn } | undefined;
+
+    const flush = async (replyNow: boolean) => {
+      if (segment.position > flushed) {
+        await segment.sync();
+        flushed = segment.position;
+        this.current.flushedLsn = formatLsn(flushed);
+        this.options.onFlush?.(flushed, timeline);
+      }
+      if (!serverEnded && !stopping) {
+        command.sendCopyData(encodeStatusUpdate(flushed, flushed, replyNow));
+        lastStatusAt = Date.now();
+      }
+    };
+
+    try {
+      for await (const event of command.events) {
+        if (event.kind === 'copy-data' && !serverEnded) {
+          const type = event.data[0];
+          this.current.lastMessageAt = new Date().toISOString();
+          if (type === 0x77 /* 'w' */) {
+            const message = decodeXLogData(event.data);
+            await segment.write(message.dataStart, message.payload);
+            if (command.events.pending === 0) await flush(false);
+            if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
+          } else if (type === 0x6b /* 'k' */) {
+            const keepalive = decodeKeepalive(event.data);
+            if (keepalive.replyRequested || Date.now() - lastStatusAt > STATUS_INTERVAL_MS) await flush(keepalive.replyRequested);
+            if (flushed >= keepalive.walEnd) caughtUpAt = pgTimeToDate(keepalive.sendTime);
+          }
+          if (caughtUpAt && Date.now() - lastStateAt > STATE_WRITE_INTERVAL_MS) {
+            await this.writeState(repository, timeline, flushed, caughtUpAt);
+            lastStateAt = Date.now();
+            this.current.caughtUpAt = caughtUpAt.toISOString();
+          }
+          if (this.options.stopAtLsn !== undefined && flushed >= this.options.stopAtLsn && !stopping) {
+            stopping = true;
+            command.endCopy();
+          }
+        } else if (event.kind === 'copy-done' && !stopping) {
+          // The server finished this timeline; acknowledge and read where the next one starts.
+          serverEnded = true;
+          await flush(false);
+          command.endCopy();
+        } else if (event.kind === 'row' && serverEnded) {
+          nextTimeline = { timeline: Number(event.values[0]), switchLsn: parseLsn(event.values[1] ?? '0/0') };
+        }
+      }
+    } catch (error) {
+      if (!this.options.signal?.aborted) throw error;
+    } finally {
+      await segment.sync().catch(() => undefined);
+      if (caughtUpAt) await this.writeState(repository, timeline, segment.position, caughtUpAt).catch(() => undefined);
+    }
+    if (nextTimeline) {
+      // The rest of this timeline's last segment will never come: archive what it has.
+      await segment.finishPartial();
+      return nextTimeline;
+    }
+    await segment.close();
+    if (this.options.signal?.aborted || stopping) return 'stop';
+    throw new WardenError('WARDEN_E_PROTOCOL', 'the WAL stream ended unexpectedly');
+  }
+
+  private async writeState(repository: Repository, timeline: number, flushed: Lsn, caughtUpAt: Date): Promise<void> {
+    const state: StreamState = {
+      timeline,
+      flushedLsn: formatLsn(flushed),
+      caughtUpAt: caughtUpAt.toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+    await repository.store.putBuffer(STREAM_STATE_KEY, Buffer.from(JSON.stringify(state)));
+  }
+}
+
+/** The segment being received: kept in memory and appended to the repository's partial file. */
+class SegmentWriter {
+  private buffer: Buffer;
+  private appender: Appender | undefined;
+  private segmentStartLsn: Lsn = 0n;
+  private filled = 0;
+
+  constructor(
+    private readonly repository: Repository,
+    private readonly timeline: number,
+    private readonly segmentSize: number,
+  ) {
+    this.buffer = Buffer.alloc(segmentSize);
+  }
+
+  get position(): Lsn {
+    return this.segmentStartLsn + BigInt(this.filled);
+  }
+
+  private get name(): string {
+    return segmentName(this.timeline, this.segmentStartLsn, this.segmentSize);
+  }
+
+  async open(startLsn: Lsn): Promise<void> {
+    this.segmentStartLsn = startLsn;
+    this.filled = 0;
+    this.buffer.fill(0);
+    this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
+    // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
+    if (this.appender.size > 0) await this.appender.truncate(0);
+  }
+
+  async write(dataStart: Lsn, payload: Buffer): Promise<void> {
+    if (dataStart !== this.position) {
+      throw new WardenError('WARDEN_E_PROTOCOL', `WAL data starts at ${formatLsn(dataStart)}, expected ${formatLsn(this.position)}`);
+    }
+    let offset = 0;
+    while (offset < payload.length) {
+      const room = this.segmentSize - this.filled;
+      const piece = payload.subarray(offset, offset + room);
+      piece.copy(this.buffer, this.filled);
+      await this.appender!.append(piece);
+      this.filled += piece.length;
+      offset += piece.length;
+      if (this.filled === this.segmentSize) await this.finishSegment();
+    }
+  }
+
+  async sync(): Promise<void> {
+    await this.appender?.sync();
+  }
+
+  /** A full segment: archive it compressed, then drop the partial file and start the next. */
+  private async finishSegment(): Promise<void> {
+    await this.archive(this.segmentSize);
+    await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
+  }
+
+  /** The timeline ended inside this segment: archive its valid prefix. */
+  async finishPartial(): Promise<void> {
+    if (this.filled > 0) await this.archive(this.filled);
+    else await this.close();
+  }
+
+  private async archive(validBytes: number): Promise<void> {
+    const key = partialKey(this.timeline, this.name);
+    await archiveSegment(this.repository, this.timeline, this.name, this.buffer, validBytes);
+    await this.appender?.close();
+    this.appender = undefined;
+    await this.repository.store.delete(key);
+  }
+
+  async close(): Promise<void> {
+    await this.appender?.close();
+    this.appender = undefined;
+  }
+}

@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import pg from 'pg';
+import { WardenError } from '../errors.ts';
+import { describeConnection, type ConnectionConfig } from './connection-config.ts';
+
+const SSL_REQUEST_CODE = 80877103;
+
+/**
+ * Asks the server whether it speaks TLS (the SSLRequest handshake), without authenticating.
+ * `pg` has no "prefer" mode, so Warden decides before connecting.
+ */
+export async function serverOffersTls(config: ConnectionConfig, timeoutMs = 10_000): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: config.host, port: config.port });
+    socket.setTimeout(timeoutMs);
+    const request = Buffer.alloc(8);
+    request.writeInt32BE(8, 0);
+    request.writeInt32BE(SSL_REQUEST_CODE, 4);
+    socket.once('connect', () => socket.write(request));
+    socket.once('data', (data) => {
+      socket.destroy();
+      resolve(data[0] === 0x53 /* 'S' */);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      reject(unreachable(config, Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })));
+    });
+    socket.once('error', (error) => reject(unreachable(config, error)));
+  });
+}
+
+export interface ConnectOptions {
+  replication?: boolean;
+  connectTimeoutMs?: number;
+}
+
+/** Opens a connection (a plain SQL session, or a physical replication session). */
+export async function connect(config: ConnectionConfig, options: ConnectOptions = {}): Promise<pg.Client> {
+  const useTls = await decideTls(config);
+  const client = new pg.Client({
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    password: config.password,
+    database: config.database,
+    application_name: config.applicationName,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 15_000,
+    keepAlive: true,
+    ssl: useTls
+      ? { rejectUnauthorized: true, ca: config.tlsCa ? readFileSync(config.tlsCa, 'utf8') : undefined }
+      : false,
+    ...(options.replication ? { replication: 'true' } : {}),
+  } as pg.ClientConfig);
+  // An idle client whose server goes away emits 'error'; the owner sees it on the next call.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw mapConnectError(config, error, options.replication === true);
+  }
+  return client;
+}
+
+async function decideTls(config: ConnectionConfig): Promise<boolean> {
+  if (config.tls === 'disable') return false;
+  const offered = await serverOffersTls(config);
+  if (!offered && config.tls === 'require') {
+    throw new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS is required but ${describeConnection(config)} does not offer it`, {
+      hint: 'Turn on ssl in the server configuration, or set tls: prefer/disable for a trusted network.',
+      details: { connection: describeConnection(config) },
+    });
+  }
+  return offered;
+}
+
+/** Maps driver errors to catalogue codes by their structured `code` (SQLSTATE or errno). */
+export function mapConnectError(config: ConnectionConfig, error: unknown, replication: boolean): WardenError {
+  if (error instanceof WardenError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  const where = describeConnection(config);
+  const sqlDetails = { connection: where, sqlstate: code };
+  if (['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN'].includes(code)) {
+    return unreachable(config, error);
+  }
+  if (code === '28P01') {
+    return new WardenError('WARDEN_E_AUTH_FAILED', `password authentication failed for ${where}`, {
+      hint: 'Check the user name and password.',
+      details: sqlDetails,
+      cause: error,
+    });
+  }
+  if (code === '28000') {
+    return new WardenError(
+      replication ? 'WARDEN_E_ROLE_NOT_REPLICATION' : 'WARDEN_E_AUTH_FAILED',
+      `the server's pg_hba.conf rejects ${replication ? 'replication ' : ''}connections for ${where}`,
+      { hint: `Add a "host ${replication ? 'replication' : 'all'} ${config.user} <address> scram-sha-256" line.`, details: sqlDetails, cause: error },
+    );
+  }
+  if (code === '42501' && replication) {
+    return new WardenError('WARDEN_E_ROLE_NOT_REPLICATION', `role "${config.user}" may not start a replication connection`, {
+      hint: `ALTER ROLE ${config.user} REPLICATION;`,
+      details: sqlDetails,
+      cause: error,
+    });
+  }
+  if (code === '53300' && replication) {
+    return new WardenError('WARDEN_E_NO_WAL_SENDERS', `no WAL sender slot free on ${where} (max_wal_senders reached)`, {
+      hint: 'Raise max_wal_senders (needs a restart) or stop other replication clients.',
+      details: sqlDetails,
+      cause: error,
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if (/^[0-9A-Z]{5}$/.test(code)) {
+    return new WardenError('WARDEN_E_SERVER_ERROR', `${where}: ${message}`, { details: sqlDetails, cause: error });
+  }
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
+    return new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS verification of ${where} failed: ${message}`, {
+      hint: 'Give the CA that signed the server certificate (tls.ca / sslrootcert).',
+      details: sqlDetails,
+      cause: error,
+    });
+  }
+  return unreachable(config, error);
+}
+
+function unreachable(config: ConnectionConfig, error: unknown): WardenError {
+  const code = (error as { code?: string }).code;
+  return new WardenError('WARDEN_E_DB_UNREACHABLE', `cannot reach PostgreSQL at ${config.host}:${config.port} (${code ?? 'error'})`, {
+    hint: 'Check the host and port, and that the server is running and listening on that address.',
+    details: { connection: describeConnection(config), errno: code },
+    cause: error,
+  });
+}

@@ -1,0 +1,197 @@
+import type pg from 'pg';
+import { WardenError } from '../errors.ts';
+import { EventQueue } from '../util/event-queue.ts';
+import { connect } from './connect.ts';
+import type { ConnectionConfig } from './connection-config.ts';
+
+/** What a replication command sends back, in order. CopyData payloads are copied (pg reuses its buffer). */
+export type ReplicationEvent =
+  | { kind: 'columns'; names: string[] }
+  | { kind: 'row'; values: Array<string | null> }
+  | { kind: 'command-complete' }
+  | { kind: 'copy-data'; data: Buffer }
+  | { kind: 'copy-done' };
+
+export interface SystemIdentity {
+  systemId: string;
+  timeline: number;
+  xlogpos: string;
+}
+
+/** The slice of pg's Connection a streaming command uses. */
+interface WireConnection {
+  query(text: string): void;
+  sendCopyFromChunk(chunk: Buffer): void;
+  endCopyFrom(): void;
+  stream: { pause(): void; resume(): void };
+  on(event: string, listener: (...args: unknown[]) => void): void;
+  removeListener(event: string, listener: (...args: unknown[]) => void): void;
+}
+
+const QUEUE_HIGH_WATER = 8 * 1024 * 1024;
+
+/**
+ * A command running on a replication connection, consumed as an async stream of events.
+ * It plugs into pg's query queue (the "submittable" contract) so pg keeps doing TLS, auth and
+ * message framing; the socket is paused while the consumer lags (bounded memory).
+ */
+export class StreamingCommand {
+  readonly events: EventQueue<ReplicationEvent>;
+  private connection: WireConnection | undefined;
+  private readonly onCopyDone = () => this.events.push({ kind: 'copy-done' });
+
+  constructor(
+    private readonly sql: string,
+    flow: { pause(): void; resume(): void },
+  ) {
+    this.events = new EventQueue(QUEUE_HIGH_WATER, flow);
+  }
+
+  /** Sends a CopyData message (standby status updates) while in CopyBoth mode. */
+  sendCopyData(chunk: Buffer): void {
+    this.connection?.sendCopyFromChunk(chunk);
+  }
+
+  /** Leaves CopyBoth mode from the client side (CopyDone). */
+  endCopy(): void {
+    this.connection?.endCopyFrom();
+  }
+
+  // --- pg submittable contract -------------------------------------------------------------
+  submit(connection: WireConnection): void {
+    this.connection = connection;
+    connection.on('copyDone', this.onCopyDone);
+    connection.query(this.sql);
+  }
+  handleRowDescription(message: { fields: Array<{ name: string }> }): void {
+    this.events.push({ kind: 'columns', names: message.fields.map((field) => field.name) });
+  }
+  handleDataRow(message: { fields: Array<string | null> }): void {
+    this.events.push({ kind: 'row', values: message.fields });
+  }
+  handleCommandComplete(): void {
+    this.events.push({ kind: 'command-complete' });
+  }
+  handleEmptyQuery(): void {}
+  handleCopyData(message: { chunk: Buffer }): void {
+    const data = Buffer.from(message.chunk);
+    this.events.push({ kind: 'copy-data', data }, data.length);
+  }
+  handleError(error: Error & { code?: string }): void {
+    this.detach();
+    this.events.fail(
+      new WardenError('WARDEN_E_SERVER_ERROR', `replication command failed: ${error.message}`, {
+        details: { command: this.sql.split(' ')[0], sqlstate: error.code },
+        cause: error,
+      }),
+    );
+  }
+  handleReadyForQuery(): void {
+    this.detach();
+    this.events.end();
+  }
+  private detach(): void {
+    this.connection?.removeListener('copyDone', this.onCopyDone);
+  }
+}
+
+/** A physical replication connection: IDENTIFY_SYSTEM, slots, BASE_BACKUP, START_REPLICATION. */
+export class ReplicationClient {
+  private closed = false;
+
+  private constructor(private readonly client: pg.Client) {
+    client.on('end', () => (this.closed = true));
+  }
+
+  static async connect(config: ConnectionConfig): Promise<ReplicationClient> {
+    return new ReplicationClient(await connect(config, { replication: true }));
+  }
+
+  /** Runs a replication command whose result is small (rows as column-name → text). */
+  async command(sql: string): Promise<Array<Record<string, string | null>>> {
+    const rows: Array<Record<string, string | null>> = [];
+    let names: string[] = [];
+    for await (const event of this.stream(sql).events) {
+      if (event.kind === 'columns') names = event.names;
+      if (event.kind === 'row') rows.push(Object.fromEntries(names.map((name, i) => [name, event.values[i] ?? null])));
+    }
+    return rows;
+  }
+
+  /** Starts a command and returns it for streaming consumption. */
+  stream(sql: string): StreamingCommand {
+    if (this.closed) throw new WardenError('WARDEN_E_PROTOCOL', 'replication connection is closed');
+    const socket = (this.client as unknown as { connection: WireConnection }).connection.stream;
+    const command = new StreamingCommand(sql, { pause: () => socket.pause(), resume: () => socket.resume() });
+    this.client.on('end', () =>
+      command.events.fail(new WardenError('WARDEN_E_PROTOCOL', 'the server closed the replication connection')),
+    );
+    void this.client.query(command as unknown as pg.QueryConfig).catch?.(() => undefined);
+    return command;
+  }
+
+  async identifySystem(): Promise<SystemIdentity> {
+    const [row] = await this.command('IDENTIFY_SYSTEM');
+    if (!row?.systemid || !row.timeline || !row.xlogpos) {
+      throw new WardenError('WARDEN_E_PROTOCOL', 'IDENTIFY_SYSTEM returned no row');
+    }
+    return { systemId: row.systemid, timeline: Number(row.timeline), xlogpos: row.xlogpos };
+  }
+
+  async show(setting: string): Promise<string> {
+    const [row] = await this.command(`SHOW ${setting}`);
+    const value = row ? Object.values(row)[0] : undefined;
+    if (value === undefined || value === null) throw new WardenError('WARDEN_E_PROTOCOL', `SHOW ${setting} returned nothing`);
+    return value;
+  }
+
+  /** The slot's restart LSN and timeline, or undefined when the slot does not exist. */
+  async readSlot(name: string): Promise<{ restartLsn: string | null; restartTli: number | null } | undefined> {
+    const [row] = await this.command(`READ_REPLICATION_SLOT ${quoteIdent(name)}`);
+    if (!row || row.slot_type === null) return undefined;
+    return { restartLsn: row.restart_lsn ?? null, restartTli: row.restart_tli ? Number(row.restart_tli) : null };
+  }
+
+  /** Creates a physical slot that reserves WAL from now on; returns its consistent point. */
+  async createSlot(name: string): Promise<string> {
+    const [row] = await this.command(`CREATE_REPLICATION_SLOT ${quoteIdent(name)} PHYSICAL RESERVE_WAL`);
+    return row?.consistent_point ?? '0/0';
+  }
+
+  async dropSlot(name: string): Promise<void> {
+    await this.command(`DROP_REPLICATION_SLOT ${quoteIdent(name)}`);
+  }
+
+  async timelineHistory(timeline: number): Promise<{ filename: string; content: Buffer }> {
+    const command = this.stream(`TIMELINE_HISTORY ${timeline}`);
+    let values: Array<string | null> = [];
+    for await (const event of command.events) if (event.kind === 'row') values = event.values;
+    const [filename, content] = values;
+    if (!filename) throw new WardenError('WARDEN_E_PROTOCOL', `TIMELINE_HISTORY ${timeline} returned no file`);
+    return { filename, content: Buffer.from(content ?? '', 'utf8') };
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.end().catch(() => undefined);
+  }
+
+  /** Ends the connection at once (abandoning a running stream). */
+  destroy(): void {
+    this.closed = true;
+    (this.client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}

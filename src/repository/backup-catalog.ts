@@ -1,0 +1,96 @@
+import { WardenError } from '../errors.ts';
+import type { Compression } from '../pipeline/compression.ts';
+import type { Repository } from './repository.ts';
+
+/** One stored object of a backup, with what is needed to check it without the database. */
+export interface StoredObject {
+  key: string;
+  /** Bytes as stored (after compression). */
+  size: number;
+  /** SHA-256 of the stored bytes. */
+  sha256: string;
+  /** Bytes before compression. */
+  rawSize: number;
+}
+
+export interface ArchiveObject extends StoredObject {
+  /** Archive name from BASE_BACKUP: `base.tar` or `<spcoid>.tar`. */
+  archive: string;
+  /** Tablespace OID and original location; absent for the main data directory. */
+  tablespace?: { oid: string; location: string };
+}
+
+/**
+ * `backups/<id>/backup.json`: the commit marker of a backup. Written last, after every object
+ * it lists is durable; a backup directory without it is an unfinished attempt and ignored.
+ */
+export interface BackupRecord {
+  format: 1;
+  id: string;
+  /** Optional descriptive name (`pre-v1.13.0-upgrade`); named backups are kept until deleted. */
+  name?: string;
+  kind: 'full';
+  systemId: string;
+  timeline: number;
+  startLsn: string;
+  endLsn: string;
+  /** Server clock when the backup started / became consistent at `endLsn`. */
+  startTime: string;
+  endTime: string;
+  serverVersion: string;
+  compression: Compression;
+  /** Where compression ran: here, or on the server (BASE_BACKUP COMPRESSION). */
+  compressedOn: 'client' | 'server';
+  archives: ArchiveObject[];
+  manifest: StoredObject;
+  durationMs: number;
+}
+
+const BACKUPS = 'backups/';
+
+export function backupPrefix(id: string): string {
+  return `${BACKUPS}${id}/`;
+}
+
+export async function listBackups(repository: Repository): Promise<BackupRecord[]> {
+  const keys = await repository.store.list(BACKUPS);
+  const records: BackupRecord[] = [];
+  for (const key of keys.filter((k) => k.endsWith('/backup.json'))) {
+    records.push(parseRecord(await repository.store.getBuffer(key), key));
+  }
+  return records.sort((a, b) => a.endTime.localeCompare(b.endTime));
+}
+
+export async function getBackup(repository: Repository, idOrName: string): Promise<BackupRecord> {
+  const all = await listBackups(repository);
+  const found = all.find((record) => record.id === idOrName) ?? all.find((record) => record.name === idOrName);
+  if (!found) {
+    throw new WardenError('WARDEN_E_BACKUP_NOT_FOUND', `no backup "${idOrName}" in ${repository.location}`, {
+      hint: 'Run `warden backup list` to see the backups.',
+      details: { id: idOrName, known: all.map((record) => record.id) },
+    });
+  }
+  return found;
+}
+
+export async function commitBackup(repository: Repository, record: BackupRecord): Promise<void> {
+  await repository.store.putBuffer(`${backupPrefix(record.id)}backup.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
+}
+
+/** A new backup id: UTC start time, like 20261122-143005F. */
+export function newBackupId(now: Date, existing: ReadonlySet<string>): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  let id = `${stamp}F`;
+  for (let n = 2; existing.has(id); n += 1) id = `${stamp}F${n}`;
+  return id;
+}
+
+function parseRecord(data: Buffer, key: string): BackupRecord {
+  try {
+    const record = JSON.parse(data.toString('utf8')) as BackupRecord;
+    if (record.format !== 1) throw new Error(`format ${String(record.format)}`);
+    return record;
+  } catch (cause) {
+    throw new WardenError('WARDEN_E_REPO_FORMAT', `${key} cannot be read`, { details: { object: key }, cause });
+  }
+}

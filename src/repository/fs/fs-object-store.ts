@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { WardenError } from '../../errors.ts';
+import type { Appender, ObjectStore } from '../object-store.ts';
+
+/**
+ * The filesystem adapter: objects are files under a root directory. Writes go to a temp file,
+ * are fsynced, renamed into place and the directory fsynced, so a crash leaves either the old
+ * state or the new object, never a torn one. Leftover `*.tmp-*` files are ignored by `list`.
+ */
+export class FsObjectStore implements ObjectStore {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  get location(): string {
+    return this.root;
+  }
+
+  async put(key: string, source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}) {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    const out = createWriteStream(temp, { highWaterMark: 1024 * 1024 });
+    let size = 0;
+    try {
+      await pipeline(
+        source,
+        async function* count(chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        out,
+        { signal: options.signal },
+      );
+      await syncFile(temp);
+      await rename(temp, target);
+      await syncDir(path.dirname(target));
+      return { size };
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw ioError(error, `writing ${key}`);
+    }
+  }
+
+  async putBuffer(key: string, data: Buffer): Promise<void> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      const handle = await open(temp, 'w');
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, target);
+      await syncDir(path.dirname(target));
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw ioError(error, `writing ${key}`);
+    }
+  }
+
+  get(key: string): Readable {
+    return createReadStream(this.pathOf(key), { highWaterMark: 1024 * 1024 });
+  }
+
+  async getBuffer(key: string): Promise<Buffer> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      throw ioError(error, `reading ${key}`);
+    }
+  }
+
+  async stat(key: string): Promise<{ size: number } | undefined> {
+    try {
+      const info = await stat(this.pathOf(key));
+      return { size: info.size };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioError(error, `inspecting ${key}`);
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const base = this.pathOf(prefix);
+    const keys: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw ioError(error, `listing ${prefix}`);
+      }
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (!entry.name.includes('.tmp-')) keys.push(path.relative(this.root, full).split(path.sep).join('/'));
+      }
+    };
+    await walk(base);
+    return keys.sort();
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true, recursive: true });
+  }
+
+  async openAppender(key: string): Promise<Appender> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    const handle = await open(target, 'a+');
+    const size = (await handle.stat()).size;
+    await syncDir(path.dirname(target));
+    return new FsAppender(handle, size);
+  }
+
+  async createExclusive(key: string, data: Buffer): Promise<boolean> {
+    const target = this.pathOf(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    try {
+      const handle = await open(target, 'wx');
+      try {
+        await handle.writeFile(data);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw ioError(error, `creating ${key}`);
+    }
+  }
+
+  private pathOf(key: string): string {
+    const resolved = path.resolve(this.root, key);
+    if (resolved !== this.root && !resolved.startsWith(this.root + path.sep)) {
+      throw new WardenError('WARDEN_E_INTERNAL', `object key escapes the repository: ${key}`);
+    }
+    return resolved;
+  }
+}
+
+class FsAppender implements Appender {
+  constructor(
+    private readonly handle: FileHandle,
+    private currentSize: number,
+  ) {}
+
+  get size(): number {
+    return this.currentSize;
+  }
+
+  async append(data: Buffer): Promise<void> {
+    let written = 0;
+    while (written < data.length) {
+      const { bytesWritten } = await this.handle.write(data, written, data.length - written, this.currentSize + written);
+      written += bytesWritten;
+    }
+    this.currentSize += data.length;
+  }
+
+  async sync(): Promise<void> {
+    await this.handle.datasync();
+  }
+
+  async truncate(size: number): Promise<void> {
+    await this.handle.truncate(size);
+    this.currentSize = size;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined);
+  }
+}
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function ioError(error: unknown, what: string): WardenError {
+  if (error instanceof WardenError) return error;
+  if ((error as Error).name === 'AbortError') {
+    return new WardenError('WARDEN_E_ABORTED', `${what} was cancelled`, { cause: error });
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  return new WardenError('WARDEN_E_REPO_IO', `repository I/O failed ${what}: ${code ?? (error as Error).message}`, {
+    details: { errno: code },
+    cause: error,
+  });
+}

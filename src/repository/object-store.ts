@@ -1,0 +1,34 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * The storage port: what a repository backend (a directory, later an S3 bucket) must do.
+ * Keys are `/`-separated relative paths. `put` is atomic: a reader sees the whole object or
+ * nothing, and once it resolves the object is durable.
+ */
+export interface ObjectStore {
+  /** Human description for messages (`/var/backups/warden`, `s3://bucket/prefix`). */
+  readonly location: string;
+  put(key: string, source: Readable | AsyncIterable<Buffer>, options?: { signal?: AbortSignal }): Promise<{ size: number }>;
+  putBuffer(key: string, data: Buffer): Promise<void>;
+  get(key: string): Readable;
+  getBuffer(key: string): Promise<Buffer>;
+  /** Size of an object, or undefined when absent. */
+  stat(key: string): Promise<{ size: number } | undefined>;
+  /** Keys directly or indirectly under a prefix, sorted. */
+  list(prefix: string): Promise<string[]>;
+  delete(key: string): Promise<void>;
+  /** An object that grows by appends and is made durable on `sync()` (the partial WAL segment). */
+  openAppender(key: string): Promise<Appender>;
+  /** Creates `key` only if absent; true when this caller created it (the lock primitive). */
+  createExclusive(key: string, data: Buffer): Promise<boolean>;
+}
+
+export interface Appender {
+  readonly size: number;
+  append(data: Buffer): Promise<void>;
+  /** Makes everything appended so far durable. */
+  sync(): Promise<void>;
+  /** Cuts the object to `size` bytes (used when resuming after a crash). */
+  truncate(size: number): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,68 @@
+import os from 'node:os';
+import { WardenError } from '../errors.ts';
+import type { ObjectStore } from './object-store.ts';
+import { META_KEY, parseRepositoryMeta, REPOSITORY_FORMAT, type RepositoryMeta } from './repository-meta.ts';
+
+export interface ClusterIdentity {
+  systemId: string;
+  walSegmentSize: number;
+  serverVersion: string;
+}
+
+/** A repository: an object store plus the metadata saying which cluster it protects. */
+export class Repository {
+  constructor(
+    readonly store: ObjectStore,
+    readonly meta: RepositoryMeta,
+  ) {}
+
+  get location(): string {
+    return this.store.location;
+  }
+
+  /** Opens an existing repository; fails with WARDEN_E_REPO_NOT_INITIALIZED when there is none. */
+  static async open(store: ObjectStore): Promise<Repository> {
+    if (!(await store.stat(META_KEY))) {
+      throw new WardenError('WARDEN_E_REPO_NOT_INITIALIZED', `${store.location} is not a Warden repository`, {
+        hint: 'Take a backup or start `warden wal stream` with this --repo to create it.',
+        details: { repository: store.location },
+      });
+    }
+    return new Repository(store, parseRepositoryMeta(await store.getBuffer(META_KEY), store.location));
+  }
+
+  /** Opens the repository for a cluster, creating it on first use; refuses another cluster's. */
+  static async openFor(store: ObjectStore, cluster: ClusterIdentity): Promise<Repository> {
+    if (await store.stat(META_KEY)) {
+      const repository = await Repository.open(store);
+      repository.assertSameCluster(cluster.systemId);
+      return repository;
+    }
+    const meta: RepositoryMeta = {
+      format: REPOSITORY_FORMAT,
+      systemId: cluster.systemId,
+      walSegmentSize: cluster.walSegmentSize,
+      serverVersion: cluster.serverVersion,
+      createdAt: new Date().toISOString(),
+      createdBy: `warden on ${os.hostname()}`,
+    };
+    // Exclusive create: two processes initializing at once agree on one meta file.
+    if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)))) {
+      return Repository.openFor(store, cluster);
+    }
+    return new Repository(store, meta);
+  }
+
+  assertSameCluster(systemId: string): void {
+    if (systemId !== this.meta.systemId) {
+      throw new WardenError(
+        'WARDEN_E_REPO_CLUSTER_MISMATCH',
+        `repository ${this.location} belongs to cluster ${this.meta.systemId}, not ${systemId}`,
+        {
+          hint: 'Use a separate repository for each PostgreSQL cluster.',
+          details: { repositorySystemId: this.meta.systemId, serverSystemId: systemId },
+        },
+      );
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { compress, decompress } from 'zstd-napi';
+import { WardenError } from '../errors.ts';
+import { sha256 } from '../pipeline/hashing.ts';
+import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
+import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
+import type { Repository } from './repository.ts';
+
+/**
+ * The WAL archive inside a repository:
+ *   wal/<TLI>/<segment>.zst     a complete segment, zstd-compressed
+ *   wal/<TLI>/<segment>.json    its record (checksum, commit times); written after the data,
+ *                               so a segment counts as archived only once this exists
+ *   wal/<TLI>/<segment>.partial the segment being received, raw, appended and fsynced
+ *   wal/history/<TLI>.history   timeline history files
+ *   wal/stream-state.json       the receiver's last caught-up point (LSN + server time)
+ */
+export interface SegmentRecord {
+  format: 1;
+  segment: string;
+  timeline: number;
+  startLsn: string;
+  compression: 'zstd';
+  size: number;
+  sha256: string;
+  /** Bytes of real WAL; less than the segment size only for a segment cut by a timeline switch. */
+  validBytes: number;
+  firstCommitTime?: string;
+  lastCommitTime?: string;
+  lastCommitLsn?: string;
+  commits: number;
+  restorePoints?: Array<{ name: string; lsn: string; time: string }>;
+}
+
+export interface PartialSegment {
+  key: string;
+  segment: string;
+  timeline: number;
+  startLsn: Lsn;
+  validBytes: number;
+}
+
+export interface StreamState {
+  timeline: number;
+  /** Everything before this LSN is durable in the repository. */
+  flushedLsn: string;
+  /** Server clock of the last message at which the receiver had everything the server had. */
+  caughtUpAt: string;
+  updatedAt: string;
+}
+
+export const STREAM_STATE_KEY = 'wal/stream-state.json';
+
+export function timelineDir(timeline: number): string {
+  return `wal/${timeline.toString(16).toUpperCase().padStart(8, '0')}/`;
+}
+
+export function segmentDataKey(timeline: number, segment: string): string {
+  return `${timelineDir(timeline)}${segment}.zst`;
+}
+
+export function partialKey(timeline: number, segment: string): string {
+  return `${timelineDir(timeline)}${segment}.partial`;
+}
+
+export function historyKey(timeline: number): string {
+  return `wal/history/${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+}
+
+/** Compresses and stores one finished segment, then its record (the segment's commit marker). */
+export async function archiveSegment(
+  repository: Repository,
+  timeline: number,
+  segment: string,
+  raw: Buffer,
+  validBytes: number,
+): Promise<SegmentRecord> {
+  const segmentSize = repository.meta.walSegmentSize;
+  const parsed = parseSegmentName(segment, segmentSize);
+  if (!parsed) throw new WardenError('WARDEN_E_INTERNAL', `bad segment name ${segment}`);
+  const summary = safeSummary(raw, parsed.startLsn, timeline, segmentSize, validBytes);
+  const stored = compress(raw, { compressionLevel: 3, checksumFlag: true });
+  const record: SegmentRecord = {
+    format: 1,
+    segment,
+    timeline,
+    startLsn: formatLsn(parsed.startLsn),
+    compression: 'zstd',
+    size: stored.length,
+    sha256: sha256(stored),
+    validBytes,
+    commits: summary?.commits ?? 0,
+    ...(summary?.firstCommitTime ? { firstCommitTime: summary.firstCommitTime.toISOString() } : {}),
+    ...(summary?.lastCommitTime ? { lastCommitTime: summary.lastCommitTime.toISOString() } : {}),
+    ...(summary?.lastCommitLsn !== undefined ? { lastCommitLsn: formatLsn(summary.lastCommitLsn) } : {}),
+  };
+  await repository.store.putBuffer(segmentDataKey(timeline, segment), stored);
+  await repository.store.putBuffer(`${timelineDir(timeline)}${segment}.json`, Buffer.from(JSON.stringify(record)));
+  return record;
+}
+
+function safeSummary(raw: Buffer, startLsn: Lsn, timeline: number, segmentSize: number, validBytes: number): SegmentSummary | undefined {
+  try {
+    return summarizeSegment(raw, { timeline, startLsn, segmentSize, validBytes });
+  } catch {
+    // A summary only speeds up planning; an unparsable segment is still archived as received.
+    return undefined;
+  }
+}
+
+export interface WalInventory {
+  /** Archived segments per timeline, sorted by segment name. */
+  segments: Map<number, SegmentRecord[]>;
+  partials: PartialSegment[];
+  histories: number[];
+  streamState?: StreamState;
+}
+
+export async function readWalInventory(repository: Repository): Promise<WalInventory> {
+  const keys = await repository.store.list('wal/');
+  const segmentSize = repository.meta.walSegmentSize;
+  const segments = new Map<number, SegmentRecord[]>();
+  const partials: PartialSegment[] = [];
+  const histories: number[] = [];
+  for (const key of keys) {
+    const file = key.slice(key.lastIndexOf('/') + 1);
+    if (key.startsWith('wal/history/')) {
+      histories.push(parseInt(file.slice(0, 8), 16));
+    } else if (file.endsWith('.json') && file.length === 29) {
+      const record = JSON.parse((await repository.store.getBuffer(key)).toString('utf8')) as SegmentRecord;
+      const list = segments.get(record.timeline) ?? [];
+      list.push(record);
+      segments.set(record.timeline, list);
+    } else if (file.endsWith('.partial')) {
+      const segment = file.slice(0, 24);
+      const parsed = parseSegmentName(segment, segmentSize);
+      const info = await repository.store.stat(key);
+      if (parsed && info) partials.push({ key, segment, timeline: parsed.timeline, startLsn: parsed.startLsn, validBytes: info.size });
+    }
+  }
+  for (const list of segments.values()) list.sort((a, b) => a.segment.localeCompare(b.segment));
+  const state = keys.includes(STREAM_STATE_KEY)
+    ? (JSON.parse((await repository.store.getBuffer(STREAM_STATE_KEY)).toString('utf8')) as StreamState)
+    : undefined;
+  return { segments, partials, histories: histories.sort((a, b) => a - b), ...(state ? { streamState: state } : {}) };
+}
+
+/** Reads an archived segment back, checking its checksum; returns the raw 16 MB (or configured) segment. */
+export async function readSegment(repository: Repository, record: SegmentRecord): Promise<Buffer> {
+  const key = segmentDataKey(record.timeline, record.segment);
+  const stored = await repository.store.getBuffer(key);
+  if (stored.length !== record.size || sha256(stored) !== record.sha256) {
+    throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} does not match its recorded checksum`, {
+      hint: 'The repository was damaged; PITR through this segment is impossible from this copy.',
+      details: { object: key, expectedSize: record.size, actualSize: stored.length },
+    });
+  }
+  try {
+    return decompress(stored);
+  } catch (cause) {
+    throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} cannot be decompressed`, { details: { object: key }, cause });
+  }
+}

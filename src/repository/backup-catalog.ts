@@ -16,6 +16,8 @@ export interface StoredObject {
 export interface ArchiveObject extends StoredObject {
   /** Archive name from BASE_BACKUP: `base.tar` or `<spcoid>.tar`. */
   archive: string;
+  /** How this object is compressed (server-compressed archives keep the server's format). */
+  compression: Compression;
   /** Tablespace OID and original location; absent for the main data directory. */
   tablespace?: { oid: string; location: string };
 }

@@ -14,8 +14,8 @@ export interface ObjectStore {
   getBuffer(key: string): Promise<Buffer>;
   /** Size of an object, or undefined when absent. */
   stat(key: string): Promise<{ size: number } | undefined>;
-  /** Keys directly or indirectly under a prefix, sorted. */
-  list(prefix: string): Promise<string[]>;
+  /** Keys directly or indirectly under a prefix, sorted. `includeIncomplete` adds unfinished writes. */
+  list(prefix: string, options?: { includeIncomplete?: boolean }): Promise<string[]>;
   delete(key: string): Promise<void>;
   /** An object that grows by appends and is made durable on `sync()` (the partial WAL segment). */
   openAppender(key: string): Promise<Appender>;

@@ -93,7 +93,7 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
-  async list(prefix: string): Promise<string[]> {
+  async list(prefix: string, options: { includeIncomplete?: boolean } = {}): Promise<string[]> {
     const base = this.pathOf(prefix);
     const keys: string[] = [];
     const walk = async (dir: string): Promise<void> => {
@@ -107,7 +107,7 @@ export class FsObjectStore implements ObjectStore {
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
         if (entry.isDirectory()) await walk(full);
-        else if (!entry.name.includes('.tmp-')) keys.push(path.relative(this.root, full).split(path.sep).join('/'));
+        else if (options.includeIncomplete || !entry.name.includes('.tmp-')) keys.push(path.relative(this.root, full).split(path.sep).join('/'));
       }
     };
     await walk(base);

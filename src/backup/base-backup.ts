@@ -1,0 +1,252 @@
+import type { Logger } from 'pino';
+import { WardenError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import type { ConnectionConfig } from '../postgres/connection-config.ts';
+import { checkReplicationPrerequisites, serverNow } from '../postgres/preflight.ts';
+import { ReplicationClient, quoteLiteral } from '../postgres/replication-client.ts';
+import { compressionExtension, type Compression } from '../pipeline/compression.ts';
+import { ObjectSink } from '../pipeline/object-sink.ts';
+import {
+  backupPrefix,
+  commitBackup,
+  listBackups,
+  newBackupId,
+  type ArchiveObject,
+  type BackupRecord,
+  type StoredObject,
+} from '../repository/backup-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { acquireLock } from '../repository/repository-lock.ts';
+import { StepRecorder, type StepReport } from '../util/report.ts';
+import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
+import { ensureWalArchived } from './wal-coverage.ts';
+
+export interface BackupOptions {
+  connection: ConnectionConfig;
+  store: ObjectStore;
+  slotName: string;
+  compression: Compression;
+  compressionLevel?: number;
+  /** Let the server compress (PG15+ BASE_BACKUP COMPRESSION): spends server CPU, saves client CPU. */
+  serverCompression?: boolean;
+  name?: string;
+  logger?: Logger;
+  signal?: AbortSignal;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+export interface BackupReport {
+  backup: BackupRecord;
+  steps: StepReport[];
+}
+
+/**
+ * Takes a full physical base backup over the replication protocol (no pg_basebackup), streams
+ * each tar archive through compression and SHA-256 into the repository, stores PostgreSQL's
+ * backup_manifest, makes sure the WAL from start to end LSN is archived, and only then writes
+ * the commit marker. Any failure removes what this attempt wrote.
+ */
+export async function takeBackup(options: BackupOptions): Promise<BackupReport> {
+  const logger = options.logger ?? silentLogger;
+  const steps = new StepRecorder();
+  await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
+  const client = await ReplicationClient.connect(options.connection);
+  let release: (() => Promise<void>) | undefined;
+  let prefix: string | undefined;
+  try {
+    const identity = await client.identifySystem();
+    const repository = await Repository.openFor(options.store, {
+      systemId: identity.systemId,
+      walSegmentSize: parseSegmentSize(await client.show('wal_segment_size')),
+      serverVersion: await client.show('server_version'),
+    });
+    release = await acquireLock(options.store, 'backup', 'base backup');
+    await removeUnfinishedBackups(repository, logger);
+    // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
+    if (!(await client.readSlot(options.slotName))) await client.createSlot(options.slotName);
+
+    const existing = new Set((await listBackups(repository)).map((record) => record.id));
+    const startTime = await serverNow(options.connection);
+    const id = newBackupId(startTime, existing);
+    prefix = backupPrefix(id);
+    const started = performance.now();
+    const streamed = await steps.run(
+      'stream base backup',
+      () => streamBaseBackup(client, repository, prefix!, id, options),
+      (result) => `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
+    );
+    await client.close();
+    const endTime = await serverNow(options.connection);
+    await steps.run('archive WAL to end of backup', () =>
+      ensureWalArchived({ ...options, repository, endLsn: parseLsn(streamed.endLsn), logger }),
+    );
+    const record: BackupRecord = {
+      format: 1,
+      id,
+      ...(options.name ? { name: options.name } : {}),
+      kind: 'full',
+      systemId: identity.systemId,
+      timeline: streamed.timeline,
+      startLsn: streamed.startLsn,
+      endLsn: streamed.endLsn,
+      startTime: startTime.toISOString(),
+      endTime: endTime.toISOString(),
+      serverVersion: repository.meta.serverVersion,
+      compression: options.compression,
+      compressedOn: options.serverCompression ? 'server' : 'client',
+      archives: streamed.archives,
+      manifest: streamed.manifest,
+      durationMs: Math.round(performance.now() - started),
+    };
+    await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
+    await steps.run('commit', () => commitBackup(repository, record));
+    logger.info({ id, startLsn: record.startLsn, endLsn: record.endLsn }, 'backup committed');
+    return { backup: record, steps: steps.steps };
+  } catch (error) {
+    if (prefix) await options.store.delete(prefix).catch(() => undefined);
+    throw error;
+  } finally {
+    await client.close();
+    await release?.();
+  }
+}
+
+interface StreamedBackup {
+  startLsn: string;
+  endLsn: string;
+  timeline: number;
+  archives: ArchiveObject[];
+  manifest: StoredObject;
+}
+
+async function streamBaseBackup(
+  client: ReplicationClient,
+  repository: Repository,
+  prefix: string,
+  id: string,
+  options: BackupOptions,
+): Promise<StreamedBackup> {
+  const serverCompressed = options.serverCompression === true && options.compression !== 'none';
+  const parts = [
+    `LABEL ${quoteLiteral(`warden ${id}`)}`,
+    'PROGRESS',
+    "CHECKPOINT 'fast'",
+    'WAL false',
+    "MANIFEST 'yes'",
+    "MANIFEST_CHECKSUMS 'CRC32C'",
+    'TABLESPACE_MAP',
+  ];
+  if (serverCompressed) {
+    parts.push(`COMPRESSION ${quoteLiteral(options.compression)}`);
+    if (options.compressionLevel !== undefined) parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
+  }
+  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`);
+  const archives: ArchiveObject[] = [];
+  const tablespaces = new Map<string, string>();
+  let manifest: StoredObject | undefined;
+  let resultSet = 0;
+  let columnsSeen = false;
+  let startLsn = '';
+  let endLsn = '';
+  let timeline = 0;
+  let totalBytes = 0;
+  let sink: ObjectSink | undefined;
+  let current: Omit<ArchiveObject, keyof StoredObject> | undefined;
+
+  const closeSink = async () => {
+    if (!sink) return;
+    const stored = await sink.finish();
+    if (current) archives.push({ ...stored, ...current });
+    else manifest = stored;
+    sink = undefined;
+    current = undefined;
+  };
+
+  try {
+    for await (const event of command.events) {
+      if (event.kind === 'columns') {
+        resultSet += columnsSeen ? 1 : 0;
+        columnsSeen = true;
+      } else if (event.kind === 'row') {
+        if (resultSet === 0) {
+          startLsn = event.values[0] ?? '';
+          timeline = Number(event.values[1]);
+        } else if (resultSet === 1) {
+          tablespaces.set(event.values[0] ?? '', event.values[1] ?? '');
+          totalBytes += Number(event.values[2] ?? 0) * 1024;
+        } else {
+          endLsn = event.values[0] ?? '';
+        }
+      } else if (event.kind === 'copy-data') {
+        const type = event.data[0];
+        if (type === 0x64 /* 'd' */) {
+          await sink!.write(event.data.subarray(1));
+        } else if (type === 0x70 /* 'p' */) {
+          options.onProgress?.(Number(event.data.readBigInt64BE(1)), totalBytes);
+        } else if (type === 0x6e /* 'n' */) {
+          await closeSink();
+          const [archiveName = '', location = ''] = readCStrings(event.data.subarray(1), 2);
+          const archive = serverCompressed ? archiveName : `${archiveName}${compressionExtension(options.compression)}`;
+          const oid = /^(\d+)\.tar/.exec(archiveName)?.[1];
+          current = {
+            archive: archiveName,
+            compression: options.compression,
+            ...(oid && location ? { tablespace: { oid, location } } : {}),
+          };
+          const level = serverCompressed ? undefined : options.compressionLevel;
+          sink = new ObjectSink(repository.store, `${prefix}${archive}`, serverCompressed ? 'none' : options.compression, level, options.signal);
+        } else if (type === 0x6d /* 'm' */) {
+          await closeSink();
+          sink = new ObjectSink(repository.store, `${prefix}backup_manifest.zst`, 'zstd', 3, options.signal);
+        }
+      }
+      if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'backup cancelled');
+    }
+    await closeSink();
+  } catch (error) {
+    sink?.abort(error as Error);
+    client.destroy();
+    throw error;
+  }
+  if (!manifest || !startLsn || !endLsn || archives.length === 0) {
+    throw new WardenError('WARDEN_E_PROTOCOL', 'BASE_BACKUP ended without archives, manifest or end position');
+  }
+  return { startLsn, endLsn, timeline, archives, manifest };
+}
+
+function readCStrings(data: Buffer, count: number): string[] {
+  const strings: string[] = [];
+  let offset = 0;
+  for (let i = 0; i < count && offset < data.length; i += 1) {
+    const end = data.indexOf(0, offset);
+    const stop = end === -1 ? data.length : end;
+    strings.push(data.toString('utf8', offset, stop));
+    offset = stop + 1;
+  }
+  return strings;
+}
+
+/** Before committing, check every object the record names is there with its recorded size. */
+async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Promise<void> {
+  for (const object of [...record.archives, record.manifest]) {
+    const info = await store.stat(object.key);
+    if (!info || info.size !== object.size) {
+      throw new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} is not durable with its expected size`, {
+        details: { object: object.key, expected: object.size, actual: info?.size },
+      });
+    }
+  }
+}
+
+/** Backup directories without a commit marker are attempts that died (crash, SIGKILL). */
+async function removeUnfinishedBackups(repository: Repository, logger: Logger): Promise<void> {
+  const keys = await repository.store.list('backups/', { includeIncomplete: true });
+  const dirs = new Set(keys.map((key) => key.split('/').slice(0, 2).join('/')));
+  for (const dir of dirs) {
+    if (!keys.includes(`${dir}/backup.json`)) {
+      logger.warn({ dir }, 'removing unfinished backup');
+      await repository.store.delete(`${dir}/`);
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import { once } from 'node:events';
+import type { Transform } from 'node:stream';
+import type { ObjectStore } from '../repository/object-store.ts';
+import type { StoredObject } from '../repository/backup-catalog.ts';
+import { createCompressor, type Compression } from './compression.ts';
+import { createHash } from 'node:crypto';
+
+/**
+ * Streams bytes into one repository object through compression and a SHA-256 of the stored
+ * bytes, with backpressure: `write` waits while the compressor or the store lags.
+ */
+export class ObjectSink {
+  private readonly compressor: Transform;
+  private readonly stored: Promise<{ size: number }>;
+  private readonly hash = createHash('sha256');
+  private rawSize = 0;
+
+  constructor(
+    store: ObjectStore,
+    readonly key: string,
+    compression: Compression,
+    level?: number,
+    signal?: AbortSignal,
+  ) {
+    this.compressor = createCompressor(compression, level);
+    const hash = this.hash;
+    const compressed = this.compressor;
+    this.stored = store.put(
+      key,
+      (async function* hashed() {
+        for await (const chunk of compressed as AsyncIterable<Buffer>) {
+          hash.update(chunk);
+          yield chunk;
+        }
+      })(),
+      signal ? { signal } : {},
+    );
+    // Surface store failures through write()/finish() rather than as an unhandled rejection.
+    this.stored.catch((error: unknown) => this.compressor.destroy(error as Error));
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.rawSize += chunk.length;
+    if (!this.compressor.write(chunk)) {
+      await Promise.race([once(this.compressor, 'drain'), this.stored.then(() => undefined)]);
+    }
+  }
+
+  async finish(): Promise<StoredObject> {
+    this.compressor.end();
+    const { size } = await this.stored;
+    return { key: this.key, size, sha256: this.hash.digest('hex'), rawSize: this.rawSize };
+  }
+
+  abort(error: Error): void {
+    this.compressor.destroy(error);
+  }
+}

@@ -1,0 +1,102 @@
+import pg from 'pg';
+import type { QueryResult } from './types.ts';
+
+/** A resolved server address; `key` (`host:port`) names it in logs and stats. */
+export interface HostTarget {
+  readonly key: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string | undefined;
+  readonly database: string;
+}
+
+/**
+ * The slice of a PostgreSQL driver the data layer uses. Only `pg-driver.ts` knows `pg`;
+ * everything else sees this interface.
+ */
+export interface DbConnection {
+  readonly host: HostTarget;
+  /** Server process id of this session (for `pg_terminate_backend`), when the driver knows it. */
+  readonly backendPid: number | undefined;
+  /** True once the socket failed or the server ended the session. */
+  readonly broken: boolean;
+  query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Called once when the connection breaks (server restart, terminate, network). */
+  onBroken(listener: (error: Error | undefined) => void): void;
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  connectTimeoutMs: number;
+  keepAlive: boolean;
+  keepAliveInitialDelayMs: number;
+  applicationName: string;
+}
+
+export type Connector = (host: HostTarget, options: ConnectOptions) => Promise<DbConnection>;
+
+class PgConnection implements DbConnection {
+  broken = false;
+  private listeners: Array<(error: Error | undefined) => void> = [];
+
+  constructor(
+    readonly host: HostTarget,
+    private readonly client: pg.Client,
+  ) {
+    // Without an 'error' listener an idle client killed by the server would crash the process.
+    client.on('error', (error) => this.markBroken(error));
+    client.on('end', () => this.markBroken(undefined));
+  }
+
+  get backendPid(): number | undefined {
+    return (this.client as unknown as { processID?: number }).processID ?? undefined;
+  }
+
+  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    const result = await this.client.query(sql, params as unknown[] | undefined);
+    return { rows: result.rows as R[], rowCount: result.rowCount, command: result.command };
+  }
+
+  onBroken(listener: (error: Error | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.broken = true;
+    this.listeners = [];
+    await this.client.end().catch(() => undefined);
+  }
+
+  private markBroken(error: Error | undefined): void {
+    if (this.broken) return;
+    this.broken = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener(error);
+  }
+}
+
+/** Opens one session with `pg.Client` (TCP keepalive on, bounded connect time). */
+export const pgConnector: Connector = async (host, options) => {
+  const client = new pg.Client({
+    host: host.host,
+    port: host.port,
+    user: host.user,
+    password: host.password,
+    database: host.database,
+    keepAlive: options.keepAlive,
+    keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
+    connectionTimeoutMillis: options.connectTimeoutMs,
+    application_name: options.applicationName,
+  });
+  // Attach listeners before connecting: a failed connect may also emit 'error'.
+  const connection = new PgConnection(host, client);
+  try {
+    await client.connect();
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
+  return connection;
+};

@@ -1,0 +1,446 @@
+import { WardenError } from '../../errors.ts';
+import type { Logger } from '../../logger.ts';
+import type { DbConnection } from './driver.ts';
+import { connectError } from './failure.ts';
+
+/** Sizing and timing of one pool; the meaning of each field follows HikariCP. */
+export interface PoolSettings {
+  /** Idle connections kept warm: pre-filled at start and refilled after every close. */
+  readonly minIdle: number;
+  readonly maxSize: number;
+  /** Idle connections above `minIdle` are closed after this long unused. */
+  readonly idleTimeoutMs: number;
+  /** How long a caller waits for a connection before `WARDEN_E_POOL_TIMEOUT`. */
+  readonly connectionTimeoutMs: number;
+  /** Connections are retired after this age (minus up to 2.5 % jitter, so they do not expire together). */
+  readonly maxLifetimeMs: number;
+  /** A connection held longer than this logs a warning with the stack that took it; 0 disables. */
+  readonly leakDetectionThresholdMs: number;
+  /** A connection idle longer than this is checked with `SELECT 1` before it is handed out. */
+  readonly validateAfterIdleMs: number;
+  readonly validationTimeoutMs: number;
+}
+
+export interface PoolOptions extends PoolSettings {
+  readonly name: string;
+  /** Opens one new session (host discovery included). */
+  readonly open: () => Promise<DbConnection>;
+  readonly logger: Logger;
+  /** Default: a quarter of the shorter of idle timeout and lifetime, between 50 ms and 30 s. */
+  readonly housekeepingIntervalMs?: number;
+}
+
+/** A point-in-time view of a pool. Times in milliseconds. */
+export interface PoolStats {
+  readonly name: string;
+  readonly total: number;
+  readonly active: number;
+  readonly idle: number;
+  /** Callers waiting for a connection right now. */
+  readonly waiting: number;
+  readonly pending: number;
+  readonly minIdle: number;
+  readonly maxSize: number;
+  readonly acquired: number;
+  readonly timeouts: number;
+  readonly created: number;
+  readonly destroyed: number;
+  readonly creationFailures: number;
+  readonly validationFailures: number;
+  readonly leaksDetected: number;
+  readonly waitTimeTotalMs: number;
+  readonly waitTimeMaxMs: number;
+}
+
+/** A connection on loan from a pool; give it back with `release()` exactly once. */
+export interface Lease {
+  readonly connection: DbConnection;
+  /** Returns the connection; `destroy` closes it instead (its state is unknown). */
+  release(destroy?: boolean): void;
+}
+
+interface Entry {
+  readonly connection: DbConnection;
+  readonly createdAt: number;
+  lastUsedAt: number;
+  leased: boolean;
+  retire: boolean;
+  lifetimeTimer: NodeJS.Timeout | undefined;
+  leakTimer: NodeJS.Timeout | undefined;
+  leakReported: boolean;
+}
+
+interface Waiter {
+  readonly since: number;
+  readonly resolve: (entry: Entry) => void;
+  readonly reject: (error: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+// Refill after failed connects backs off: 250 ms, 500 ms, 1 s, … capped at 10 s, ±20 % jitter.
+const REFILL_BASE_MS = 250;
+const REFILL_MAX_MS = 10_000;
+const CLOSE_GRACE_MS = 5_000;
+
+/**
+ * A connection pool with HikariCP semantics, written on top of single driver sessions because
+ * `pg.Pool` has no minimum idle, no lifetime jitter and no leak detection.
+ * No I/O until `start()`; `start()` and `close()` are idempotent.
+ */
+export class ConnectionPool {
+  readonly name: string;
+  private readonly settings: PoolSettings;
+  private readonly open: () => Promise<DbConnection>;
+  private readonly logger: Logger;
+  private readonly housekeepingIntervalMs: number;
+
+  private readonly all = new Set<Entry>();
+  /** Idle connections; the most recently used at the end (LIFO keeps few warm, lets others expire). */
+  private readonly idle: Entry[] = [];
+  private readonly waiters: Waiter[] = [];
+  private pending = 0;
+  private started = false;
+  private closing: Promise<void> | undefined;
+  private housekeeper: NodeJS.Timeout | undefined;
+  private refillTimer: NodeJS.Timeout | undefined;
+  private refillFailures = 0;
+  private lastCreateError: WardenError | undefined;
+  private counters = {
+    acquired: 0,
+    timeouts: 0,
+    created: 0,
+    destroyed: 0,
+    creationFailures: 0,
+    validationFailures: 0,
+    leaksDetected: 0,
+    waitTimeTotalMs: 0,
+    waitTimeMaxMs: 0,
+  };
+
+  constructor(options: PoolOptions) {
+    this.name = options.name;
+    this.settings = options;
+    this.open = options.open;
+    this.logger = options.logger;
+    this.housekeepingIntervalMs =
+      options.housekeepingIntervalMs ??
+      Math.min(30_000, Math.max(50, Math.min(options.idleTimeoutMs, options.maxLifetimeMs) / 4));
+  }
+
+  /** Starts housekeeping and pre-fills `minIdle` connections; resolves once those attempts settle. */
+  async start(): Promise<void> {
+    if (this.started || this.closing) return;
+    this.started = true;
+    this.housekeeper = setInterval(() => this.housekeep(), this.housekeepingIntervalMs);
+    this.housekeeper.unref();
+    await Promise.all(this.fill());
+  }
+
+  /** Borrows a connection, waiting at most `connectionTimeoutMs`. */
+  async acquire(): Promise<Lease> {
+    const since = Date.now();
+    if (!this.started) await this.start();
+    for (;;) {
+      if (this.closing) throw this.closedError();
+      const entry = this.idle.pop();
+      if (!entry) break;
+      if (await this.usable(entry)) return this.lease(entry, since);
+    }
+    const entry = await new Promise<Entry>((resolve, reject) => {
+      const waiter: Waiter = { since, resolve, reject, timer: undefined };
+      const remaining = Math.max(0, this.settings.connectionTimeoutMs - (Date.now() - since));
+      waiter.timer = setTimeout(() => this.timeOut(waiter), remaining);
+      this.waiters.push(waiter);
+      if (this.waiters.length > this.pending && this.all.size + this.pending < this.settings.maxSize) {
+        void this.create();
+      }
+    });
+    return this.lease(entry, since);
+  }
+
+  /** Closes idle connections now and the borrowed ones when they come back (failover, role change). */
+  evictAll(): void {
+    for (const entry of this.all) entry.retire = true;
+    for (const entry of this.idle.splice(0)) this.destroy(entry);
+    this.fill();
+  }
+
+  stats(): PoolStats {
+    const idle = this.idle.length;
+    return {
+      name: this.name,
+      total: this.all.size,
+      active: this.all.size - idle,
+      idle,
+      waiting: this.waiters.length,
+      pending: this.pending,
+      minIdle: this.settings.minIdle,
+      maxSize: this.settings.maxSize,
+      ...this.counters,
+    };
+  }
+
+  /** Rejects waiters, closes idle connections, and waits (5 s at most) for borrowed ones. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.housekeeper);
+    clearTimeout(this.refillTimer);
+    for (const waiter of this.waiters.splice(0)) {
+      clearTimeout(waiter.timer);
+      waiter.reject(this.closedError());
+    }
+    for (const entry of this.idle.splice(0)) this.destroy(entry);
+    const deadline = Date.now() + CLOSE_GRACE_MS;
+    while ((this.all.size > 0 || this.pending > 0) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const entry of this.all) this.destroy(entry);
+  }
+
+  private closedError(): WardenError {
+    return new WardenError('WARDEN_E_POOL_CLOSED', `pool "${this.name}" is closed`, {
+      details: { pool: this.name },
+    });
+  }
+
+  /** Checks a connection taken from the idle list; closes it when it is not fit to hand out. */
+  private async usable(entry: Entry): Promise<boolean> {
+    if (entry.connection.broken || entry.retire) {
+      this.destroy(entry);
+      this.fill();
+      return false;
+    }
+    if (Date.now() - entry.lastUsedAt <= this.settings.validateAfterIdleMs) return true;
+    entry.leased = true; // nobody else may take it while it is being validated
+    const ok = await this.validate(entry.connection);
+    entry.leased = false;
+    if (ok && !this.closing) return true;
+    if (!ok) {
+      this.counters.validationFailures += 1;
+      this.logger.debug({ pool: this.name }, 'connection failed validation; closed');
+    }
+    this.destroy(entry);
+    this.fill();
+    return false;
+  }
+
+  private async validate(connection: DbConnection): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.settings.validationTimeoutMs);
+    });
+    const check = connection.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([check, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private lease(entry: Entry, since: number): Lease {
+    const now = Date.now();
+    entry.leased = true;
+    entry.lastUsedAt = now;
+    const waited = now - since;
+    this.counters.acquired += 1;
+    this.counters.waitTimeTotalMs += waited;
+    if (waited > this.counters.waitTimeMaxMs) this.counters.waitTimeMaxMs = waited;
+    const threshold = this.settings.leakDetectionThresholdMs;
+    if (threshold > 0) {
+      const acquiredBy = new Error('connection acquired here');
+      entry.leakTimer = setTimeout(() => {
+        entry.leakReported = true;
+        this.counters.leaksDetected += 1;
+        this.logger.warn(
+          { pool: this.name, heldMs: Date.now() - now, thresholdMs: threshold, stack: acquiredBy.stack },
+          `connection leak suspected: held longer than ${threshold} ms`,
+        );
+      }, threshold);
+      entry.leakTimer.unref();
+    }
+    let released = false;
+    return {
+      connection: entry.connection,
+      release: (destroy = false) => {
+        if (released) return;
+        released = true;
+        this.giveBack(entry, destroy);
+      },
+    };
+  }
+
+  private giveBack(entry: Entry, destroy: boolean): void {
+    clearTimeout(entry.leakTimer);
+    entry.leakTimer = undefined;
+    if (entry.leakReported) {
+      entry.leakReported = false;
+      this.logger.info({ pool: this.name }, 'a connection previously reported as leaked was returned');
+    }
+    entry.leased = false;
+    entry.lastUsedAt = Date.now();
+    if (destroy || entry.retire || entry.connection.broken || this.closing) {
+      this.destroy(entry);
+      if (!this.closing) this.fill();
+      return;
+    }
+    this.offer(entry);
+  }
+
+  /** Hands a ready connection to the longest waiter, or parks it as idle. */
+  private offer(entry: Entry): void {
+    const waiter = this.waiters.shift();
+    if (waiter) {
+      clearTimeout(waiter.timer);
+      waiter.resolve(entry);
+    } else {
+      this.idle.push(entry);
+    }
+  }
+
+  private timeOut(waiter: Waiter): void {
+    const index = this.waiters.indexOf(waiter);
+    if (index < 0) return;
+    this.waiters.splice(index, 1);
+    this.counters.timeouts += 1;
+    const state = this.stats();
+    const waited = Date.now() - waiter.since;
+    waiter.reject(
+      new WardenError(
+        'WARDEN_E_POOL_TIMEOUT',
+        `pool "${this.name}": no connection within ${waited} ms ` +
+          `(total ${state.total}/${state.maxSize}, active ${state.active}, idle ${state.idle}, waiting ${state.waiting + 1})`,
+        {
+          hint: 'Raise the pool size or connection timeout, or look for a leak warning in the log.',
+          details: { pool: this.name, waitedMs: waited, state },
+          cause: this.lastCreateError,
+        },
+      ),
+    );
+  }
+
+  /** Starts enough connects to bring idle up to `minIdle` within `maxSize`; returns them. */
+  private fill(): Array<Promise<void>> {
+    if (!this.started || this.closing || this.refillTimer) return [];
+    const { minIdle, maxSize } = this.settings;
+    const wanted = Math.min(maxSize - this.all.size, minIdle - this.idle.length) - this.pending;
+    const attempts: Array<Promise<void>> = [];
+    for (let i = 0; i < wanted; i += 1) attempts.push(this.create());
+    return attempts;
+  }
+
+  private async create(): Promise<void> {
+    this.pending += 1;
+    let connection: DbConnection;
+    try {
+      connection = await this.open();
+    } catch (error) {
+      this.pending -= 1;
+      this.createFailed(error);
+      return;
+    }
+    this.pending -= 1;
+    this.refillFailures = 0;
+    this.lastCreateError = undefined;
+    if (this.closing) {
+      void connection.close();
+      return;
+    }
+    const now = Date.now();
+    const entry: Entry = {
+      connection,
+      createdAt: now,
+      lastUsedAt: now,
+      leased: false,
+      retire: false,
+      lifetimeTimer: undefined,
+      leakTimer: undefined,
+      leakReported: false,
+    };
+    const lifetime = this.settings.maxLifetimeMs;
+    if (lifetime > 0) {
+      const jitter = Math.random() * lifetime * 0.025;
+      entry.lifetimeTimer = setTimeout(() => this.retire(entry), lifetime - jitter);
+      entry.lifetimeTimer.unref();
+    }
+    connection.onBroken(() => {
+      if (!entry.leased && this.all.has(entry)) {
+        this.destroy(entry);
+        this.fill();
+      }
+    });
+    this.all.add(entry);
+    this.counters.created += 1;
+    this.offer(entry);
+  }
+
+  private createFailed(error: unknown): void {
+    const wrapped = error instanceof WardenError ? error : connectError(error, this.name);
+    this.lastCreateError = wrapped;
+    this.counters.creationFailures += 1;
+    this.refillFailures += 1;
+    const log = { pool: this.name, code: wrapped.code, err: wrapped.message, failures: this.refillFailures };
+    if (this.refillFailures === 1) this.logger.warn(log, 'cannot open a connection');
+    else this.logger.debug(log, 'cannot open a connection');
+    // With no connection in or coming to the pool nobody can release one: fail waiters now
+    // with the typed cause instead of letting them sit out the whole connection timeout.
+    if (this.all.size === 0 && this.pending === 0) {
+      for (const waiter of this.waiters.splice(0)) {
+        clearTimeout(waiter.timer);
+        waiter.reject(wrapped);
+      }
+    }
+    if (this.closing || this.refillTimer) return;
+    const delay =
+      Math.min(REFILL_MAX_MS, REFILL_BASE_MS * 2 ** (this.refillFailures - 1)) * (0.8 + Math.random() * 0.4);
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      this.fill();
+      if (this.waiters.length > this.pending && this.all.size + this.pending < this.settings.maxSize)
+        void this.create();
+    }, delay);
+    this.refillTimer.unref();
+  }
+
+  private retire(entry: Entry): void {
+    entry.retire = true;
+    if (entry.leased || !this.all.has(entry)) return;
+    this.destroy(entry);
+    this.logger.debug(
+      { pool: this.name, ageMs: Date.now() - entry.createdAt },
+      'connection retired (max lifetime)',
+    );
+    this.fill();
+  }
+
+  private housekeep(): void {
+    const { minIdle, idleTimeoutMs } = this.settings;
+    const now = Date.now();
+    // Oldest-used first: they sit at the start of the LIFO list.
+    let removable = this.idle.length - minIdle;
+    for (const entry of [...this.idle]) {
+      if (removable <= 0) break;
+      if (now - entry.lastUsedAt > idleTimeoutMs) {
+        this.destroy(entry);
+        removable -= 1;
+      }
+    }
+    this.fill();
+  }
+
+  private destroy(entry: Entry): void {
+    if (!this.all.delete(entry)) return;
+    const index = this.idle.indexOf(entry);
+    if (index >= 0) this.idle.splice(index, 1);
+    clearTimeout(entry.lifetimeTimer);
+    clearTimeout(entry.leakTimer);
+    this.counters.destroyed += 1;
+    void entry.connection.close();
+  }
+}

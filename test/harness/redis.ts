@@ -4,6 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createRedis, type CreateRedisOptions } from '../../src/datalayer/redis/ioredis-adapter.ts';
+import type { RedisLike } from '../../src/datalayer/redis/redis-like.ts';
 import { freePort, portInUse } from '../../src/util/free-port.ts';
 import { onExit } from './cleanup.ts';
 
@@ -67,6 +69,17 @@ async function killAndWait(server: ServerProcess, signal: NodeJS.Signals): Promi
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   if (child.pid !== undefined) process.kill(child.pid, signal);
   await exited;
+}
+
+async function waitReplicasSynced(ports: readonly number[], timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const infos = await Promise.all(ports.map((port) => redisCli(port, 'INFO', 'replication')));
+    const replicas = infos.filter((info) => info.includes('role:slave'));
+    if (replicas.length === 3 && replicas.every((info) => info.includes('master_link_status:up'))) return;
+    if (Date.now() > deadline) throw new Error('redis cluster replicas did not finish their first sync');
+    await sleep(100);
+  }
 }
 
 export interface TestRedis {
@@ -156,6 +169,11 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       path.join(dir, `nodes-${server.port}.conf`),
       '--cluster-node-timeout',
       '1000',
+      // replicas must finish their first sync before they can be promoted; start it at once
+      '--repl-diskless-sync-delay',
+      '0',
+      '--cluster-replica-validity-factor',
+      '0',
       '--dbfilename',
       `dump-${server.port}.rdb`,
     ]);
@@ -186,6 +204,7 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     }
   };
   await waitHealthy();
+  await waitReplicasSynced(ports);
   const masters = async () => {
     const port = live()[0];
     if (port === undefined) return [];
@@ -211,3 +230,55 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
     },
   };
 }
+
+/** A started Redis deployment plus a factory of connected data-layer clients for it. */
+export interface RedisTopology {
+  readonly name: 'standalone' | 'cluster';
+  /** A new connected client with the data layer's defaults; closed by `stop()`. */
+  connect(options?: Omit<CreateRedisOptions, 'host' | 'port' | 'clusterNodes'>): Promise<RedisLike>;
+  stop(): Promise<void>;
+}
+
+export interface TopologyFactory {
+  readonly name: 'standalone' | 'cluster';
+  start(): Promise<RedisTopology>;
+}
+
+function topology(
+  name: 'standalone' | 'cluster',
+  target: Pick<CreateRedisOptions, 'host' | 'port' | 'clusterNodes'>,
+  stopServer: () => Promise<void>,
+): RedisTopology {
+  const clients: RedisLike[] = [];
+  return {
+    name,
+    async connect(options = {}) {
+      const client = createRedis({ commandTimeoutMs: 2000, ...options, ...target });
+      clients.push(client);
+      await client.connect();
+      return client;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.quit()));
+      await stopServer();
+    },
+  };
+}
+
+/** Standalone and Cluster, for contract suites that must pass on both. */
+export const TOPOLOGIES: readonly TopologyFactory[] = [
+  {
+    name: 'standalone',
+    async start() {
+      const server = await startRedis();
+      return topology('standalone', { host: server.host, port: server.port }, () => server.stop());
+    },
+  },
+  {
+    name: 'cluster',
+    async start() {
+      const cluster = await startRedisCluster();
+      return topology('cluster', { clusterNodes: cluster.nodes }, () => cluster.stop());
+    },
+  },
+];

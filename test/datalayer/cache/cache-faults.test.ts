@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Cache } from '../../../src/datalayer/cache/index.ts';
+import { createRedis } from '../../../src/datalayer/redis/ioredis-adapter.ts';
+import type { RedisLike } from '../../../src/datalayer/redis/redis-like.ts';
+import { isWardenError } from '../../../src/errors.ts';
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../../harness/redis.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Fault-injecting wrapper: every call first waits `delayMs`. */
+function slowed(redis: RedisLike, delayMs: number): RedisLike {
+  return new Proxy(redis, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        await sleep(delayMs);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+describe('cache with a failing standalone Redis', { timeout: 60_000 }, () => {
+  let server: TestRedis;
+  let redis: RedisLike;
+  before(async () => {
+    server = await startRedis();
+    redis = createRedis({ port: server.port, commandTimeoutMs: 200 });
+    await redis.connect();
+  });
+  after(async () => {
+    await redis.quit();
+    await server.stop();
+  });
+
+  test('a slow Redis costs at most the timeout: the loader result is returned and the error counted', async () => {
+    const cache = new Cache({ redis: slowed(redis, 300), prefix: 'slow:cache:', timeoutMs: 50 });
+    const started = Date.now();
+    assert.equal(await cache.getOrSet('k', () => 'loaded'), 'loaded');
+    assert.ok(Date.now() - started < 250);
+    assert.ok(cache.stats().errors >= 1);
+  });
+
+  test('with Redis stopped, getOrSet keeps answering from loaders, counts errors, opens the breaker and recovers', async () => {
+    const cache = new Cache({ redis, prefix: 'down:cache:', breaker: { failureThreshold: 3, openMs: 500 } });
+    await cache.getOrSet('warm', () => 'w');
+    await server.kill();
+    let calls = 0;
+    for (let i = 0; i < 20; i++) {
+      assert.equal(await cache.getOrSet(`k${i}`, () => `v${++calls}`), `v${calls}`);
+    }
+    const stats = cache.stats();
+    assert.equal(calls, 20);
+    assert.ok(stats.errors >= 3, `errors ${stats.errors}`);
+    assert.equal(stats.breaker, 'open');
+    assert.equal(stats.breakerOpens, 1);
+    // while open, Redis is not even tried: no further errors
+    await cache.getOrSet('more', () => 1);
+    assert.equal(cache.stats().errors, stats.errors);
+    await assert.rejects(cache.delete('warm'), (e) => isWardenError(e, 'WARDEN_E_CACHE_UNAVAILABLE'));
+
+    await server.restart();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      await cache.getOrSet('after', () => 'fresh');
+      if (cache.stats().breaker === 'closed' && (await cache.get('after')) === 'fresh') break;
+      assert.ok(Date.now() < deadline, 'cache did not recover after Redis came back');
+      await sleep(100);
+    }
+  });
+});
+
+describe('cache on a Redis Cluster that loses a master', { timeout: 60_000 }, () => {
+  let cluster: TestRedisCluster;
+  let redis: RedisLike;
+  before(async () => {
+    cluster = await startRedisCluster();
+    redis = createRedis({ clusterNodes: cluster.nodes, commandTimeoutMs: 300 });
+    await redis.connect();
+  });
+  after(async () => {
+    await redis.quit();
+    await cluster.stop();
+  });
+
+  test('a master killed mid-test: the cache still answers, and after failover serves hits again', async () => {
+    const cache = new Cache({ redis, prefix: 'fo:cache:', breaker: { failureThreshold: 5, openMs: 300 } });
+    const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+    for (const key of keys) await cache.getOrSet(key, () => key);
+    const [victim] = await cluster.masters();
+    await cluster.killNode(victim!);
+    // during failover every call still answers (from Redis or the loader)
+    for (let round = 0; round < 5; round++) {
+      for (const key of keys) assert.equal(await cache.getOrSet(key, () => key), key);
+      await sleep(100);
+    }
+    await cluster.waitHealthy(20_000);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const before = cache.stats();
+      for (const key of keys) assert.equal(await cache.getOrSet(key, () => key), key);
+      const now = cache.stats();
+      if (now.errors === before.errors && now.hits - before.hits === keys.length) break;
+      assert.ok(Date.now() < deadline, 'cache did not return to serving hits after failover');
+      await sleep(200);
+    }
+  });
+});

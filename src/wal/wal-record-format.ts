@@ -81,13 +81,12 @@ export function findMainData(record: Buffer, magic: number): { offset: number; l
     const blockId = record[at++] ?? 0;
     if (blockId === XLR_BLOCK_ID_DATA_SHORT) {
       if (!need(1)) return 'main data header truncated';
-      mainLength = record[at++] ?? 0;
+      mainLength = record[at] ?? 0;
       dataTotal += mainLength;
       break; // by convention the main data header comes last
     } else if (blockId === XLR_BLOCK_ID_DATA_LONG) {
       if (!need(4)) return 'main data header truncated';
       mainLength = record.readUInt32LE(at);
-      at += 4;
       dataTotal += mainLength;
       break;
     } else if (blockId === XLR_BLOCK_ID_ORIGIN) {

@@ -8,7 +8,7 @@ import pg from 'pg';
 import { isWardenError } from '../../src/errors.ts';
 import { formatLsn, parseLsn, parseSegmentName, type Lsn } from '../../src/wal/lsn.ts';
 import { summarizeSegment, type SegmentSummary } from '../../src/wal/segment-summary.ts';
-import { crc32c } from '../../src/wal/wal-record-format.ts';
+import { crc32c, findMainData } from '../../src/wal/wal-record-format.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
 const SEGMENT_SIZE = 16 * 1024 * 1024;
@@ -31,7 +31,12 @@ let endLsn: Lsn;
 
 before(async () => {
   cluster = await startCluster({
-    settings: { track_commit_timestamp: 'on', max_prepared_transactions: 5, autovacuum: 'off' },
+    settings: {
+      track_commit_timestamp: 'on',
+      max_prepared_transactions: 5,
+      autovacuum: 'off',
+      wal_compression: 'pglz',
+    },
   });
   walDir = path.join(cluster.instance.dataDir, 'pg_wal');
   const client = new pg.Client({ connectionString: cluster.url() });
@@ -100,6 +105,9 @@ after(async () => {
 
 interface WaldumpView {
   records: number;
+  /** Start LSN and xl_tot_len of every record. */
+  all: Array<{ lsn: Lsn; totalLength: number; fpi: boolean }>;
+  preparedCommits: number;
   commitLsns: Lsn[];
   commitMicros: bigint[];
 }
@@ -111,10 +119,14 @@ function waldump(segment: Segment): WaldumpView {
     env: { ...process.env, TZ: 'UTC' },
     maxBuffer: 512 * 1024 * 1024,
   });
-  const view: WaldumpView = { records: 0, commitLsns: [], commitMicros: [] };
+  const view: WaldumpView = { records: 0, all: [], preparedCommits: 0, commitLsns: [], commitMicros: [] };
   for (const line of run.stdout.split('\n')) {
     if (!line.startsWith('rmgr: ')) continue;
     view.records++;
+    const record = /len \(rec\/tot\):\s*\d+\/\s*(\d+),.*lsn: ([0-9A-F]+\/[0-9A-F]+),/.exec(line);
+    if (record)
+      view.all.push({ lsn: parseLsn(record[2]!), totalLength: Number(record[1]), fpi: line.includes('FPW') });
+    if (line.includes('desc: COMMIT_PREPARED')) view.preparedCommits++;
     const commit =
       /^rmgr: Transaction .*lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT(?:_PREPARED \d+:)? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? /.exec(
         line,
@@ -152,6 +164,24 @@ test('records, commits, commit LSNs and commit times agree with pg_waldump for e
       assert.equal(summary.lastCommitTime?.getTime(), Number(summary.lastCommitMicros / 1000n));
     }
   }
+});
+
+test('block headers of every real record decode to lengths that fill the record, full-page images included', () => {
+  let images = 0;
+  let prepared = 0;
+  for (const segment of segments) {
+    const oracle = waldump(segment);
+    prepared += oracle.preparedCommits;
+    for (const { lsn, totalLength, fpi } of oracle.all) {
+      const record = recordBytes(segment.data, Number(lsn - segment.startLsn), totalLength);
+      if (!record) continue; // continues into the next segment
+      const main = findMainData(record, segment.data.readUInt16LE(0));
+      assert.equal(typeof main, 'object', `${formatLsn(lsn)}: ${String(main)}`);
+      if (fpi) images++;
+    }
+  }
+  assert.ok(images > 100, `only ${images} records with full-page images`);
+  assert.equal(prepared, 1, 'the two-phase commit was seen as COMMIT_PREPARED');
 });
 
 test('commit times equal pg_xact_commit_timestamp and cover every workload commit', () => {
@@ -344,6 +374,22 @@ test('crc32c is PostgreSQL’s CRC-32C', () => {
   assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
   assert.equal(crc32c(Buffer.alloc(0)), 0);
 });
+
+/** Reassembles a record from the segment, leaving out page headers; undefined if it runs off the segment. */
+function recordBytes(data: Buffer, offset: number, totalLength: number): Buffer | undefined {
+  const out = Buffer.alloc(totalLength);
+  let filled = 0;
+  let at = offset;
+  while (filled < totalLength) {
+    if (at >= data.length) return undefined;
+    if (at % PAGE === 0) at += at === 0 ? 40 : 24;
+    const n = Math.min(totalLength - filled, PAGE - (at % PAGE));
+    data.copy(out, filled, at, at + n);
+    filled += n;
+    at += n;
+  }
+  return out;
+}
 
 function summarize(segment: Segment, data: Buffer, validBytes?: number): SegmentSummary {
   return summarizeSegment(data, {

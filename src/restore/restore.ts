@@ -1,0 +1,217 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { WardenError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
+import { chownTree, serverRunAs } from '../postgres/os-user.ts';
+import { findServerBinaries } from '../postgres/server-binaries.ts';
+import { listBackups, type ArchiveObject } from '../repository/backup-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { historyKey, readSegment, readWalInventory, type PartialSegment } from '../repository/wal-archive.ts';
+import { freePort, portInUse } from '../util/free-port.ts';
+import { StepRecorder, type StepReport } from '../util/report.ts';
+import { summarizeSegment } from '../wal/segment-summary.ts';
+import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
+import { extractTar } from './tar-extract.ts';
+import { readVerified } from './verified-reader.ts';
+import { waitForPromotion } from './recovery-wait.ts';
+
+export interface RestoreOptions {
+  store: ObjectStore;
+  target: RestoreTarget;
+  targetDir: string;
+  /** Start the restored instance and wait until it reached the target and serves. */
+  start?: boolean;
+  port?: number;
+  logger?: Logger;
+}
+
+export interface RestoreReport {
+  backupId: string;
+  targetDir: string;
+  target: RestoreTarget;
+  recovery: Record<string, string>;
+  walSegments: number;
+  port?: number;
+  /** Wall time from start of restore until the instance serves (or until files are in place). */
+  restoreMs: number;
+  steps: StepReport[];
+}
+
+/**
+ * Restores into a NEW data directory (never the source): base backup files, exactly the WAL the
+ * target needs (decompressed ahead into pg_wal, so PostgreSQL starts no process per segment for
+ * fetching), recovery settings; with `start`, runs the instance until it is promoted.
+ */
+export async function restore(options: RestoreOptions): Promise<RestoreReport> {
+  const started = performance.now();
+  const logger = options.logger ?? silentLogger;
+  const targetDir = path.resolve(options.targetDir);
+  const steps = new StepRecorder();
+  const createdTarget = await steps.run('check target', () => prepareTarget(targetDir));
+  const repository = await Repository.open(options.store);
+  const segmentSize = repository.meta.walSegmentSize;
+  let plan: RestorePlan;
+  let partialRaw: Buffer | undefined;
+  try {
+    plan = await steps.run('plan', async () => {
+      const inventory = await readWalInventory(repository);
+      const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
+      partialRaw = newestPartial ? await readPartial(options.store, newestPartial, segmentSize) : undefined;
+      const lastCommit = newestPartial && partialRaw ? partialLastCommit(partialRaw, newestPartial, segmentSize) : undefined;
+      return planRestore(options.target, await listBackups(repository), inventory, segmentSize, lastCommit);
+    }, (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`);
+    const port = options.start ? await choosePort(options.port) : options.port;
+    await steps.run('restore base backup', () => extractArchives(options.store, plan.backup.archives, targetDir));
+    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, partialRaw));
+    await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
+    const runAs = serverRunAs();
+    await chownTree(targetDir, runAs);
+    if (options.start) {
+      const binaries = await findServerBinaries();
+      const instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
+      await steps.run('start and recover', async () => {
+        await instance.start({ timeoutSeconds: 3600 });
+        await waitForPromotion(instance);
+      });
+    }
+    const report: RestoreReport = {
+      backupId: plan.backup.id,
+      targetDir,
+      target: options.target,
+      recovery: plan.recovery,
+      walSegments: plan.segments.length + (plan.partial ? 1 : 0),
+      ...(port !== undefined ? { port } : {}),
+      restoreMs: Math.round(performance.now() - started),
+      steps: steps.steps,
+    };
+    logger.info({ backup: report.backupId, targetDir, restoreMs: report.restoreMs }, 'restore finished');
+    return report;
+  } catch (error) {
+    // Leave nothing half-restored behind: the target goes back to how we found it.
+    if (createdTarget) await rm(targetDir, { recursive: true, force: true });
+    else await emptyDir(targetDir);
+    throw error;
+  }
+}
+
+/** Refuses a non-empty target; returns true when this restore created the directory. */
+async function prepareTarget(targetDir: string): Promise<boolean> {
+  if (existsSync(targetDir)) {
+    const entries = await readdir(targetDir);
+    if (entries.length > 0) {
+      throw new WardenError('WARDEN_E_TARGET_NOT_EMPTY', `restore target ${targetDir} is not empty`, {
+        hint: 'Restore into a new or empty directory; Warden never overwrites an existing data directory.',
+        details: { targetDir, entries: entries.slice(0, 5) },
+      });
+    }
+    return false;
+  }
+  await mkdir(targetDir, { recursive: true, mode: 0o700 });
+  return true;
+}
+
+async function emptyDir(dir: string): Promise<void> {
+  for (const entry of await readdir(dir).catch(() => [] as string[])) await rm(path.join(dir, entry), { recursive: true, force: true });
+}
+
+async function choosePort(requested: number | undefined): Promise<number> {
+  if (requested === undefined) return freePort();
+  if (await portInUse(requested)) {
+    throw new WardenError('WARDEN_E_USAGE', `port ${requested} is already in use`, {
+      hint: 'Pick a free port with --port, or omit it to get one.',
+      details: { port: requested },
+    });
+  }
+  return requested;
+}
+
+async function extractArchives(store: ObjectStore, archives: readonly ArchiveObject[], targetDir: string): Promise<void> {
+  const tablespaceMap: string[] = [];
+  for (const archive of archives) {
+    const dir = archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
+    const reader = readVerified(store, archive, compression);
+    try {
+      await extractTar(reader.stream, dir, archive.key);
+    } catch (error) {
+      throw reader.explain(error);
+    }
+    reader.check();
+    if (archive.tablespace) tablespaceMap.push(`${archive.tablespace.oid} ${dir}`);
+  }
+  // Tablespaces are restored beside the target, never over the source's locations.
+  if (tablespaceMap.length) await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+}
+
+async function placeWal(repository: Repository, plan: RestorePlan, targetDir: string, partialRaw?: Buffer): Promise<void> {
+  const walDir = path.join(targetDir, 'pg_wal');
+  await mkdir(walDir, { recursive: true, mode: 0o700 });
+  for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
+    const key = historyKey(timeline);
+    if (await repository.store.stat(key)) {
+      await writeFile(path.join(walDir, key.slice(key.lastIndexOf('/') + 1)), await repository.store.getBuffer(key));
+    }
+  }
+  // Decompress the next segment while the current one is written.
+  let pending = plan.segments[0] ? readSegment(repository, plan.segments[0]) : undefined;
+  for (let i = 0; i < plan.segments.length; i += 1) {
+    const data = await pending!;
+    const next = plan.segments[i + 1];
+    pending = next ? readSegment(repository, next) : undefined;
+    await writeFile(path.join(walDir, plan.segments[i]!.segment), data);
+  }
+  if (plan.partial && partialRaw) await writeFile(path.join(walDir, plan.partial.segment), partialRaw);
+}
+
+async function readPartial(store: ObjectStore, partial: PartialSegment, segmentSize: number): Promise<Buffer> {
+  const data = await store.getBuffer(partial.key);
+  const padded = Buffer.alloc(segmentSize);
+  data.copy(padded, 0, 0, Math.min(data.length, segmentSize));
+  return padded;
+}
+
+function partialLastCommit(raw: Buffer, partial: PartialSegment, segmentSize: number): Date | undefined {
+  try {
+    return summarizeSegment(raw, { timeline: partial.timeline, startLsn: partial.startLsn, segmentSize, validBytes: partial.validBytes, verifyCrc: false }).lastCommitTime;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Recovery settings plus what keeps the restored instance away from the source: its own port,
+ * loopback only, no archiving into the source's archive, no replication from the old primary.
+ */
+async function writeRecoveryConfig(targetDir: string, plan: RestorePlan, port: number | undefined, repository: Repository): Promise<void> {
+  for (const file of ['standby.signal', 'postmaster.pid', 'postmaster.opts']) await rm(path.join(targetDir, file), { force: true });
+  await writeFile(path.join(targetDir, 'recovery.signal'), '');
+  if (!existsSync(path.join(targetDir, 'postgresql.conf'))) await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n');
+  if (!existsSync(path.join(targetDir, 'pg_hba.conf'))) {
+    await writeFile(path.join(targetDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n');
+  }
+  if (!existsSync(path.join(targetDir, 'pg_ident.conf'))) await writeFile(path.join(targetDir, 'pg_ident.conf'), '');
+  const settings: Record<string, string | number> = {
+    // WAL is already in pg_wal; this command only tells PostgreSQL the archive has nothing more.
+    restore_command: 'false',
+    archive_mode: 'off',
+    primary_conninfo: '',
+    primary_slot_name: '',
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: '',
+    hba_file: path.join(targetDir, 'pg_hba.conf'),
+    ident_file: path.join(targetDir, 'pg_ident.conf'),
+    ...(port !== undefined ? { port } : {}),
+    ...plan.recovery,
+  };
+  const existing = await readFile(path.join(targetDir, 'postgresql.auto.conf'), 'utf8').catch(() => '');
+  await writeFile(path.join(targetDir, 'postgresql.auto.conf'), existing);
+  await appendFile(
+    path.join(targetDir, 'postgresql.auto.conf'),
+    `\n# warden restore of backup ${plan.backup.id} from ${repository.location}\n${renderSettings(settings)}`,
+  );
+}

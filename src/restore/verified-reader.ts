@@ -1,0 +1,45 @@
+import { pipeline, type Readable } from 'node:stream';
+import { WardenError } from '../errors.ts';
+import { createDecompressor, type Compression } from '../pipeline/compression.ts';
+import { HashingStream } from '../pipeline/hashing.ts';
+import type { StoredObject } from '../repository/backup-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+
+/**
+ * Reads a stored object back decompressed while hashing the stored bytes. Call `check()` after
+ * the stream was consumed: it fails with WARDEN_E_REPO_CORRUPT naming the object when the bytes
+ * differ from what was recorded at backup time.
+ */
+export function readVerified(store: ObjectStore, object: StoredObject, compression: Compression) {
+  const hasher = new HashingStream();
+  const decompressor = createDecompressor(compression);
+  // Errors anywhere surface on the returned stream (the consumer's pipeline sees them).
+  pipeline(store.get(object.key), hasher, decompressor, () => undefined);
+  const stream: Readable = decompressor;
+  return {
+    stream,
+    check(): void {
+      const digest = hasher.digest();
+      if (hasher.bytes !== object.size || digest !== object.sha256) throw corrupt(object, hasher.bytes);
+    },
+    /** Turns a decompression failure into the corruption error it really is. */
+    explain(error: unknown): WardenError {
+      if (error instanceof WardenError) return error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        return new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} is missing from the repository`, {
+          details: { object: object.key },
+          cause: error,
+        });
+      }
+      return corrupt(object, hasher.bytes, error);
+    },
+  };
+}
+
+function corrupt(object: StoredObject, actualSize: number, cause?: unknown): WardenError {
+  return new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} does not match its recorded checksum`, {
+    hint: 'The repository copy is damaged: restore from another backup or repository copy.',
+    details: { object: object.key, expectedSize: object.size, actualSize, expectedSha256: object.sha256 },
+    ...(cause ? { cause } : {}),
+  });
+}

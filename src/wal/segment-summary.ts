@@ -78,7 +78,10 @@ export interface SummarizeOptions {
    * segment of a new timeline starts as a copy of the parent's). Without it, any other is an error.
    */
   history?: readonly TimelineHistoryEntry[];
-  /** Check each record's CRC-32C (default true; about halves the speed). */
+  /**
+   * Check each record's CRC-32C (default false). Costs about half the speed (~400 MB/s instead of
+   * ~900 MB/s on WAL of small records); worth it where damage at the source is a concern.
+   */
   verifyCrc?: boolean;
 }
 
@@ -144,7 +147,7 @@ class SegmentWalker {
     this.startLsn = startLsn;
     this.timeline = timeline;
     this.history = options.history;
-    this.verifyCrc = options.verifyCrc ?? true;
+    this.verifyCrc = options.verifyCrc ?? false;
     this.segLo = Number(startLsn & 0xffff_ffffn);
     this.segHi = Number(startLsn >> 32n);
     this.summary = {

@@ -91,6 +91,7 @@ before(async () => {
         timeline: 1,
         startLsn: parsed.startLsn,
         segmentSize: SEGMENT_SIZE,
+        verifyCrc: true,
       });
       segments.push({ name, startLsn: parsed.startLsn, data, summary });
     }
@@ -307,6 +308,7 @@ test('a partial segment (validBytes) is summarized up to its last complete recor
       startLsn: segment.startLsn,
       segmentSize: SEGMENT_SIZE,
       validBytes,
+      verifyCrc: true,
     });
     assert.deepEqual([...summary.pageErrors, ...summary.recordErrors], [], `validBytes ${validBytes}`);
     if (validBytes < SEGMENT_SIZE) {
@@ -396,6 +398,7 @@ function summarize(segment: Segment, data: Buffer, validBytes?: number): Segment
     timeline: 1,
     startLsn: segment.startLsn,
     segmentSize: SEGMENT_SIZE,
+    verifyCrc: true,
     ...(validBytes === undefined ? {} : { validBytes }),
   });
 }

@@ -1,0 +1,342 @@
+import { WardenError } from '../../errors.ts';
+import { silentLogger, type Logger } from '../../logger.ts';
+import { escapeGlob } from '../redis/glob.ts';
+import type { RedisArg, RedisLike } from '../redis/redis-like.ts';
+import type { LuaScript } from '../redis/lua-script.ts';
+import { decryptSessionData, encryptSessionData } from './session-crypto.ts';
+import { generateSessionId, sessionHandle } from './session-id.ts';
+import {
+  DESTROY,
+  INDEX_ADD,
+  INDEX_LIST,
+  INDEX_POP,
+  INDEX_REMOVE,
+  INFO,
+  LOAD,
+  PEEK,
+  SAVE,
+} from './session-scripts.ts';
+
+export interface SessionStoreOptions {
+  redis: RedisLike;
+  /** Default `app:sess:`. */
+  prefix?: string;
+  /** A session unused this long expires. Default 30 min. */
+  idleTimeoutMs?: number;
+  /** A session expires this long after creation, however active. Default 4 h. */
+  absoluteLifetimeMs?: number;
+  /**
+   * Encrypt session data at rest (AES-256-GCM, key derived from the session id, which Redis
+   * never sees). `salt` is an optional server-side secret mixed into the key derivation.
+   */
+  encryption?: boolean | { salt?: string };
+  /** Largest accepted serialized session, default 64 KiB. */
+  maxBytes?: number;
+  logger?: Logger;
+}
+
+/** What is known about a session without reading its data. */
+export interface SessionInfo {
+  /** Stable, non-secret name of the session (SHA-256 of the id); use it to revoke. */
+  handle: string;
+  userId: string | undefined;
+  createdAt: Date;
+  lastAccessAt: Date;
+  /** Absolute end of life; the idle timeout may end it sooner. */
+  expiresAt: Date;
+  idleTimeoutMs: number;
+}
+
+export interface LoadedSession<T> {
+  data: T;
+  info: SessionInfo;
+}
+
+export interface SaveOptions {
+  /** Indexes the session under this user for counting, listing and revoking. */
+  userId?: string;
+}
+
+/** How a save treats an existing or missing session (see the SAVE script). */
+export type SaveMode = 'create' | 'update' | 'upsert';
+
+/**
+ * Server-side sessions in Redis with an idle timeout and an absolute lifetime, both enforced
+ * atomically by Lua scripts on the Redis clock. Fails closed: when Redis cannot be reached every
+ * call raises `WARDEN_E_SESSION_STORE_UNAVAILABLE`, never "no session".
+ *
+ * Keys: `<prefix>s:{<handle>}` (hash) per session, `<prefix>u:{<userId>}` (sorted set) per user.
+ *
+ * @example
+ * const sessions = new SessionStore({ redis, encryption: true });
+ * const { id } = await sessions.create({ cart: [] }, { userId: 'u-17' });
+ * const session = await sessions.get(id); // slides the idle window
+ * await sessions.revokeUser('u-17');      // logs u-17 out everywhere
+ */
+export class SessionStore {
+  readonly prefix: string;
+  readonly idleTimeoutMs: number;
+  readonly absoluteLifetimeMs: number;
+  readonly #redis: RedisLike;
+  readonly #salt: string | undefined;
+  readonly #maxBytes: number;
+  readonly #log: Logger;
+
+  constructor(options: SessionStoreOptions) {
+    this.#redis = options.redis;
+    this.prefix = options.prefix ?? 'app:sess:';
+    this.idleTimeoutMs = options.idleTimeoutMs ?? 30 * 60_000;
+    this.absoluteLifetimeMs = options.absoluteLifetimeMs ?? 4 * 3_600_000;
+    if (!(this.idleTimeoutMs > 0) || !(this.absoluteLifetimeMs > 0)) {
+      throw new WardenError(
+        'WARDEN_E_CONFIG_INVALID',
+        'sessions.idleTimeoutMs and absoluteLifetimeMs: must be > 0',
+      );
+    }
+    const encryption = options.encryption;
+    this.#salt = encryption
+      ? (typeof encryption === 'object' && encryption.salt) || 'warden-session'
+      : undefined;
+    this.#maxBytes = options.maxBytes ?? 65_536;
+    this.#log = (options.logger ?? silentLogger).child({ component: 'sessions' });
+  }
+
+  /** True when session data is encrypted at rest. */
+  get encrypted(): boolean {
+    return this.#salt !== undefined;
+  }
+
+  /** Creates a session under a fresh unguessable id. */
+  async create<T>(data: T, options: SaveOptions = {}): Promise<{ id: string; info: SessionInfo }> {
+    for (;;) {
+      const id = generateSessionId();
+      const info = await this.save(id, data, options, 'create');
+      if (info) return { id, info };
+      // a 256-bit collision: practically never, but never overwrite someone else's session
+    }
+  }
+
+  /**
+   * Writes a session's data. Mode `update` (default) refuses to bring back a session that
+   * expired or was revoked and returns undefined; `upsert` creates it when missing.
+   */
+  async save<T>(
+    id: string,
+    data: T,
+    options: SaveOptions = {},
+    mode: SaveMode = 'update',
+  ): Promise<SessionInfo | undefined> {
+    const handle = sessionHandle(id);
+    let text = JSON.stringify(data);
+    if (Buffer.byteLength(text) > this.#maxBytes) {
+      throw new WardenError('WARDEN_E_SESSION_INVALID', `session data exceeds ${this.#maxBytes} bytes`, {
+        details: { handle, bytes: Buffer.byteLength(text) },
+      });
+    }
+    if (this.#salt !== undefined) text = encryptSessionData(text, id, handle, this.#salt);
+    const userId = options.userId ?? '';
+    const reply = (await this.#run(
+      'save',
+      SAVE,
+      [this.#sessionKey(handle)],
+      [text, this.idleTimeoutMs, this.absoluteLifetimeMs, userId, mode, this.encrypted ? '1' : '0'],
+    )) as number[];
+    if (reply[0] !== 1) return undefined;
+    const expiresAt = Number(reply[3]);
+    if (userId !== '') await this.#run('index', INDEX_ADD, [this.#userKey(userId)], [handle, expiresAt]);
+    return {
+      handle,
+      userId: userId || undefined,
+      createdAt: new Date(Number(reply[1])),
+      lastAccessAt: new Date(Number(reply[2])),
+      expiresAt: new Date(expiresAt),
+      idleTimeoutMs: this.idleTimeoutMs,
+    };
+  }
+
+  /**
+   * Loads a session and (unless `touch: false`) slides its idle window. Returns undefined when
+   * it does not exist or expired; raises `WARDEN_E_SESSION_INVALID` when encrypted data was
+   * tampered with.
+   */
+  async get<T = unknown>(
+    id: string,
+    options: { touch?: boolean } = {},
+  ): Promise<LoadedSession<T> | undefined> {
+    const handle = sessionHandle(id);
+    const reply = (await this.#run(
+      'get',
+      LOAD,
+      [this.#sessionKey(handle)],
+      [options.touch === false ? '0' : '1'],
+    )) as string[] | null;
+    if (!reply) return undefined;
+    const [stored, created, last, expires, idle, user, encrypted] = reply as [
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    let text = stored;
+    if (encrypted === '1') {
+      if (this.#salt === undefined) {
+        throw new WardenError(
+          'WARDEN_E_SESSION_INVALID',
+          'session is encrypted but the store has no encryption configured',
+          {
+            details: { handle },
+          },
+        );
+      }
+      text = decryptSessionData(stored, id, handle, this.#salt);
+    }
+    return {
+      data: JSON.parse(text) as T,
+      info: {
+        handle,
+        userId: user || undefined,
+        createdAt: new Date(Number(created)),
+        lastAccessAt: new Date(Number(last)),
+        expiresAt: new Date(Number(expires)),
+        idleTimeoutMs: Number(idle),
+      },
+    };
+  }
+
+  /** Slides the idle window, never past the absolute lifetime. False when the session is gone. */
+  async touch(id: string): Promise<boolean> {
+    const reply = await this.#run('touch', LOAD, [this.#sessionKey(sessionHandle(id))], ['1']);
+    return reply !== null;
+  }
+
+  /** Ends a session by its id. */
+  async destroy(id: string): Promise<void> {
+    await this.revoke(sessionHandle(id));
+  }
+
+  /** Ends a session by its handle (as listed by {@link listUser}). True when it existed. */
+  async revoke(handle: string): Promise<boolean> {
+    const userId = (await this.#run('revoke', DESTROY, [this.#sessionKey(handle)], [])) as string | null;
+    if (userId) {
+      await this.#run('revoke', INDEX_REMOVE, [this.#userKey(userId)], [handle]);
+    }
+    return userId !== null;
+  }
+
+  /** The live sessions of a user (stale index entries are pruned on the way). */
+  async listUser(userId: string): Promise<SessionInfo[]> {
+    const handles = (await this.#run('list', INDEX_LIST, [this.#userKey(userId)], [])) as string[];
+    const infos = await Promise.all(
+      handles.map(async (handle): Promise<SessionInfo | undefined> => {
+        const h = (await this.#run('list', INFO, [this.#sessionKey(handle)], [])) as (string | null)[] | null;
+        // a session re-saved under another user no longer belongs to this one
+        if (!h || h[4] !== userId) return undefined;
+        return {
+          handle,
+          userId,
+          createdAt: new Date(Number(h[0])),
+          lastAccessAt: new Date(Number(h[1])),
+          expiresAt: new Date(Number(h[2])),
+          idleTimeoutMs: Number(h[3]),
+        };
+      }),
+    );
+    return infos.filter((i): i is SessionInfo => i !== undefined);
+  }
+
+  async countUser(userId: string): Promise<number> {
+    return (await this.listUser(userId)).length;
+  }
+
+  /** Ends every session of a user ("log out everywhere"). Returns how many were live. */
+  async revokeUser(userId: string): Promise<number> {
+    const handles = (await this.#run('revokeUser', INDEX_POP, [this.#userKey(userId)], [])) as string[];
+    return this.#guard('revokeUser', () => this.#redis.unlink(handles.map((h) => this.#sessionKey(h))));
+  }
+
+  /** Counts all sessions under the prefix (SCAN over every master: O(sessions), for dashboards). */
+  async count(): Promise<number> {
+    let count = 0;
+    await this.#guard('count', () =>
+      this.#redis.scan(`${escapeGlob(this.prefix)}s:*`, (keys) => void (count += keys.length)),
+    );
+    return count;
+  }
+
+  /** Handles of all sessions, for administration. */
+  async handles(): Promise<string[]> {
+    const out: string[] = [];
+    const start = this.prefix.length + 3;
+    await this.#guard('handles', () =>
+      this.#redis.scan(
+        `${escapeGlob(this.prefix)}s:*`,
+        (keys) => void out.push(...keys.map((k) => k.slice(start, -1))),
+      ),
+    );
+    return out;
+  }
+
+  /** Ends every session and user index under the prefix. Returns the number of keys deleted. */
+  async clear(): Promise<number> {
+    let deleted = 0;
+    await this.#guard('clear', () =>
+      this.#redis.scan(`${escapeGlob(this.prefix)}*`, async (keys) => {
+        deleted += await this.#redis.unlink(keys);
+      }),
+    );
+    return deleted;
+  }
+
+  /** Data of an unencrypted session by handle, without touching it (administration). */
+  async peek<T = unknown>(handle: string): Promise<T | undefined> {
+    const reply = (await this.#run('peek', PEEK, [this.#sessionKey(handle)], [])) as [string, string] | null;
+    if (!reply || reply[1] === '1') return undefined;
+    return JSON.parse(reply[0]) as T;
+  }
+
+  /** Reads the metadata of a session by handle (no data; encrypted data needs the id). */
+  async info(handle: string): Promise<SessionInfo | undefined> {
+    const h = (await this.#run('info', INFO, [this.#sessionKey(handle)], [])) as (string | null)[] | null;
+    if (!h) return undefined;
+    return {
+      handle,
+      userId: h[4] || undefined,
+      createdAt: new Date(Number(h[0])),
+      lastAccessAt: new Date(Number(h[1])),
+      expiresAt: new Date(Number(h[2])),
+      idleTimeoutMs: Number(h[3]),
+    };
+  }
+
+  #run(operation: string, script: LuaScript, keys: string[], args: RedisArg[]): Promise<unknown> {
+    return this.#guard(operation, () => this.#redis.eval(script, keys, args));
+  }
+
+  async #guard<T>(operation: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
+    } catch (error) {
+      this.#log.warn({ err: error, operation }, 'session store unavailable');
+      throw new WardenError(
+        'WARDEN_E_SESSION_STORE_UNAVAILABLE',
+        `session ${operation} failed: Redis unavailable`,
+        {
+          cause: error,
+          details: { operation },
+          hint: 'Access is denied until Redis is back (sessions fail closed).',
+        },
+      );
+    }
+  }
+
+  #sessionKey(handle: string): string {
+    return `${this.prefix}s:{${handle}}`;
+  }
+
+  #userKey(userId: string): string {
+    return `${this.prefix}u:{${userId}}`;
+  }
+}

@@ -1,0 +1,145 @@
+import { WardenError } from '../../errors.ts';
+import { silentLogger, type Logger } from '../../logger.ts';
+import { CircuitBreaker, type CircuitBreakerOptions } from '../redis/circuit-breaker.ts';
+import type { RedisLike } from '../redis/redis-like.ts';
+import { GCRA, MemoryGcra, type GcraDecision } from './gcra.ts';
+
+/** What a limiter does when Redis cannot answer. */
+export type RedisDownPolicy = 'fail-open' | 'fail-closed' | 'memory';
+
+export interface RateLimiterOptions {
+  redis: RedisLike;
+  /** Requests allowed per window on average. */
+  limit: number;
+  windowMs: number;
+  /** Requests allowed at once after a quiet period. Default `limit`. */
+  burst?: number;
+  /** Default `app:rl:`; give every limiter its own. */
+  prefix?: string;
+  /**
+   * `fail-open` allows, `fail-closed` raises `WARDEN_E_RATE_LIMIT_UNAVAILABLE`, `memory` limits
+   * per process (each instance then allows up to the full limit). Default `fail-open`.
+   */
+  onRedisDown?: RedisDownPolicy;
+  /** Default 250 ms. */
+  timeoutMs?: number;
+  breaker?: CircuitBreakerOptions;
+  logger?: Logger;
+}
+
+export interface RateLimitResult {
+  allowed: boolean;
+  /** The burst size: what `RateLimit-Limit` reports. */
+  limit: number;
+  remaining: number;
+  /** Until the key is fully replenished. */
+  resetMs: number;
+  /** Until a rejected request of the same cost would be allowed; 0 when allowed. */
+  retryAfterMs: number;
+  /** Who decided: Redis, the in-memory fallback, or the fail-open policy. */
+  source: 'redis' | 'memory' | 'fail-open';
+}
+
+/**
+ * Per-key rate limiting with GCRA, atomic in Redis (one Lua call per request, on standalone and
+ * Cluster alike: each key is its own hash slot).
+ *
+ * @example
+ * const limiter = new RateLimiter({ redis, limit: 100, windowMs: 60_000, burst: 20, onRedisDown: 'memory' });
+ * const result = await limiter.consume(`login:${ip}`);
+ * if (!result.allowed) throw new TooManyRequests(result.retryAfterMs);
+ */
+export class RateLimiter {
+  readonly limit: number;
+  readonly windowMs: number;
+  readonly burst: number;
+  readonly prefix: string;
+  readonly onRedisDown: RedisDownPolicy;
+  readonly #intervalMs: number;
+  readonly #redis: RedisLike;
+  readonly #timeoutMs: number;
+  readonly #breaker: CircuitBreaker;
+  readonly #memory = new MemoryGcra();
+  readonly #log: Logger;
+
+  constructor(options: RateLimiterOptions) {
+    if (!(options.limit > 0) || !(options.windowMs > 0)) {
+      throw new WardenError('WARDEN_E_CONFIG_INVALID', 'ratelimit.limit and ratelimit.windowMs: must be > 0');
+    }
+    this.#redis = options.redis;
+    this.limit = options.limit;
+    this.windowMs = options.windowMs;
+    this.burst = options.burst ?? options.limit;
+    this.prefix = options.prefix ?? 'app:rl:';
+    this.onRedisDown = options.onRedisDown ?? 'fail-open';
+    this.#intervalMs = options.windowMs / options.limit;
+    this.#timeoutMs = options.timeoutMs ?? 250;
+    this.#breaker = new CircuitBreaker(options.breaker);
+    this.#log = (options.logger ?? silentLogger).child({ component: 'ratelimit', prefix: this.prefix });
+  }
+
+  /**
+   * Takes `cost` units from `key`'s allowance. Never throws for a rejected request (`allowed`
+   * is false); throws `WARDEN_E_RATE_LIMIT_UNAVAILABLE` only with the `fail-closed` policy.
+   */
+  async consume(key: string, cost = 1): Promise<RateLimitResult> {
+    if (this.#breaker.allow()) {
+      try {
+        const reply = (await this.#withTimeout(
+          this.#redis.eval(GCRA, [`${this.prefix}{${key}}`], [this.#intervalMs, this.burst, cost]),
+        )) as number[];
+        this.#breaker.success();
+        return this.#result(
+          { allowed: reply[0] === 1, remaining: reply[1]!, resetMs: reply[2]!, retryAfterMs: reply[3]! },
+          'redis',
+        );
+      } catch (error) {
+        this.#breaker.failure();
+        this.#log.warn({ err: error }, 'rate limiter could not reach Redis');
+        return this.#fallback(key, cost, error);
+      }
+    }
+    return this.#fallback(key, cost, undefined);
+  }
+
+  #fallback(key: string, cost: number, cause: unknown): RateLimitResult {
+    switch (this.onRedisDown) {
+      case 'memory':
+        return this.#result(this.#memory.consume(key, this.#intervalMs, this.burst, cost), 'memory');
+      case 'fail-open':
+        return this.#result(
+          { allowed: true, remaining: this.burst, resetMs: 0, retryAfterMs: 0 },
+          'fail-open',
+        );
+      case 'fail-closed':
+        throw new WardenError(
+          'WARDEN_E_RATE_LIMIT_UNAVAILABLE',
+          'rate limiter unavailable: Redis did not answer',
+          {
+            cause,
+            details: { prefix: this.prefix },
+          },
+        );
+    }
+  }
+
+  #result(decision: GcraDecision, source: RateLimitResult['source']): RateLimitResult {
+    return {
+      ...decision,
+      remaining: Math.max(0, Math.min(this.burst, decision.remaining)),
+      limit: this.burst,
+      source,
+    };
+  }
+
+  #withTimeout<T>(promise: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`Redis did not answer within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { RedisLike } from '../../../src/datalayer/redis/redis-like.ts';
+import { RateLimiter, type RateLimiterOptions } from '../../../src/datalayer/ratelimit/index.ts';
+import type { RedisTopology, TopologyFactory } from '../../harness/redis.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The rate limiter contract, run once per topology. */
+export function rateLimitContract(factory: TopologyFactory): void {
+  describe(`rate limiter on ${factory.name} Redis`, { timeout: 60_000 }, () => {
+    let topo: RedisTopology;
+    let redis: RedisLike;
+    const newLimiter = (options: Omit<RateLimiterOptions, 'redis'>, client = redis) =>
+      new RateLimiter({ redis: client, prefix: `t${randomBytes(4).toString('hex')}:rl:`, ...options });
+
+    before(async () => {
+      topo = await factory.start();
+      redis = await topo.connect();
+    });
+    after(() => topo.stop());
+
+    test('200 parallel consumers on a limit of 50 across two clients: exactly 50 allowed', async () => {
+      const other = await topo.connect();
+      const prefix = `t${randomBytes(4).toString('hex')}:rl:`;
+      const a = new RateLimiter({ redis, prefix, limit: 50, windowMs: 60_000 });
+      const b = new RateLimiter({ redis: other, prefix, limit: 50, windowMs: 60_000 });
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).consume('user:1')),
+      );
+      assert.equal(results.filter((r) => r.allowed).length, 50);
+      assert.ok(results.every((r) => r.source === 'redis'));
+      const rejected = results.find((r) => !r.allowed)!;
+      assert.equal(rejected.remaining, 0);
+      assert.ok(rejected.retryAfterMs > 0 && rejected.retryAfterMs <= 1200);
+      assert.ok(rejected.resetMs > 50_000 && rejected.resetMs <= 60_000);
+      // keys are independent
+      assert.equal((await a.consume('user:2')).allowed, true);
+    });
+
+    test('remaining counts down, cost is honoured and the allowance replenishes over time', async () => {
+      const limiter = newLimiter({ limit: 10, windowMs: 1000, burst: 5 });
+      assert.equal((await limiter.consume('k')).remaining, 4);
+      assert.equal((await limiter.consume('k', 3)).remaining, 1);
+      const tooMuch = await limiter.consume('k', 2);
+      assert.equal(tooMuch.allowed, false);
+      assert.equal(tooMuch.remaining, 1);
+      assert.ok(tooMuch.retryAfterMs > 0 && tooMuch.retryAfterMs <= 100);
+      assert.equal((await limiter.consume('k')).allowed, true);
+      assert.equal((await limiter.consume('k')).allowed, false);
+      await sleep(250); // 100 ms per unit
+      const later = await limiter.consume('k');
+      assert.equal(later.allowed, true);
+      assert.ok(later.remaining >= 1);
+    });
+  });
+}

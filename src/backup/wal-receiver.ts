@@ -120,9 +120,9 @@ export class WalReceiver {
         serverVersion: await client.show('server_version'),
       });
       await this.archiveHistories(client, repository, identity.timeline);
+      if (!(await client.readSlot(this.options.slotName))) await client.createSlot(this.options.slotName);
       const slot = await client.readSlot(this.options.slotName);
-      const consistentPoint = slot ? undefined : parseLsn(await client.createSlot(this.options.slotName));
-      const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : consistentPoint ?? parseLsn(identity.xlogpos);
+      const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : parseLsn(identity.xlogpos);
       let { timeline, startLsn } = await this.startPoint(repository, identity.timeline, slotLsn, segmentSize);
       this.current.state = 'streaming';
       for (;;) {
@@ -142,8 +142,17 @@ export class WalReceiver {
   /** Where to resume: the start of the partial segment, after the last archived one, or the slot. */
   private async startPoint(repository: Repository, serverTimeline: number, slotLsn: Lsn, segmentSize: number) {
     const inventory = await readWalInventory(repository);
+    const slotStart = segmentStart(slotLsn, segmentSize);
     const partial = inventory.partials.sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn))[0];
-    if (partial) return { timeline: partial.timeline, startLsn: partial.startLsn };
+    if (partial && partial.startLsn >= slotStart) return { timeline: partial.timeline, startLsn: partial.startLsn };
+    if (partial) {
+      // The server no longer has this segment: keep what was received, marked as cut short.
+      const raw = Buffer.alloc(segmentSize);
+      (await repository.store.getBuffer(partial.key)).copy(raw);
+      await archiveSegment(repository, partial.timeline, partial.segment, raw, Math.min(partial.validBytes, segmentSize));
+      await repository.store.delete(partial.key);
+      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize);
+    }
     let best: { timeline: number; startLsn: Lsn } | undefined;
     for (const [timeline, records] of inventory.segments) {
       const last = records.at(-1);
@@ -153,7 +162,6 @@ export class WalReceiver {
         best = { timeline, startLsn: after };
       }
     }
-    const slotStart = segmentStart(slotLsn, segmentSize);
     if (best && best.startLsn < slotStart) {
       this.logger.warn({ archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) }, 'WAL gap: the server no longer has WAL the repository lacks');
       return { timeline: serverTimeline, startLsn: slotStart };

@@ -57,7 +57,7 @@ export function planRestore(
     // With no commit after the target in the archive, replaying everything gives the same data,
     // and PostgreSQL would otherwise stop with "recovery ended before target was reached".
     if (commitAfter || (partialLastCommit && partialLastCommit > target.time)) {
-      recovery.recovery_target_time = target.time.toISOString();
+      recovery.recovery_target_time = target.time.toISOString().replace('T', ' ').replace('Z', '+00');
       if (commitAfter) stopLsn = parseLsn(commitAfter.startLsn) + BigInt(segmentSize);
     }
   } else if (target.kind === 'lsn') {

@@ -295,7 +295,12 @@ export class Database implements Queryable {
       }
     }
     this.routing.readsOnPrimary += 1;
-    return this.onPrimary(undefined, (connection) => connection.query<R>(sql, params));
+    const run = () => this.onPrimary(undefined, (connection) => connection.query<R>(sql, params));
+    // A read is safe to repeat: one retry on a fresh session hides a session that died idle.
+    return run().catch((error: unknown) => {
+      if (error instanceof WardenError && error.code === 'WARDEN_E_FAILOVER') return run();
+      throw error;
+    });
   }
 
   /** A connection to a replica fit for this session's read, or undefined to use the primary. */

@@ -1,0 +1,70 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { open, readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { isWardenError, type ErrorCode, type WardenError } from '../../src/errors.ts';
+import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
+import type { TestCluster } from '../harness/postgres.ts';
+
+/** The harness clusters run without TLS on loopback. */
+export function connectionOf(
+  cluster: TestCluster,
+  options: { user?: string; password?: string } = {},
+): ConnectionConfig {
+  return { ...connectionFromUrl(cluster.url(options)), tls: 'disable' };
+}
+
+/** Awaits a promise that must reject with a WardenError of `code`; returns the error. */
+export async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<WardenError> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(isWardenError(error), `expected a WardenError ${code}, got ${String(error)}`);
+    assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
+    return error;
+  }
+  assert.fail(`expected a rejection with ${code}`);
+}
+
+/** Every file below `dir` (relative path → SHA-256), to show a directory was left untouched. */
+export async function snapshotTree(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {};
+  if (!existsSync(dir)) return files;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const full = path.join(entry.parentPath ?? entry.path, entry.name);
+    files[path.relative(dir, full)] = createHash('sha256')
+      .update(await readFile(full))
+      .digest('hex');
+  }
+  return files;
+}
+
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Flips every bit of the byte at `offset` of a file (in place). */
+export async function flipByte(file: string, offset: number): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, offset);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, offset);
+  } finally {
+    await handle.close();
+  }
+}

@@ -84,6 +84,7 @@ export class Database implements Queryable {
   private closing: Promise<void> | undefined;
   private computedBudget: ConnectionBudget | undefined;
   private upkeep: NodeJS.Timeout | undefined;
+  private started = false;
   private roundRobin = 0;
   private readonly routing: RoutingStats = {
     readsOnReplica: 0,
@@ -188,7 +189,7 @@ export class Database implements Queryable {
     params?: readonly unknown[],
     options: QueryOptions = {},
   ): Promise<QueryResult<R>> {
-    await this.ready();
+    if (!this.started || this.closing) await this.ready();
     const role = options.role ?? 'write';
     if (role === 'read') return this.read<R>(sql, params, options.session);
     return this.onPrimary(role === 'batch' ? this.batchPool : this.writePool, async (connection) => {
@@ -204,7 +205,7 @@ export class Database implements Queryable {
    * `details.commitOutcome` is `unknown`).
    */
   async transaction<T>(fn: (tx: Queryable) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    await this.ready();
+    if (!this.started || this.closing) await this.ready();
     const pool = options.role === 'batch' ? this.batchPool : this.writePool;
     return this.onPrimary(pool, async (connection, lease) => {
       let open = true;
@@ -270,6 +271,7 @@ export class Database implements Queryable {
   private async ready(): Promise<void> {
     if (this.closing) throw new WardenError('WARDEN_E_POOL_CLOSED', 'the database was closed');
     await this.start();
+    this.started = true;
   }
 
   private async read<R>(
@@ -277,7 +279,7 @@ export class Database implements Queryable {
     params: readonly unknown[] | undefined,
     session: string | undefined,
   ): Promise<QueryResult<R>> {
-    const replica = await this.leaseReplica(session);
+    const replica = this.config.replicas.length > 0 ? await this.leaseReplica(session) : undefined;
     if (replica) {
       const { lease, key } = replica;
       try {
@@ -318,7 +320,7 @@ export class Database implements Queryable {
           s.lagMs <= this.config.maxReplicaLagMs,
       );
     if (candidates.length === 0) {
-      if (this.config.replicas.length > 0) this.routing.fallbackNoReplica += 1;
+      this.routing.fallbackNoReplica += 1;
       return undefined;
     }
     const required = session === undefined ? undefined : this.positions.required(session);

@@ -66,15 +66,17 @@ interface Entry {
   leased: boolean;
   retire: boolean;
   lifetimeTimer: NodeJS.Timeout | undefined;
-  leakTimer: NodeJS.Timeout | undefined;
+  /** Set while on loan with leak detection on: when and where it was taken. */
+  leasedAt: number;
+  acquiredBy: Error | undefined;
   leakReported: boolean;
 }
 
 interface Waiter {
   readonly since: number;
+  readonly deadline: number;
   readonly resolve: (entry: Entry) => void;
   readonly reject: (error: unknown) => void;
-  timer: NodeJS.Timeout | undefined;
 }
 
 // Refill after failed connects backs off: 250 ms, 500 ms, 1 s, … capped at 10 s, ±20 % jitter.
@@ -103,6 +105,9 @@ export class ConnectionPool {
   private closing: Promise<void> | undefined;
   private housekeeper: NodeJS.Timeout | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
+  /** One timer for the oldest waiter's deadline (waiters are FIFO with equal timeouts), not one each. */
+  private waiterTimer: NodeJS.Timeout | undefined;
+  private leakScanner: NodeJS.Timeout | undefined;
   private refillFailures = 0;
   private lastCreateError: WardenError | undefined;
   private counters = {
@@ -133,6 +138,12 @@ export class ConnectionPool {
     this.started = true;
     this.housekeeper = setInterval(() => this.housekeep(), this.housekeepingIntervalMs);
     this.housekeeper.unref();
+    const threshold = this.settings.leakDetectionThresholdMs;
+    if (threshold > 0) {
+      // A scan instead of a timer per checkout: warnings come up to a quarter threshold late.
+      this.leakScanner = setInterval(() => this.scanForLeaks(), Math.min(5_000, Math.max(10, threshold / 4)));
+      this.leakScanner.unref();
+    }
     await Promise.all(this.fill());
   }
 
@@ -147,10 +158,8 @@ export class ConnectionPool {
       if (await this.usable(entry)) return this.lease(entry, since);
     }
     const entry = await new Promise<Entry>((resolve, reject) => {
-      const waiter: Waiter = { since, resolve, reject, timer: undefined };
-      const remaining = Math.max(0, this.settings.connectionTimeoutMs - (Date.now() - since));
-      waiter.timer = setTimeout(() => this.timeOut(waiter), remaining);
-      this.waiters.push(waiter);
+      this.waiters.push({ since, deadline: since + this.settings.connectionTimeoutMs, resolve, reject });
+      this.armWaiterTimer();
       if (this.waiters.length > this.pending && this.all.size + this.pending < this.settings.maxSize) {
         void this.create();
       }
@@ -189,10 +198,9 @@ export class ConnectionPool {
   private async shutdown(): Promise<void> {
     clearInterval(this.housekeeper);
     clearTimeout(this.refillTimer);
-    for (const waiter of this.waiters.splice(0)) {
-      clearTimeout(waiter.timer);
-      waiter.reject(this.closedError());
-    }
+    clearTimeout(this.waiterTimer);
+    clearInterval(this.leakScanner);
+    for (const waiter of this.waiters.splice(0)) waiter.reject(this.closedError());
     for (const entry of this.idle.splice(0)) this.destroy(entry);
     const deadline = Date.now() + CLOSE_GRACE_MS;
     while ((this.all.size > 0 || this.pending > 0) && Date.now() < deadline) {
@@ -252,18 +260,9 @@ export class ConnectionPool {
     this.counters.acquired += 1;
     this.counters.waitTimeTotalMs += waited;
     if (waited > this.counters.waitTimeMaxMs) this.counters.waitTimeMaxMs = waited;
-    const threshold = this.settings.leakDetectionThresholdMs;
-    if (threshold > 0) {
-      const acquiredBy = new Error('connection acquired here');
-      entry.leakTimer = setTimeout(() => {
-        entry.leakReported = true;
-        this.counters.leaksDetected += 1;
-        this.logger.warn(
-          { pool: this.name, heldMs: Date.now() - now, thresholdMs: threshold, stack: acquiredBy.stack },
-          `connection leak suspected: held longer than ${threshold} ms`,
-        );
-      }, threshold);
-      entry.leakTimer.unref();
+    if (this.settings.leakDetectionThresholdMs > 0) {
+      entry.leasedAt = now;
+      entry.acquiredBy = new Error('connection acquired here');
     }
     let released = false;
     return {
@@ -277,8 +276,7 @@ export class ConnectionPool {
   }
 
   private giveBack(entry: Entry, destroy: boolean): void {
-    clearTimeout(entry.leakTimer);
-    entry.leakTimer = undefined;
+    entry.acquiredBy = undefined;
     if (entry.leakReported) {
       entry.leakReported = false;
       this.logger.info({ pool: this.name }, 'a connection previously reported as leaked was returned');
@@ -297,17 +295,28 @@ export class ConnectionPool {
   private offer(entry: Entry): void {
     const waiter = this.waiters.shift();
     if (waiter) {
-      clearTimeout(waiter.timer);
       waiter.resolve(entry);
     } else {
       this.idle.push(entry);
     }
   }
 
+  private armWaiterTimer(): void {
+    const head = this.waiters[0];
+    if (this.waiterTimer || !head) return;
+    this.waiterTimer = setTimeout(
+      () => {
+        this.waiterTimer = undefined;
+        const now = Date.now();
+        while (this.waiters[0] && this.waiters[0].deadline <= now) this.timeOut(this.waiters.shift()!);
+        this.armWaiterTimer();
+      },
+      Math.max(0, head.deadline - Date.now()),
+    );
+    this.waiterTimer.unref();
+  }
+
   private timeOut(waiter: Waiter): void {
-    const index = this.waiters.indexOf(waiter);
-    if (index < 0) return;
-    this.waiters.splice(index, 1);
     this.counters.timeouts += 1;
     const state = this.stats();
     const waited = Date.now() - waiter.since;
@@ -323,6 +332,25 @@ export class ConnectionPool {
         },
       ),
     );
+  }
+
+  private scanForLeaks(): void {
+    const threshold = this.settings.leakDetectionThresholdMs;
+    const now = Date.now();
+    for (const entry of this.all) {
+      if (!entry.acquiredBy || entry.leakReported || now - entry.leasedAt <= threshold) continue;
+      entry.leakReported = true;
+      this.counters.leaksDetected += 1;
+      this.logger.warn(
+        {
+          pool: this.name,
+          heldMs: now - entry.leasedAt,
+          thresholdMs: threshold,
+          stack: entry.acquiredBy.stack,
+        },
+        `connection leak suspected: held longer than ${threshold} ms`,
+      );
+    }
   }
 
   /** Starts enough connects to bring idle up to `minIdle` within `maxSize`; returns them. */
@@ -360,7 +388,8 @@ export class ConnectionPool {
       leased: false,
       retire: false,
       lifetimeTimer: undefined,
-      leakTimer: undefined,
+      leasedAt: 0,
+      acquiredBy: undefined,
       leakReported: false,
     };
     const lifetime = this.settings.maxLifetimeMs;
@@ -391,10 +420,7 @@ export class ConnectionPool {
     // With no connection in or coming to the pool nobody can release one: fail waiters now
     // with the typed cause instead of letting them sit out the whole connection timeout.
     if (this.all.size === 0 && this.pending === 0) {
-      for (const waiter of this.waiters.splice(0)) {
-        clearTimeout(waiter.timer);
-        waiter.reject(wrapped);
-      }
+      for (const waiter of this.waiters.splice(0)) waiter.reject(wrapped);
     }
     if (this.closing || this.refillTimer) return;
     const delay =
@@ -439,7 +465,6 @@ export class ConnectionPool {
     const index = this.idle.indexOf(entry);
     if (index >= 0) this.idle.splice(index, 1);
     clearTimeout(entry.lifetimeTimer);
-    clearTimeout(entry.leakTimer);
     this.counters.destroyed += 1;
     void entry.connection.close();
   }

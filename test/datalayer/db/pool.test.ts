@@ -133,6 +133,7 @@ test('a connection killed while idle is dropped and the next query runs on a new
   try {
     const before = await backendPid(db);
     await cluster.query('SELECT pg_terminate_backend($1)', [before]);
+    await waitUntil(() => db.stats().pools.write.destroyed >= 1, 5_000, 'the pool notices');
     const after = await backendPid(db);
     assert.notEqual(after, before);
     assert.ok(db.stats().pools.write.destroyed >= 1, 'the dead connection was closed');

@@ -10,7 +10,7 @@ import { findServerBinaries } from '../postgres/server-binaries.ts';
 import { listBackups, type ArchiveObject } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { historyKey, readSegment, readWalInventory, type PartialSegment } from '../repository/wal-archive.ts';
+import { historyKey, readSegment, readWalInventory, type PartialSegment, type SegmentRecord } from '../repository/wal-archive.ts';
 import { freePort, portInUse } from '../util/free-port.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { summarizeSegment } from '../wal/segment-summary.ts';
@@ -157,12 +157,18 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
       await writeFile(path.join(walDir, key.slice(key.lastIndexOf('/') + 1)), await repository.store.getBuffer(key));
     }
   }
-  // Decompress the next segment while the current one is written.
-  let pending = plan.segments[0] ? readSegment(repository, plan.segments[0]) : undefined;
+  // Decompress the next segment while the current one is written. A read-ahead that fails
+  // (corrupt segment) is reported when awaited; until then it must not count as unhandled.
+  const readAhead = (record: SegmentRecord) => {
+    const read = readSegment(repository, record);
+    read.catch(() => undefined);
+    return read;
+  };
+  let pending = plan.segments[0] ? readAhead(plan.segments[0]) : undefined;
   for (let i = 0; i < plan.segments.length; i += 1) {
     const data = await pending!;
     const next = plan.segments[i + 1];
-    pending = next ? readSegment(repository, next) : undefined;
+    pending = next ? readAhead(next) : undefined;
     await writeFile(path.join(walDir, plan.segments[i]!.segment), data);
   }
   if (plan.partial && partialRaw) await writeFile(path.join(walDir, plan.partial.segment), partialRaw);

@@ -64,7 +64,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     release = await acquireLock(options.store, 'backup', 'base backup');
     await removeUnfinishedBackups(repository, logger);
     // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
-    if (!(await client.readSlot(options.slotName))) await client.createSlot(options.slotName);
+    await client.ensureSlot(options.slotName);
 
     const existing = new Set((await listBackups(repository)).map((record) => record.id));
     const startTime = await serverNow(options.connection);

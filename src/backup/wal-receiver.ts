@@ -120,7 +120,7 @@ export class WalReceiver {
         serverVersion: await client.show('server_version'),
       });
       await this.archiveHistories(client, repository, identity.timeline);
-      if (!(await client.readSlot(this.options.slotName))) await client.createSlot(this.options.slotName);
+      await client.ensureSlot(this.options.slotName);
       const slot = await client.readSlot(this.options.slotName);
       const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : parseLsn(identity.xlogpos);
       let { timeline, startLsn } = await this.startPoint(repository, identity.timeline, slotLsn, segmentSize);
@@ -140,7 +140,12 @@ export class WalReceiver {
   }
 
   /** Where to resume: the start of the partial segment, after the last archived one, or the slot. */
-  private async startPoint(repository: Repository, serverTimeline: number, slotLsn: Lsn, segmentSize: number) {
+  private async startPoint(
+    repository: Repository,
+    serverTimeline: number,
+    slotLsn: Lsn,
+    segmentSize: number,
+  ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
     const partial = inventory.partials.sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn))[0];

@@ -158,6 +158,17 @@ export class ReplicationClient {
     return row?.consistent_point ?? '0/0';
   }
 
+  /** Creates the slot unless it exists (also when another Warden process creates it at the same moment). */
+  async ensureSlot(name: string): Promise<void> {
+    if (await this.readSlot(name)) return;
+    try {
+      await this.createSlot(name);
+    } catch (error) {
+      // 42710 duplicate_object: created concurrently, which is what we wanted.
+      if ((error as WardenError).details?.sqlstate !== '42710') throw error;
+    }
+  }
+
   async dropSlot(name: string): Promise<void> {
     await this.command(`DROP_REPLICATION_SLOT ${quoteIdent(name)}`);
   }

@@ -1,0 +1,93 @@
+import { Command, Option } from 'commander';
+import { WardenError } from '../errors.ts';
+import { backupCommand } from './commands/backup.ts';
+import { backupListCommand, backupShowCommand } from './commands/backup-list.ts';
+import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
+import { runEmbeddedCommand } from './commands/run.ts';
+import { walStreamCommand } from './commands/wal-stream.ts';
+import { createContext, type GlobalOptions } from './context.ts';
+import { reportError } from './render.ts';
+
+/** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
+function shutdownSignal(): AbortSignal {
+  const controller = new AbortController();
+  let count = 0;
+  const onSignal = () => {
+    count += 1;
+    if (count === 1) controller.abort();
+    else process.exit(130);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
+}
+
+function withGlobals(command: Command): Command {
+  return command
+    .option('--config <file>', 'YAML config file (default ./warden.yaml if present)')
+    .option('--db <url>', 'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)')
+    .option('--repo <dir>', 'repository directory (default ./.warden/repo)')
+    .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
+    .option('--json', 'machine-readable output');
+}
+
+async function execute(options: GlobalOptions, action: (context: ReturnType<typeof createContext>) => Promise<number>): Promise<void> {
+  let code: number;
+  try {
+    code = await action(createContext(options));
+  } catch (error) {
+    code = reportError(error, options.json === true);
+  }
+  process.exitCode = code;
+}
+
+export function buildProgram(): Command {
+  const program = withGlobals(new Command('warden'))
+    .description('Physical backups, continuous WAL and point-in-time restore for PostgreSQL')
+    .showHelpAfterError()
+    .action(async (options: GlobalOptions) => execute(options, (context) => runEmbeddedCommand(context, shutdownSignal())));
+
+  const backup = withGlobals(program.command('backup').description('take a full physical base backup now'))
+    .option('--name <name>', 'descriptive name, kept until deleted (e.g. pre-v1.13.0-upgrade)')
+    .addOption(new Option('--compression <kind>', 'compression').choices(['zstd', 'gzip', 'none']))
+    .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
+    .action(async (options: GlobalOptions & { name?: string }) => execute(options, (context) => backupCommand(context, options)));
+  withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
+    async (_options: GlobalOptions, command: Command) => execute(command.optsWithGlobals(), (context) => backupListCommand(context)),
+  );
+  withGlobals(backup.command('show').argument('<id>', 'backup id or name').description('show one backup')).action(
+    async (id: string, _options: GlobalOptions, command: Command) => execute(command.optsWithGlobals(), (context) => backupShowCommand(context, id)),
+  );
+
+  const wal = program.command('wal').description('continuous WAL archiving');
+  withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
+    async (options: GlobalOptions) => execute(options, (context) => walStreamCommand(context, shutdownSignal())),
+  );
+
+  withGlobals(program.command('restore').description('restore into a new data directory'))
+    .option('--to-time <time>', 'recover to this point in time (ISO 8601 with zone)')
+    .option('--to-lsn <lsn>', 'recover to this WAL position')
+    .option('--to-name <name>', 'recover to a named restore point (pg_create_restore_point)')
+    .option('--latest', 'recover everything the repository holds')
+    .option('--backup <id>', 'only this backup, consistent at its end')
+    .option('--target-dir <dir>', 'new, empty directory for the restored cluster')
+    .option('--port <port>', 'port for the restored instance (default: a free one)')
+    .option('--start', 'start the instance and wait until it serves')
+    .action(async (options: GlobalOptions & RestoreFlags) =>
+      execute(options, (context) => restoreCommand(context, options)),
+    );
+
+  program.exitOverride((error) => {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') process.exit(0);
+    throw new WardenError('WARDEN_E_USAGE', error.message);
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (error) {
+    process.exitCode = reportError(error, argv.includes('--json'));
+  }
+}

@@ -1,0 +1,165 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { WardenError } from '../errors.ts';
+import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
+import {
+  connectionFromEnv,
+  connectionFromUrl,
+  parseTlsMode,
+  type ConnectionConfig,
+} from '../postgres/connection-config.ts';
+
+/** Defaults, declared once. */
+export const DEFAULTS = {
+  configFile: 'warden.yaml',
+  repositoryPath: './.warden/repo',
+  compression: 'zstd' as Compression,
+  slot: 'warden',
+  tls: 'prefer',
+} as const;
+
+const connectionSchema = z
+  .object({
+    url: z.string().optional(),
+    host: z.string().optional(),
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z.string().optional(),
+    password: z.string().optional(),
+    passwordFile: z.string().optional(),
+    database: z.string().optional(),
+    tls: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+    tlsCa: z.string().optional(),
+    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only').optional(),
+  })
+  .strict();
+
+const fileSchema = z
+  .object({
+    cluster: connectionSchema.optional(),
+    repository: z
+      .object({
+        path: z.string().optional(),
+        compression: z.enum(COMPRESSIONS as unknown as [Compression, ...Compression[]]).optional(),
+        compressionLevel: z.number().int().min(0).max(22).optional(),
+        serverCompression: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof fileSchema>;
+
+export interface WardenConfig {
+  /** Undefined when nothing names a cluster (the embedded default then applies). */
+  cluster?: ConnectionConfig;
+  slot: string;
+  repository: { path: string; compression: Compression; compressionLevel?: number; serverCompression: boolean };
+  /** Where each value came from, for `--json` diagnostics. */
+  sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
+}
+
+export interface ConfigInputs {
+  flags: { config?: string; db?: string; repo?: string; compression?: string; serverCompress?: boolean; slot?: string };
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+/**
+ * Resolves the effective configuration. Precedence: CLI flag > environment > config file >
+ * default. Errors name the field path. The result is frozen.
+ */
+export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
+  const file = readConfigFile(flags.config ?? env.WARDEN_CONFIG, cwd);
+  const sources: WardenConfig['sources'] = {};
+  const pick = <T>(name: string, flag: T | undefined, fromEnv: T | undefined, fromFile: T | undefined, fallback: T): T => {
+    if (flag !== undefined) return ((sources[name] = 'flag'), flag);
+    if (fromEnv !== undefined) return ((sources[name] = 'env'), fromEnv);
+    if (fromFile !== undefined) return ((sources[name] = 'file'), fromFile);
+    sources[name] = 'default';
+    return fallback;
+  };
+  const dbUrl = flags.db ?? env.WARDEN_DB;
+  let cluster: ConnectionConfig | undefined;
+  if (dbUrl) {
+    cluster = connectionFromUrl(dbUrl, flags.db ? '--db' : 'WARDEN_DB');
+    sources.cluster = flags.db ? 'flag' : 'env';
+  } else if (file.config.cluster) {
+    cluster = connectionFromFile(file.config.cluster, file.path ?? 'config', env);
+    sources.cluster = 'file';
+  } else {
+    cluster = connectionFromEnv(env);
+    if (cluster) sources.cluster = 'env';
+  }
+  const compression = pick('compression', flags.compression, env.WARDEN_COMPRESSION, file.config.repository?.compression, DEFAULTS.compression);
+  if (!(COMPRESSIONS as readonly string[]).includes(compression)) {
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', `compression: "${compression}" is not one of ${COMPRESSIONS.join(', ')}`, {
+      details: { field: 'repository.compression' },
+    });
+  }
+  const repoPath = pick('repository', flags.repo, env.WARDEN_REPO, file.config.repository?.path, DEFAULTS.repositoryPath);
+  if (repoPath.startsWith('s3://')) {
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', 'repository: S3 repositories are not available in this version', {
+      hint: 'Use a directory path for --repo.',
+      details: { field: 'repository.path' },
+    });
+  }
+  const level = file.config.repository?.compressionLevel;
+  return Object.freeze({
+    ...(cluster ? { cluster } : {}),
+    slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
+    repository: {
+      path: path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
+      compression: compression as Compression,
+      ...(level !== undefined ? { compressionLevel: level } : {}),
+      serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,
+    },
+    sources,
+  });
+}
+
+function readConfigFile(explicit: string | undefined, cwd: string): { path?: string; config: ConfigFile } {
+  const candidate = explicit ? path.resolve(cwd, explicit) : path.join(cwd, DEFAULTS.configFile);
+  if (!existsSync(candidate)) {
+    if (explicit) {
+      throw new WardenError('WARDEN_E_CONFIG_INVALID', `config file ${candidate} does not exist`, { details: { field: '--config' } });
+    }
+    return { config: {} };
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(candidate, 'utf8'));
+  } catch (cause) {
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${candidate}: not valid YAML (${(cause as Error).message})`, { cause });
+  }
+  const parsed = fileSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || '(root)';
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${candidate}: ${field}: ${issue.message}`, {
+      details: { field, file: candidate },
+    });
+  }
+  return { path: candidate, config: parsed.data };
+}
+
+function connectionFromFile(input: NonNullable<ConfigFile['cluster']>, file: string, env: NodeJS.ProcessEnv): ConnectionConfig {
+  const base = input.url ? connectionFromUrl(input.url, `${file}: cluster.url`) : undefined;
+  const password =
+    input.password ??
+    (input.passwordFile ? readFileSync(input.passwordFile, 'utf8').trim() : undefined) ??
+    base?.password ??
+    env.PGPASSWORD;
+  return {
+    host: input.host ?? base?.host ?? '127.0.0.1',
+    port: input.port ?? base?.port ?? 5432,
+    user: input.user ?? base?.user ?? 'postgres',
+    password,
+    database: input.database ?? base?.database ?? 'postgres',
+    tls: input.tls ? parseTlsMode(input.tls, 'cluster.tls') : (base?.tls ?? 'prefer'),
+    tlsCa: input.tlsCa ?? base?.tlsCa,
+    applicationName: 'warden',
+  };
+}

@@ -47,6 +47,7 @@ export class CircuitBreaker {
   }
 
   allow(): boolean {
+    if (this.#state === 'closed') return true;
     const state = this.state;
     if (state === 'closed') return true;
     if (state === 'half-open' && !this.#trialInFlight) {
@@ -58,6 +59,7 @@ export class CircuitBreaker {
   }
 
   success(): void {
+    if (this.#state === 'closed' && this.#failures === 0) return;
     this.#failures = 0;
     this.#trialInFlight = false;
     this.#state = 'closed';

@@ -17,8 +17,14 @@ export function fromIoredis(client: Client): RedisLike {
   return new IoredisAdapter(client);
 }
 
+function commandTimeoutOf(client: Client): number | undefined {
+  const options = client instanceof Cluster ? client.options.redisOptions : client.options;
+  return options?.commandTimeout;
+}
+
 class IoredisAdapter implements RedisLike {
   readonly isCluster: boolean;
+  readonly commandTimeoutMs: number | undefined;
   readonly #client: Client;
   #subscriber: Client | undefined;
   readonly #handlers = new Map<string, Set<MessageHandler>>();
@@ -26,6 +32,7 @@ class IoredisAdapter implements RedisLike {
   constructor(client: Client) {
     this.#client = client;
     this.isCluster = client instanceof Cluster;
+    this.commandTimeoutMs = commandTimeoutOf(client);
   }
 
   async connect(): Promise<void> {

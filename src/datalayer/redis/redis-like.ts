@@ -26,6 +26,11 @@ export type MessageHandler = (message: string) => void;
 export interface RedisLike {
   /** True when the server is a Redis Cluster. */
   readonly isCluster: boolean;
+  /**
+   * The client's own per-command timeout, when it enforces one; callers then skip their own
+   * timer per call.
+   */
+  readonly commandTimeoutMs?: number | undefined;
   /** Opens the connection (idempotent); rejects when the server cannot be reached. */
   connect(): Promise<void>;
   /** Closes the connection(s) including subscribers (idempotent). */

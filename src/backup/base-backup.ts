@@ -74,7 +74,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     const streamed = await steps.run(
       'stream base backup',
       () => streamBaseBackup(client, repository, prefix!, id, options),
-      (result) => `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
+      (result) =>
+        `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
     );
     await client.close();
     const endTime = await serverNow(options.connection);
@@ -139,7 +140,8 @@ async function streamBaseBackup(
   ];
   if (serverCompressed) {
     parts.push(`COMPRESSION ${quoteLiteral(options.compression)}`);
-    if (options.compressionLevel !== undefined) parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
+    if (options.compressionLevel !== undefined)
+      parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
   }
   const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`);
   const archives: ArchiveObject[] = [];
@@ -187,7 +189,9 @@ async function streamBaseBackup(
         } else if (type === 0x6e /* 'n' */) {
           await closeSink();
           const [archiveName = '', location = ''] = readCStrings(event.data.subarray(1), 2);
-          const archive = serverCompressed ? archiveName : `${archiveName}${compressionExtension(options.compression)}`;
+          const archive = serverCompressed
+            ? archiveName
+            : `${archiveName}${compressionExtension(options.compression)}`;
           const oid = /^(\d+)\.tar/.exec(archiveName)?.[1];
           current = {
             archive: archiveName,
@@ -195,7 +199,13 @@ async function streamBaseBackup(
             ...(oid && location ? { tablespace: { oid, location } } : {}),
           };
           const level = serverCompressed ? undefined : options.compressionLevel;
-          sink = new ObjectSink(repository.store, `${prefix}${archive}`, serverCompressed ? 'none' : options.compression, level, options.signal);
+          sink = new ObjectSink(
+            repository.store,
+            `${prefix}${archive}`,
+            serverCompressed ? 'none' : options.compression,
+            level,
+            options.signal,
+          );
         } else if (type === 0x6d /* 'm' */) {
           await closeSink();
           sink = new ObjectSink(repository.store, `${prefix}backup_manifest.zst`, 'zstd', 3, options.signal);
@@ -210,7 +220,10 @@ async function streamBaseBackup(
     throw error;
   }
   if (!manifest || !startLsn || !endLsn || archives.length === 0) {
-    throw new WardenError('WARDEN_E_PROTOCOL', 'BASE_BACKUP ended without archives, manifest or end position');
+    throw new WardenError(
+      'WARDEN_E_PROTOCOL',
+      'BASE_BACKUP ended without archives, manifest or end position',
+    );
   }
   return { startLsn, endLsn, timeline, archives, manifest };
 }
@@ -232,9 +245,13 @@ async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Prom
   for (const object of [...record.archives, record.manifest]) {
     const info = await store.stat(object.key);
     if (!info || info.size !== object.size) {
-      throw new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} is not durable with its expected size`, {
-        details: { object: object.key, expected: object.size, actual: info?.size },
-      });
+      throw new WardenError(
+        'WARDEN_E_REPO_CORRUPT',
+        `object ${object.key} is not durable with its expected size`,
+        {
+          details: { object: object.key, expected: object.size, actual: info?.size },
+        },
+      );
     }
   }
 }

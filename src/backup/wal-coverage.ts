@@ -49,10 +49,14 @@ export async function ensureWalArchived(options: {
       if (timelines.some((tli) => archivedEnd(inventory, tli, segmentSize) >= options.endLsn)) return;
       await sleep(200, options.signal);
     }
-    throw new WardenError('WARDEN_E_WAL_GAP', `the running WAL receiver did not archive up to ${formatLsn(options.endLsn)} in time`, {
-      hint: 'Check `warden status`: the WAL stream may be stalled.',
-      details: { endLsn: formatLsn(options.endLsn) },
-    });
+    throw new WardenError(
+      'WARDEN_E_WAL_GAP',
+      `the running WAL receiver did not archive up to ${formatLsn(options.endLsn)} in time`,
+      {
+        hint: 'Check `warden status`: the WAL stream may be stalled.',
+        details: { endLsn: formatLsn(options.endLsn) },
+      },
+    );
   }
   const receiver = new WalReceiver({
     connection: options.connection,

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { isWardenError, WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
-import { ReplicationClient, quoteIdent, type StreamingCommand } from '../postgres/replication-client.ts';
+import { ReplicationClient, quoteIdent } from '../postgres/replication-client.ts';
 import type { Appender, ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
@@ -76,7 +76,11 @@ export class WalReceiver {
 
   /** Runs until aborted (or, in catch-up mode, until `stopAtLsn` is durable). */
   async run(): Promise<void> {
-    const release = await acquireLock(this.options.store, 'wal-stream', `WAL receiver, slot ${this.options.slotName}`);
+    const release = await acquireLock(
+      this.options.store,
+      'wal-stream',
+      `WAL receiver, slot ${this.options.slotName}`,
+    );
     try {
       for (let attempt = 0; ; attempt += 1) {
         if (this.options.signal?.aborted) break;
@@ -87,7 +91,9 @@ export class WalReceiver {
           attempt = 0;
         } catch (error) {
           if (this.options.signal?.aborted) break;
-          const wrapped = isWardenError(error) ? error : new WardenError('WARDEN_E_PROTOCOL', String(error), { cause: error });
+          const wrapped = isWardenError(error)
+            ? error
+            : new WardenError('WARDEN_E_PROTOCOL', String(error), { cause: error });
           this.current.lastError = { code: wrapped.code, message: wrapped.message };
           if (FATAL_CODES.has(wrapped.code)) {
             this.current.state = 'failed';
@@ -96,7 +102,10 @@ export class WalReceiver {
           // Backoff schedule: 0.5 s, 1 s, 2 s, ... capped at 30 s, each with ±50 % jitter.
           const delay = backoffDelay(attempt, 500, 30_000);
           this.current.state = 'reconnecting';
-          this.logger.warn({ code: wrapped.code, delayMs: delay }, `WAL stream interrupted: ${wrapped.message}`);
+          this.logger.warn(
+            { code: wrapped.code, delayMs: delay },
+            `WAL stream interrupted: ${wrapped.message}`,
+          );
           await sleep(delay, this.options.signal);
         }
       }
@@ -129,7 +138,10 @@ export class WalReceiver {
         const next = await this.streamTimeline(client, repository, timeline, startLsn);
         if (next === 'stop') return true;
         await this.archiveHistories(client, repository, next.timeline);
-        this.logger.info({ from: timeline, to: next.timeline, at: formatLsn(next.switchLsn) }, 'timeline switch');
+        this.logger.info(
+          { from: timeline, to: next.timeline, at: formatLsn(next.switchLsn) },
+          'timeline switch',
+        );
         timeline = next.timeline;
         startLsn = segmentStart(next.switchLsn, segmentSize);
       }
@@ -148,13 +160,22 @@ export class WalReceiver {
   ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
-    const partial = inventory.partials.sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn))[0];
-    if (partial && partial.startLsn >= slotStart) return { timeline: partial.timeline, startLsn: partial.startLsn };
+    const partial = inventory.partials.sort(
+      (a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn),
+    )[0];
+    if (partial && partial.startLsn >= slotStart)
+      return { timeline: partial.timeline, startLsn: partial.startLsn };
     if (partial) {
       // The server no longer has this segment: keep what was received, marked as cut short.
       const raw = Buffer.alloc(segmentSize);
       (await repository.store.getBuffer(partial.key)).copy(raw);
-      await archiveSegment(repository, partial.timeline, partial.segment, raw, Math.min(partial.validBytes, segmentSize));
+      await archiveSegment(
+        repository,
+        partial.timeline,
+        partial.segment,
+        raw,
+        Math.min(partial.validBytes, segmentSize),
+      );
       await repository.store.delete(partial.key);
       return this.startPoint(repository, serverTimeline, slotLsn, segmentSize);
     }
@@ -168,13 +189,20 @@ export class WalReceiver {
       }
     }
     if (best && best.startLsn < slotStart) {
-      this.logger.warn({ archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) }, 'WAL gap: the server no longer has WAL the repository lacks');
+      this.logger.warn(
+        { archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) },
+        'WAL gap: the server no longer has WAL the repository lacks',
+      );
       return { timeline: serverTimeline, startLsn: slotStart };
     }
     return best ?? { timeline: serverTimeline, startLsn: slotStart };
   }
 
-  private async archiveHistories(client: ReplicationClient, repository: Repository, upTo: number): Promise<void> {
+  private async archiveHistories(
+    client: ReplicationClient,
+    repository: Repository,
+    upTo: number,
+  ): Promise<void> {
     for (let timeline = 2; timeline <= upTo; timeline += 1) {
       if (await repository.store.stat(historyKey(timeline))) continue;
       const { content } = await client.timelineHistory(timeline);
@@ -231,7 +259,8 @@ export class WalReceiver {
             if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
           } else if (type === 0x6b /* 'k' */) {
             const keepalive = decodeKeepalive(event.data);
-            if (keepalive.replyRequested || Date.now() - lastStatusAt > STATUS_INTERVAL_MS) await flush(keepalive.replyRequested);
+            if (keepalive.replyRequested || Date.now() - lastStatusAt > STATUS_INTERVAL_MS)
+              await flush(keepalive.replyRequested);
             if (flushed >= keepalive.walEnd) caughtUpAt = pgTimeToDate(keepalive.sendTime);
           }
           if (caughtUpAt && Date.now() - lastStateAt > STATE_WRITE_INTERVAL_MS) {
@@ -256,7 +285,8 @@ export class WalReceiver {
       if (!this.options.signal?.aborted) throw error;
     } finally {
       await segment.sync().catch(() => undefined);
-      if (caughtUpAt) await this.writeState(repository, timeline, segment.position, caughtUpAt).catch(() => undefined);
+      if (caughtUpAt)
+        await this.writeState(repository, timeline, segment.position, caughtUpAt).catch(() => undefined);
     }
     if (nextTimeline) {
       // The rest of this timeline's last segment will never come: archive what it has.
@@ -268,7 +298,12 @@ export class WalReceiver {
     throw new WardenError('WARDEN_E_PROTOCOL', 'the WAL stream ended unexpectedly');
   }
 
-  private async writeState(repository: Repository, timeline: number, flushed: Lsn, caughtUpAt: Date): Promise<void> {
+  private async writeState(
+    repository: Repository,
+    timeline: number,
+    flushed: Lsn,
+    caughtUpAt: Date,
+  ): Promise<void> {
     const state: StreamState = {
       timeline,
       flushedLsn: formatLsn(flushed),
@@ -313,7 +348,10 @@ class SegmentWriter {
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {
     if (dataStart !== this.position) {
-      throw new WardenError('WARDEN_E_PROTOCOL', `WAL data starts at ${formatLsn(dataStart)}, expected ${formatLsn(this.position)}`);
+      throw new WardenError(
+        'WARDEN_E_PROTOCOL',
+        `WAL data starts at ${formatLsn(dataStart)}, expected ${formatLsn(this.position)}`,
+      );
     }
     let offset = 0;
     while (offset < payload.length) {

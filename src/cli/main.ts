@@ -25,13 +25,19 @@ function shutdownSignal(): AbortSignal {
 function withGlobals(command: Command): Command {
   return command
     .option('--config <file>', 'YAML config file (default ./warden.yaml if present)')
-    .option('--db <url>', 'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)')
+    .option(
+      '--db <url>',
+      'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
+    )
     .option('--repo <dir>', 'repository directory (default ./.warden/repo)')
     .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
     .option('--json', 'machine-readable output');
 }
 
-async function execute(options: GlobalOptions, action: (context: ReturnType<typeof createContext>) => Promise<number>): Promise<void> {
+async function execute(
+  options: GlobalOptions,
+  action: (context: ReturnType<typeof createContext>) => Promise<number>,
+): Promise<void> {
   let code: number;
   try {
     code = await action(createContext(options));
@@ -45,23 +51,31 @@ export function buildProgram(): Command {
   const program = withGlobals(new Command('warden'))
     .description('Physical backups, continuous WAL and point-in-time restore for PostgreSQL')
     .showHelpAfterError()
-    .action(async (options: GlobalOptions) => execute(options, (context) => runEmbeddedCommand(context, shutdownSignal())));
+    .action(async (options: GlobalOptions) =>
+      execute(options, (context) => runEmbeddedCommand(context, shutdownSignal())),
+    );
 
   const backup = withGlobals(program.command('backup').description('take a full physical base backup now'))
     .option('--name <name>', 'descriptive name, kept until deleted (e.g. pre-v1.13.0-upgrade)')
     .addOption(new Option('--compression <kind>', 'compression').choices(['zstd', 'gzip', 'none']))
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
-    .action(async (options: GlobalOptions & { name?: string }) => execute(options, (context) => backupCommand(context, options)));
+    .action(async (options: GlobalOptions & { name?: string }) =>
+      execute(options, (context) => backupCommand(context, options)),
+    );
   withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
-    async (_options: GlobalOptions, command: Command) => execute(command.optsWithGlobals(), (context) => backupListCommand(context)),
+    async (_options: GlobalOptions, command: Command) =>
+      execute(command.optsWithGlobals(), (context) => backupListCommand(context)),
   );
-  withGlobals(backup.command('show').argument('<id>', 'backup id or name').description('show one backup')).action(
-    async (id: string, _options: GlobalOptions, command: Command) => execute(command.optsWithGlobals(), (context) => backupShowCommand(context, id)),
+  withGlobals(
+    backup.command('show').argument('<id>', 'backup id or name').description('show one backup'),
+  ).action(async (id: string, _options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), (context) => backupShowCommand(context, id)),
   );
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
-    async (options: GlobalOptions) => execute(options, (context) => walStreamCommand(context, shutdownSignal())),
+    async (options: GlobalOptions) =>
+      execute(options, (context) => walStreamCommand(context, shutdownSignal())),
   );
 
   withGlobals(program.command('restore').description('restore into a new data directory'))

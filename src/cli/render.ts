@@ -2,20 +2,31 @@ import { isWardenError, toWardenError } from '../errors.ts';
 import type { StepReport } from '../util/report.ts';
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`);
+  process.stdout.write(
+    `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
+  );
 }
 
 /** A plain text table: columns padded to their widest cell. */
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
   const cells = [headers, ...rows.map((row) => row.map(String))];
   const widths = headers.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? '').length)));
-  return cells.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return cells
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function printSteps(steps: StepReport[]): void {
   for (const step of steps) {
     const mark = step.status === 'succeeded' ? 'ok  ' : step.status === 'failed' ? 'FAIL' : 'skip';
-    process.stdout.write(`  ${mark} ${step.name.padEnd(30)} ${formatDuration(step.durationMs).padStart(8)}${step.detail ? `  ${step.detail}` : ''}\n`);
+    process.stdout.write(
+      `  ${mark} ${step.name.padEnd(30)} ${formatDuration(step.durationMs).padStart(8)}${step.detail ? `  ${step.detail}` : ''}\n`,
+    );
   }
 }
 
@@ -45,10 +56,12 @@ export function reportError(error: unknown, json: boolean): number {
     process.stderr.write(`error ${wrapped.code}: ${wrapped.message}\n`);
     if (wrapped.hint) process.stderr.write(`  fix: ${wrapped.hint}\n`);
     const window = (wrapped.details as { window?: { earliest?: string; latest?: string } }).window;
-    if (window) process.stderr.write(`  restorable window: ${window.earliest ?? '-'} .. ${window.latest ?? '-'}\n`);
+    if (window)
+      process.stderr.write(`  restorable window: ${window.earliest ?? '-'} .. ${window.latest ?? '-'}\n`);
     const log = (wrapped.details as { log?: string }).log;
     if (log) process.stderr.write(`  server log (tail):\n${log.replace(/^/gm, '    ')}\n`);
-    if (!isWardenError(error) && process.env.WARDEN_DEBUG) process.stderr.write(`${(error as Error).stack}\n`);
+    if (!isWardenError(error) && process.env.WARDEN_DEBUG)
+      process.stderr.write(`${(error as Error).stack}\n`);
   }
   return wrapped.exitCode;
 }

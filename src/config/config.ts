@@ -31,7 +31,10 @@ const connectionSchema = z
     database: z.string().optional(),
     tls: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
     tlsCa: z.string().optional(),
-    slot: z.string().regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only').optional(),
+    slot: z
+      .string()
+      .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only')
+      .optional(),
   })
   .strict();
 
@@ -56,13 +59,25 @@ export interface WardenConfig {
   /** Undefined when nothing names a cluster (the embedded default then applies). */
   cluster?: ConnectionConfig;
   slot: string;
-  repository: { path: string; compression: Compression; compressionLevel?: number; serverCompression: boolean };
+  repository: {
+    path: string;
+    compression: Compression;
+    compressionLevel?: number;
+    serverCompression: boolean;
+  };
   /** Where each value came from, for `--json` diagnostics. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
 
 export interface ConfigInputs {
-  flags: { config?: string; db?: string; repo?: string; compression?: string; serverCompress?: boolean; slot?: string };
+  flags: {
+    config?: string;
+    db?: string;
+    repo?: string;
+    compression?: string;
+    serverCompress?: boolean;
+    slot?: string;
+  };
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
@@ -74,7 +89,13 @@ export interface ConfigInputs {
 export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
   const file = readConfigFile(flags.config ?? env.WARDEN_CONFIG, cwd);
   const sources: WardenConfig['sources'] = {};
-  const pick = <T>(name: string, flag: T | undefined, fromEnv: T | undefined, fromFile: T | undefined, fallback: T): T => {
+  const pick = <T>(
+    name: string,
+    flag: T | undefined,
+    fromEnv: T | undefined,
+    fromFile: T | undefined,
+    fallback: T,
+  ): T => {
     if (flag !== undefined) return ((sources[name] = 'flag'), flag);
     if (fromEnv !== undefined) return ((sources[name] = 'env'), fromEnv);
     if (fromFile !== undefined) return ((sources[name] = 'file'), fromFile);
@@ -93,18 +114,38 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     cluster = connectionFromEnv(env);
     if (cluster) sources.cluster = 'env';
   }
-  const compression = pick('compression', flags.compression, env.WARDEN_COMPRESSION, file.config.repository?.compression, DEFAULTS.compression);
+  const compression = pick(
+    'compression',
+    flags.compression,
+    env.WARDEN_COMPRESSION,
+    file.config.repository?.compression,
+    DEFAULTS.compression,
+  );
   if (!(COMPRESSIONS as readonly string[]).includes(compression)) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `compression: "${compression}" is not one of ${COMPRESSIONS.join(', ')}`, {
-      details: { field: 'repository.compression' },
-    });
+    throw new WardenError(
+      'WARDEN_E_CONFIG_INVALID',
+      `compression: "${compression}" is not one of ${COMPRESSIONS.join(', ')}`,
+      {
+        details: { field: 'repository.compression' },
+      },
+    );
   }
-  const repoPath = pick('repository', flags.repo, env.WARDEN_REPO, file.config.repository?.path, DEFAULTS.repositoryPath);
+  const repoPath = pick(
+    'repository',
+    flags.repo,
+    env.WARDEN_REPO,
+    file.config.repository?.path,
+    DEFAULTS.repositoryPath,
+  );
   if (repoPath.startsWith('s3://')) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', 'repository: S3 repositories are not available in this version', {
-      hint: 'Use a directory path for --repo.',
-      details: { field: 'repository.path' },
-    });
+    throw new WardenError(
+      'WARDEN_E_CONFIG_INVALID',
+      'repository: S3 repositories are not available in this version',
+      {
+        hint: 'Use a directory path for --repo.',
+        details: { field: 'repository.path' },
+      },
+    );
   }
   const level = file.config.repository?.compressionLevel;
   return Object.freeze({
@@ -124,7 +165,9 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
   const candidate = explicit ? path.resolve(cwd, explicit) : path.join(cwd, DEFAULTS.configFile);
   if (!existsSync(candidate)) {
     if (explicit) {
-      throw new WardenError('WARDEN_E_CONFIG_INVALID', `config file ${candidate} does not exist`, { details: { field: '--config' } });
+      throw new WardenError('WARDEN_E_CONFIG_INVALID', `config file ${candidate} does not exist`, {
+        details: { field: '--config' },
+      });
     }
     return { config: {} };
   }
@@ -132,7 +175,11 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
   try {
     raw = parseYaml(readFileSync(candidate, 'utf8'));
   } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${candidate}: not valid YAML (${(cause as Error).message})`, { cause });
+    throw new WardenError(
+      'WARDEN_E_CONFIG_INVALID',
+      `${candidate}: not valid YAML (${(cause as Error).message})`,
+      { cause },
+    );
   }
   const parsed = fileSchema.safeParse(raw ?? {});
   if (!parsed.success) {
@@ -145,7 +192,11 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
   return { path: candidate, config: parsed.data };
 }
 
-function connectionFromFile(input: NonNullable<ConfigFile['cluster']>, file: string, env: NodeJS.ProcessEnv): ConnectionConfig {
+function connectionFromFile(
+  input: NonNullable<ConfigFile['cluster']>,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): ConnectionConfig {
   const base = input.url ? connectionFromUrl(input.url, `${file}: cluster.url`) : undefined;
   const password =
     input.password ??

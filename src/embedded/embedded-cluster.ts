@@ -40,8 +40,16 @@ export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<Embe
     await instance.init({
       superuser: SUPERUSER,
       password,
-      settings: { wal_level: 'replica', max_wal_senders: 5, max_replication_slots: 5, shared_buffers: '64MB' },
-      hbaLines: ['host all warden 127.0.0.1/32 scram-sha-256', 'host replication warden 127.0.0.1/32 scram-sha-256'],
+      settings: {
+        wal_level: 'replica',
+        max_wal_senders: 5,
+        max_replication_slots: 5,
+        shared_buffers: '64MB',
+      },
+      hbaLines: [
+        'host all warden 127.0.0.1/32 scram-sha-256',
+        'host replication warden 127.0.0.1/32 scram-sha-256',
+      ],
     });
     await writeFile(credentialsFile, JSON.stringify({ user: SUPERUSER, password }), { mode: 0o600 });
     created = true;

@@ -6,7 +6,10 @@
 
 /** The slice of a SQL client the ledger needs (pg.Client fits). */
 export interface SqlClient {
-  query<R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  query<R extends Record<string, unknown> = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+  ): Promise<{ rows: R[] }>;
 }
 
 export const LEDGER_SCHEMA = `
@@ -39,7 +42,12 @@ export interface Transfer {
 }
 
 /** One transfer in its own transaction; returns it once committed. */
-export async function transfer(client: SqlClient, from: number, to: number, amount: number): Promise<Transfer> {
+export async function transfer(
+  client: SqlClient,
+  from: number,
+  to: number,
+  amount: number,
+): Promise<Transfer> {
   await client.query('BEGIN');
   try {
     await client.query('UPDATE ledger_accounts SET balance = balance - $2 WHERE id = $1', [from, amount]);
@@ -72,7 +80,9 @@ export interface LedgerCheck {
 
 export async function checkLedger(client: SqlClient): Promise<LedgerCheck> {
   const ids = await client.query<{ id: string }>('SELECT id FROM ledger_transfers ORDER BY id');
-  const sum = await client.query<{ total: string | null }>('SELECT sum(balance)::text AS total FROM ledger_accounts');
+  const sum = await client.query<{ total: string | null }>(
+    'SELECT sum(balance)::text AS total FROM ledger_accounts',
+  );
   const mismatch = await client.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM ledger_accounts a
       WHERE a.balance <> coalesce((SELECT sum(amount) FROM ledger_transfers WHERE to_account = a.id), 0)

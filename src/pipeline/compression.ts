@@ -15,9 +15,13 @@ export function compressionExtension(kind: Compression): string {
 
 export function parseCompression(value: string, field: string): Compression {
   if ((COMPRESSIONS as readonly string[]).includes(value)) return value as Compression;
-  throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}: "${value}" is not a compression (${COMPRESSIONS.join(', ')})`, {
-    details: { field },
-  });
+  throw new WardenError(
+    'WARDEN_E_CONFIG_INVALID',
+    `${field}: "${value}" is not a compression (${COMPRESSIONS.join(', ')})`,
+    {
+      details: { field },
+    },
+  );
 }
 
 /**

@@ -67,10 +67,14 @@ async function decideTls(config: ConnectionConfig): Promise<boolean> {
   if (config.tls === 'disable') return false;
   const offered = await serverOffersTls(config);
   if (!offered && config.tls === 'require') {
-    throw new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS is required but ${describeConnection(config)} does not offer it`, {
-      hint: 'Turn on ssl in the server configuration, or set tls: prefer/disable for a trusted network.',
-      details: { connection: describeConnection(config) },
-    });
+    throw new WardenError(
+      'WARDEN_E_TLS_UNAVAILABLE',
+      `TLS is required but ${describeConnection(config)} does not offer it`,
+      {
+        hint: 'Turn on ssl in the server configuration, or set tls: prefer/disable for a trusted network.',
+        details: { connection: describeConnection(config) },
+      },
+    );
   }
   return offered;
 }
@@ -95,26 +99,41 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
     return new WardenError(
       replication ? 'WARDEN_E_ROLE_NOT_REPLICATION' : 'WARDEN_E_AUTH_FAILED',
       `the server's pg_hba.conf rejects ${replication ? 'replication ' : ''}connections for ${where}`,
-      { hint: `Add a "host ${replication ? 'replication' : 'all'} ${config.user} <address> scram-sha-256" line.`, details: sqlDetails, cause: error },
+      {
+        hint: `Add a "host ${replication ? 'replication' : 'all'} ${config.user} <address> scram-sha-256" line.`,
+        details: sqlDetails,
+        cause: error,
+      },
     );
   }
   if (code === '42501' && replication) {
-    return new WardenError('WARDEN_E_ROLE_NOT_REPLICATION', `role "${config.user}" may not start a replication connection`, {
-      hint: `ALTER ROLE ${config.user} REPLICATION;`,
-      details: sqlDetails,
-      cause: error,
-    });
+    return new WardenError(
+      'WARDEN_E_ROLE_NOT_REPLICATION',
+      `role "${config.user}" may not start a replication connection`,
+      {
+        hint: `ALTER ROLE ${config.user} REPLICATION;`,
+        details: sqlDetails,
+        cause: error,
+      },
+    );
   }
   if (code === '53300' && replication) {
-    return new WardenError('WARDEN_E_NO_WAL_SENDERS', `no WAL sender slot free on ${where} (max_wal_senders reached)`, {
-      hint: 'Raise max_wal_senders (needs a restart) or stop other replication clients.',
-      details: sqlDetails,
-      cause: error,
-    });
+    return new WardenError(
+      'WARDEN_E_NO_WAL_SENDERS',
+      `no WAL sender slot free on ${where} (max_wal_senders reached)`,
+      {
+        hint: 'Raise max_wal_senders (needs a restart) or stop other replication clients.',
+        details: sqlDetails,
+        cause: error,
+      },
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
   if (/^[0-9A-Z]{5}$/.test(code)) {
-    return new WardenError('WARDEN_E_SERVER_ERROR', `${where}: ${message}`, { details: sqlDetails, cause: error });
+    return new WardenError('WARDEN_E_SERVER_ERROR', `${where}: ${message}`, {
+      details: sqlDetails,
+      cause: error,
+    });
   }
   if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
     return new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS verification of ${where} failed: ${message}`, {
@@ -128,9 +147,13 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
 
 function unreachable(config: ConnectionConfig, error: unknown): WardenError {
   const code = (error as { code?: string }).code;
-  return new WardenError('WARDEN_E_DB_UNREACHABLE', `cannot reach PostgreSQL at ${config.host}:${config.port} (${code ?? 'error'})`, {
-    hint: 'Check the host and port, and that the server is running and listening on that address.',
-    details: { connection: describeConnection(config), errno: code },
-    cause: error,
-  });
+  return new WardenError(
+    'WARDEN_E_DB_UNREACHABLE',
+    `cannot reach PostgreSQL at ${config.host}:${config.port} (${code ?? 'error'})`,
+    {
+      hint: 'Check the host and port, and that the server is running and listening on that address.',
+      details: { connection: describeConnection(config), errno: code },
+      cause: error,
+    },
+  );
 }

@@ -47,10 +47,14 @@ export function connectionFromUrl(url: string, field = '--db'): ConnectionConfig
   try {
     parsed = new URL(url);
   } catch {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}: not a valid postgres:// URL`, { details: { field } });
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}: not a valid postgres:// URL`, {
+      details: { field },
+    });
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}: URL must start with postgres://`, { details: { field } });
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}: URL must start with postgres://`, {
+      details: { field },
+    });
   }
   const params = parsed.searchParams;
   return {

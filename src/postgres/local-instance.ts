@@ -73,7 +73,10 @@ export class LocalInstance {
       await rm(pwfile, { force: true });
     }
     const settings = { ...options.settings };
-    await appendFile(path.join(this.dataDir, 'postgresql.conf'), `\n# added by warden\n${renderSettings(settings)}`);
+    await appendFile(
+      path.join(this.dataDir, 'postgresql.conf'),
+      `\n# added by warden\n${renderSettings(settings)}`,
+    );
     if (options.hbaLines?.length) {
       const hbaPath = path.join(this.dataDir, 'pg_hba.conf');
       const existing = await readFile(hbaPath, 'utf8');
@@ -85,22 +88,38 @@ export class LocalInstance {
   async start(options: { timeoutSeconds?: number } = {}): Promise<void> {
     const timeout = String(options.timeoutSeconds ?? 120);
     const serverOptions = `-p ${this.port} -c listen_addresses=${this.host} -c unix_socket_directories=''`;
-    await this.run('pg_ctl', ['start', '-w', '-t', timeout, '-D', this.dataDir, '-l', this.logFile, '-o', serverOptions]).catch(
-      async (cause) => {
-        throw new WardenError('WARDEN_E_INSTANCE_START_FAILED', `PostgreSQL in ${this.dataDir} did not start`, {
-          details: { dataDir: this.dataDir, port: this.port, log: await this.logTail() },
-          hint: `See ${this.logFile}.`,
-          cause,
-        });
-      },
-    );
+    await this.run('pg_ctl', [
+      'start',
+      '-w',
+      '-t',
+      timeout,
+      '-D',
+      this.dataDir,
+      '-l',
+      this.logFile,
+      '-o',
+      serverOptions,
+    ]).catch(async (cause) => {
+      throw new WardenError('WARDEN_E_INSTANCE_START_FAILED', `PostgreSQL in ${this.dataDir} did not start`, {
+        details: { dataDir: this.dataDir, port: this.port, log: await this.logTail() },
+        hint: `See ${this.logFile}.`,
+        cause,
+      });
+    });
   }
 
   async stop(options: { mode?: 'fast' | 'immediate' } = {}): Promise<void> {
     if (!this.isRunning()) return;
-    await this.run('pg_ctl', ['stop', '-w', '-t', '60', '-D', this.dataDir, '-m', options.mode ?? 'fast']).catch(
-      () => undefined,
-    );
+    await this.run('pg_ctl', [
+      'stop',
+      '-w',
+      '-t',
+      '60',
+      '-D',
+      this.dataDir,
+      '-m',
+      options.mode ?? 'fast',
+    ]).catch(() => undefined);
   }
 
   isRunning(): boolean {
@@ -118,7 +137,11 @@ export class LocalInstance {
   /** Runs one of the server's own tools as the server's OS user. */
   async run(tool: string, args: string[], options: ExecFileOptions = {}): Promise<string> {
     const file = path.join(this.binaries.bindir, tool);
-    const execOptions: ExecFileOptions = { ...options, cwd: options.cwd ?? '/', env: { ...process.env, LC_ALL: 'C' } };
+    const execOptions: ExecFileOptions = {
+      ...options,
+      cwd: options.cwd ?? '/',
+      env: { ...process.env, LC_ALL: 'C' },
+    };
     if (this.runAs) Object.assign(execOptions, { uid: this.runAs.uid, gid: this.runAs.gid });
     return new Promise((resolve, reject) => {
       execFile(file, args, execOptions, (error, stdout, stderr) => {
@@ -131,7 +154,9 @@ export class LocalInstance {
 
 export function renderSettings(settings: Record<string, string | number | boolean>): string {
   return Object.entries(settings)
-    .map(([key, value]) => `${key} = ${typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : value}`)
+    .map(
+      ([key, value]) => `${key} = ${typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : value}`,
+    )
     .join('\n')
     .concat('\n');
 }

@@ -22,10 +22,14 @@ export function serverRunAs(env: NodeJS.ProcessEnv = process.env): RunAs | undef
     const gid = Number(execFileSync('id', ['-g', user], { encoding: 'utf8' }).trim());
     return { user, uid, gid };
   } catch (cause) {
-    throw new WardenError('WARDEN_E_INSTANCE_START_FAILED', `running as root, but OS user "${user}" does not exist`, {
-      hint: 'PostgreSQL cannot run as root. Create the user (useradd --system postgres) or set WARDEN_RUN_AS.',
-      cause,
-    });
+    throw new WardenError(
+      'WARDEN_E_INSTANCE_START_FAILED',
+      `running as root, but OS user "${user}" does not exist`,
+      {
+        hint: 'PostgreSQL cannot run as root. Create the user (useradd --system postgres) or set WARDEN_RUN_AS.',
+        cause,
+      },
+    );
   }
 }
 

@@ -15,14 +15,24 @@ const MIN_VERSION_NUM = 150000;
 export async function readServerFacts(config: ConnectionConfig): Promise<ServerFacts> {
   const client = await connect(config);
   try {
-    const { rows } = await client.query<{ version: number; wal_level: string; senders: number; can_replicate: boolean }>(
+    const { rows } = await client.query<{
+      version: number;
+      wal_level: string;
+      senders: number;
+      can_replicate: boolean;
+    }>(
       `SELECT current_setting('server_version_num')::int AS version,
               current_setting('wal_level') AS wal_level,
               current_setting('max_wal_senders')::int AS senders,
               coalesce((SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), false) AS can_replicate`,
     );
     const row = rows[0]!;
-    return { serverVersionNum: row.version, walLevel: row.wal_level, maxWalSenders: row.senders, canReplicate: row.can_replicate };
+    return {
+      serverVersionNum: row.version,
+      walLevel: row.wal_level,
+      maxWalSenders: row.senders,
+      canReplicate: row.can_replicate,
+    };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -35,28 +45,44 @@ export async function checkReplicationPrerequisites(config: ConnectionConfig): P
   const facts = await readServerFacts(config);
   const where = describeConnection(config);
   if (facts.walLevel === 'minimal') {
-    throw new WardenError('WARDEN_E_WAL_LEVEL_MINIMAL', `${where} runs with wal_level = minimal; physical backups need replica`, {
-      hint: 'ALTER SYSTEM SET wal_level = replica; ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL.',
-      details: { walLevel: facts.walLevel },
-    });
+    throw new WardenError(
+      'WARDEN_E_WAL_LEVEL_MINIMAL',
+      `${where} runs with wal_level = minimal; physical backups need replica`,
+      {
+        hint: 'ALTER SYSTEM SET wal_level = replica; ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL.',
+        details: { walLevel: facts.walLevel },
+      },
+    );
   }
   if (facts.maxWalSenders === 0) {
-    throw new WardenError('WARDEN_E_NO_WAL_SENDERS', `${where} has max_wal_senders = 0; Warden needs a WAL sender`, {
-      hint: 'ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL.',
-      details: { maxWalSenders: facts.maxWalSenders },
-    });
+    throw new WardenError(
+      'WARDEN_E_NO_WAL_SENDERS',
+      `${where} has max_wal_senders = 0; Warden needs a WAL sender`,
+      {
+        hint: 'ALTER SYSTEM SET max_wal_senders = 10; then restart PostgreSQL.',
+        details: { maxWalSenders: facts.maxWalSenders },
+      },
+    );
   }
   if (!facts.canReplicate) {
-    throw new WardenError('WARDEN_E_ROLE_NOT_REPLICATION', `role "${config.user}" lacks the REPLICATION attribute`, {
-      hint: `ALTER ROLE ${config.user} REPLICATION; and allow it in pg_hba.conf ("host replication ${config.user} ...").`,
-      details: { role: config.user },
-    });
+    throw new WardenError(
+      'WARDEN_E_ROLE_NOT_REPLICATION',
+      `role "${config.user}" lacks the REPLICATION attribute`,
+      {
+        hint: `ALTER ROLE ${config.user} REPLICATION; and allow it in pg_hba.conf ("host replication ${config.user} ...").`,
+        details: { role: config.user },
+      },
+    );
   }
   if (facts.serverVersionNum < MIN_VERSION_NUM) {
-    throw new WardenError('WARDEN_E_SERVER_TOO_OLD', `${where} runs PostgreSQL ${facts.serverVersionNum}; Warden needs 15 or newer`, {
-      hint: 'Upgrade the server to PostgreSQL 15+.',
-      details: { serverVersionNum: facts.serverVersionNum },
-    });
+    throw new WardenError(
+      'WARDEN_E_SERVER_TOO_OLD',
+      `${where} runs PostgreSQL ${facts.serverVersionNum}; Warden needs 15 or newer`,
+      {
+        hint: 'Upgrade the server to PostgreSQL 15+.',
+        details: { serverVersionNum: facts.serverVersionNum },
+      },
+    );
   }
   return facts;
 }

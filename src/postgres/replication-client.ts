@@ -113,7 +113,8 @@ export class ReplicationClient {
     let names: string[] = [];
     for await (const event of this.stream(sql).events) {
       if (event.kind === 'columns') names = event.names;
-      if (event.kind === 'row') rows.push(Object.fromEntries(names.map((name, i) => [name, event.values[i] ?? null])));
+      if (event.kind === 'row')
+        rows.push(Object.fromEntries(names.map((name, i) => [name, event.values[i] ?? null])));
     }
     return rows;
   }
@@ -124,7 +125,9 @@ export class ReplicationClient {
     const socket = (this.client as unknown as { connection: WireConnection }).connection.stream;
     const command = new StreamingCommand(sql, { pause: () => socket.pause(), resume: () => socket.resume() });
     this.client.on('end', () =>
-      command.events.fail(new WardenError('WARDEN_E_PROTOCOL', 'the server closed the replication connection')),
+      command.events.fail(
+        new WardenError('WARDEN_E_PROTOCOL', 'the server closed the replication connection'),
+      ),
     );
     void this.client.query(command as unknown as pg.QueryConfig).catch?.(() => undefined);
     return command;
@@ -141,15 +144,21 @@ export class ReplicationClient {
   async show(setting: string): Promise<string> {
     const [row] = await this.command(`SHOW ${setting}`);
     const value = row ? Object.values(row)[0] : undefined;
-    if (value === undefined || value === null) throw new WardenError('WARDEN_E_PROTOCOL', `SHOW ${setting} returned nothing`);
+    if (value === undefined || value === null)
+      throw new WardenError('WARDEN_E_PROTOCOL', `SHOW ${setting} returned nothing`);
     return value;
   }
 
   /** The slot's restart LSN and timeline, or undefined when the slot does not exist. */
-  async readSlot(name: string): Promise<{ restartLsn: string | null; restartTli: number | null } | undefined> {
+  async readSlot(
+    name: string,
+  ): Promise<{ restartLsn: string | null; restartTli: number | null } | undefined> {
     const [row] = await this.command(`READ_REPLICATION_SLOT ${quoteIdent(name)}`);
     if (!row || row.slot_type === null) return undefined;
-    return { restartLsn: row.restart_lsn ?? null, restartTli: row.restart_tli ? Number(row.restart_tli) : null };
+    return {
+      restartLsn: row.restart_lsn ?? null,
+      restartTli: row.restart_tli ? Number(row.restart_tli) : null,
+    };
   }
 
   /** Creates a physical slot that reserves WAL from now on; returns its consistent point. */
@@ -178,7 +187,8 @@ export class ReplicationClient {
     let values: Array<string | null> = [];
     for await (const event of command.events) if (event.kind === 'row') values = event.values;
     const [filename, content] = values;
-    if (!filename) throw new WardenError('WARDEN_E_PROTOCOL', `TIMELINE_HISTORY ${timeline} returned no file`);
+    if (!filename)
+      throw new WardenError('WARDEN_E_PROTOCOL', `TIMELINE_HISTORY ${timeline} returned no file`);
     return { filename, content: Buffer.from(content ?? '', 'utf8') };
   }
 

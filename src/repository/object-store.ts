@@ -8,7 +8,11 @@ import type { Readable } from 'node:stream';
 export interface ObjectStore {
   /** Human description for messages (`/var/backups/warden`, `s3://bucket/prefix`). */
   readonly location: string;
-  put(key: string, source: Readable | AsyncIterable<Buffer>, options?: { signal?: AbortSignal }): Promise<{ size: number }>;
+  put(
+    key: string,
+    source: Readable | AsyncIterable<Buffer>,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ size: number }>;
   putBuffer(key: string, data: Buffer): Promise<void>;
   get(key: string): Readable;
   getBuffer(key: string): Promise<Buffer>;

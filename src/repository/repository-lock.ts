@@ -14,9 +14,18 @@ interface LockHolder {
  * the same writer (two backups, two WAL receivers) against one repository. A lock left by a
  * dead process on this host is taken over; one held on another host needs a person to check.
  */
-export async function acquireLock(store: ObjectStore, name: string, purpose: string): Promise<() => Promise<void>> {
+export async function acquireLock(
+  store: ObjectStore,
+  name: string,
+  purpose: string,
+): Promise<() => Promise<void>> {
   const key = `locks/${name}.lock`;
-  const me: LockHolder = { pid: process.pid, host: os.hostname(), startedAt: new Date().toISOString(), purpose };
+  const me: LockHolder = {
+    pid: process.pid,
+    host: os.hostname(),
+    startedAt: new Date().toISOString(),
+    purpose,
+  };
   const body = Buffer.from(JSON.stringify(me));
   for (let attempt = 0; attempt < 2; attempt += 1) {
     if (await store.createExclusive(key, body)) {
@@ -27,10 +36,17 @@ export async function acquireLock(store: ObjectStore, name: string, purpose: str
       await store.delete(key);
       continue;
     }
-    throw new WardenError('WARDEN_E_REPO_LOCKED', `repository ${store.location} is locked for ${name} by ${describe(holder)}`, {
-      hint: holder?.host === me.host ? 'Wait for that process to finish.' : `Check the process on ${holder?.host ?? 'its host'}; remove ${key} only if it is gone.`,
-      details: { lock: key, holder },
-    });
+    throw new WardenError(
+      'WARDEN_E_REPO_LOCKED',
+      `repository ${store.location} is locked for ${name} by ${describe(holder)}`,
+      {
+        hint:
+          holder?.host === me.host
+            ? 'Wait for that process to finish.'
+            : `Check the process on ${holder?.host ?? 'its host'}; remove ${key} only if it is gone.`,
+        details: { lock: key, holder },
+      },
+    );
   }
   throw new WardenError('WARDEN_E_REPO_LOCKED', `could not take lock ${key}`, { details: { lock: key } });
 }
@@ -61,5 +77,7 @@ function processAlive(pid: number): boolean {
 }
 
 function describe(holder: LockHolder | undefined): string {
-  return holder ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.startedAt})` : 'another process';
+  return holder
+    ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.startedAt})`
+    : 'another process';
 }

@@ -22,9 +22,13 @@ export function parseRepositoryMeta(data: Buffer, location: string): RepositoryM
     throw new WardenError('WARDEN_E_REPO_FORMAT', `${location}/${META_KEY} is not valid JSON`, { cause });
   }
   if (meta.format !== REPOSITORY_FORMAT || typeof meta.systemId !== 'string') {
-    throw new WardenError('WARDEN_E_REPO_FORMAT', `${location}/${META_KEY} has unknown format ${String(meta.format)}`, {
-      hint: 'This repository was written by another version of Warden.',
-    });
+    throw new WardenError(
+      'WARDEN_E_REPO_FORMAT',
+      `${location}/${META_KEY} has unknown format ${String(meta.format)}`,
+      {
+        hint: 'This repository was written by another version of Warden.',
+      },
+    );
   }
   return meta;
 }

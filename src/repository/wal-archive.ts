@@ -94,11 +94,20 @@ export async function archiveSegment(
     ...(summary?.lastCommitLsn !== undefined ? { lastCommitLsn: formatLsn(summary.lastCommitLsn) } : {}),
   };
   await repository.store.putBuffer(segmentDataKey(timeline, segment), stored);
-  await repository.store.putBuffer(`${timelineDir(timeline)}${segment}.json`, Buffer.from(JSON.stringify(record)));
+  await repository.store.putBuffer(
+    `${timelineDir(timeline)}${segment}.json`,
+    Buffer.from(JSON.stringify(record)),
+  );
   return record;
 }
 
-function safeSummary(raw: Buffer, startLsn: Lsn, timeline: number, segmentSize: number, validBytes: number): SegmentSummary | undefined {
+function safeSummary(
+  raw: Buffer,
+  startLsn: Lsn,
+  timeline: number,
+  segmentSize: number,
+  validBytes: number,
+): SegmentSummary | undefined {
   try {
     return summarizeSegment(raw, { timeline, startLsn, segmentSize, validBytes });
   } catch {
@@ -134,14 +143,26 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
       const segment = file.slice(0, 24);
       const parsed = parseSegmentName(segment, segmentSize);
       const info = await repository.store.stat(key);
-      if (parsed && info) partials.push({ key, segment, timeline: parsed.timeline, startLsn: parsed.startLsn, validBytes: info.size });
+      if (parsed && info)
+        partials.push({
+          key,
+          segment,
+          timeline: parsed.timeline,
+          startLsn: parsed.startLsn,
+          validBytes: info.size,
+        });
     }
   }
   for (const list of segments.values()) list.sort((a, b) => a.segment.localeCompare(b.segment));
   const state = keys.includes(STREAM_STATE_KEY)
     ? (JSON.parse((await repository.store.getBuffer(STREAM_STATE_KEY)).toString('utf8')) as StreamState)
     : undefined;
-  return { segments, partials, histories: histories.sort((a, b) => a - b), ...(state ? { streamState: state } : {}) };
+  return {
+    segments,
+    partials,
+    histories: histories.sort((a, b) => a - b),
+    ...(state ? { streamState: state } : {}),
+  };
 }
 
 /** Reads an archived segment back, checking its checksum; returns the raw 16 MB (or configured) segment. */
@@ -149,14 +170,21 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
   const key = segmentDataKey(record.timeline, record.segment);
   const stored = await repository.store.getBuffer(key);
   if (stored.length !== record.size || sha256(stored) !== record.sha256) {
-    throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} does not match its recorded checksum`, {
-      hint: 'The repository was damaged; PITR through this segment is impossible from this copy.',
-      details: { object: key, expectedSize: record.size, actualSize: stored.length },
-    });
+    throw new WardenError(
+      'WARDEN_E_REPO_CORRUPT',
+      `WAL segment ${key} does not match its recorded checksum`,
+      {
+        hint: 'The repository was damaged; PITR through this segment is impossible from this copy.',
+        details: { object: key, expectedSize: record.size, actualSize: stored.length },
+      },
+    );
   }
   try {
     return decompress(stored);
   } catch (cause) {
-    throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} cannot be decompressed`, { details: { object: key }, cause });
+    throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} cannot be decompressed`, {
+      details: { object: key },
+      cause,
+    });
   }
 }

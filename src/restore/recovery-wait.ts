@@ -16,16 +16,24 @@ export async function waitForPromotion(instance: LocalInstance, timeoutMs = 3_60
   const pidFile = path.join(instance.dataDir, 'postmaster.pid');
   while (Date.now() < deadline) {
     if (!existsSync(pidFile)) {
-      throw new WardenError('WARDEN_E_RECOVERY_FAILED', `the restored instance in ${instance.dataDir} stopped during recovery`, {
-        hint: `See ${instance.logFile}.`,
-        details: { log: await instance.logTail() },
-      });
+      throw new WardenError(
+        'WARDEN_E_RECOVERY_FAILED',
+        `the restored instance in ${instance.dataDir} stopped during recovery`,
+        {
+          hint: `See ${instance.logFile}.`,
+          details: { log: await instance.logTail() },
+        },
+      );
     }
     const status = (await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[7]?.trim();
     if (status === 'ready' && !existsSync(path.join(instance.dataDir, 'recovery.signal'))) return;
     await sleep(50);
   }
-  throw new WardenError('WARDEN_E_RECOVERY_FAILED', `recovery in ${instance.dataDir} did not finish in time`, {
-    details: { log: await instance.logTail() },
-  });
+  throw new WardenError(
+    'WARDEN_E_RECOVERY_FAILED',
+    `recovery in ${instance.dataDir} did not finish in time`,
+    {
+      details: { log: await instance.logTail() },
+    },
+  );
 }

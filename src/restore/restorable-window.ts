@@ -22,7 +22,11 @@ export interface RestorableWindow {
 }
 
 /** Continuous WAL ranges of one timeline, from archived segments (complete or cut) and the partial. */
-export function walRanges(inventory: WalInventory, timeline: number, segmentSize: number): Array<{ start: Lsn; end: Lsn }> {
+export function walRanges(
+  inventory: WalInventory,
+  timeline: number,
+  segmentSize: number,
+): Array<{ start: Lsn; end: Lsn }> {
   const pieces: Array<{ start: Lsn; end: Lsn }> = [];
   for (const record of inventory.segments.get(timeline) ?? []) {
     const start = parseLsn(record.startLsn);
@@ -100,7 +104,12 @@ export function restorableWindow(
 }
 
 /** Segments of one timeline from `from` (inclusive segment) onwards, in order. */
-export function segmentsFrom(inventory: WalInventory, timeline: number, from: Lsn, segmentSize: number): SegmentRecord[] {
+export function segmentsFrom(
+  inventory: WalInventory,
+  timeline: number,
+  from: Lsn,
+  segmentSize: number,
+): SegmentRecord[] {
   const first = segmentName(timeline, from, segmentSize);
   return (inventory.segments.get(timeline) ?? []).filter((record) => record.segment >= first);
 }

@@ -43,17 +43,25 @@ export function planRestore(
   const timeline = newestTimeline(inventory);
   const range = timeline === undefined ? undefined : walRanges(inventory, timeline, segmentSize).at(-1);
   if (timeline === undefined || !range) {
-    throw new WardenError('WARDEN_E_WAL_GAP', 'the repository holds no WAL; no backup can be made consistent', {
-      hint: 'Run `warden wal stream` (or take a new backup, which archives its WAL).',
-    });
+    throw new WardenError(
+      'WARDEN_E_WAL_GAP',
+      'the repository holds no WAL; no backup can be made consistent',
+      {
+        hint: 'Run `warden wal stream` (or take a new backup, which archives its WAL).',
+      },
+    );
   }
-  const usable = backups.filter((b) => parseLsn(b.startLsn) >= range.start && parseLsn(b.endLsn) <= range.end);
+  const usable = backups.filter(
+    (b) => parseLsn(b.startLsn) >= range.start && parseLsn(b.endLsn) <= range.end,
+  );
   const backup = chooseBackup(target, backups, usable, window);
   const recovery: Record<string, string> = {};
   let stopLsn: Lsn | undefined = range.end;
   if (target.kind === 'time') {
     const needed = segmentsThrough(inventory, timeline, backup, segmentSize, undefined);
-    const commitAfter = needed.find((s) => s.lastCommitTime && Date.parse(s.lastCommitTime) > target.time.getTime());
+    const commitAfter = needed.find(
+      (s) => s.lastCommitTime && Date.parse(s.lastCommitTime) > target.time.getTime(),
+    );
     // With no commit after the target in the archive, replaying everything gives the same data,
     // and PostgreSQL would otherwise stop with "recovery ended before target was reached".
     if (commitAfter || (partialLastCommit && partialLastCommit > target.time)) {
@@ -74,7 +82,10 @@ export function planRestore(
   const segments = segmentsThrough(inventory, timeline, backup, segmentSize, stopLsn);
   const lastSegmentEnd = segments.length ? parseLsn(segments.at(-1)!.startLsn) + BigInt(segmentSize) : 0n;
   const partial = inventory.partials.find(
-    (p) => p.timeline === timeline && p.startLsn >= lastSegmentEnd && (stopLsn === undefined || p.startLsn < stopLsn),
+    (p) =>
+      p.timeline === timeline &&
+      p.startLsn >= lastSegmentEnd &&
+      (stopLsn === undefined || p.startLsn < stopLsn),
   );
   return { backup, timeline, segments, ...(partial ? { partial } : {}), recovery, window, target };
 }
@@ -87,13 +98,21 @@ function chooseBackup(
 ): BackupRecord {
   if (target.kind === 'backup') {
     const found = all.find((b) => b.id === target.id || b.name === target.id);
-    if (!found) throw new WardenError('WARDEN_E_BACKUP_NOT_FOUND', `no backup "${target.id}"`, { details: { id: target.id } });
+    if (!found)
+      throw new WardenError('WARDEN_E_BACKUP_NOT_FOUND', `no backup "${target.id}"`, {
+        details: { id: target.id },
+      });
     if (!usable.includes(found)) throw gapError(found, window);
     return found;
   }
   if (target.kind === 'time') {
     const ms = target.time.getTime();
-    if (!window.earliest || !window.latest || ms < Date.parse(window.earliest) || ms > Date.parse(window.latest)) {
+    if (
+      !window.earliest ||
+      !window.latest ||
+      ms < Date.parse(window.earliest) ||
+      ms > Date.parse(window.latest)
+    ) {
       throw outsideWindow(target.time.toISOString(), window);
     }
     const candidates = usable.filter((b) => Date.parse(b.endTime) <= ms);
@@ -127,10 +146,14 @@ function segmentsThrough(
 
 function outsideWindow(what: string, window: RestorableWindow): WardenError {
   const shown = window.earliest && window.latest ? `${window.earliest} .. ${window.latest}` : 'empty';
-  return new WardenError('WARDEN_E_TARGET_OUTSIDE_WINDOW', `${what} is outside the restorable window (${shown})`, {
-    hint: 'Pick a target inside the window; `warden backup list` shows it.',
-    details: { window },
-  });
+  return new WardenError(
+    'WARDEN_E_TARGET_OUTSIDE_WINDOW',
+    `${what} is outside the restorable window (${shown})`,
+    {
+      hint: 'Pick a target inside the window; `warden backup list` shows it.',
+      details: { window },
+    },
+  );
 }
 
 function gapError(backup: BackupRecord, window: RestorableWindow): WardenError {

@@ -10,7 +10,13 @@ import { findServerBinaries } from '../postgres/server-binaries.ts';
 import { listBackups, type ArchiveObject } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { historyKey, readSegment, readWalInventory, type PartialSegment, type SegmentRecord } from '../repository/wal-archive.ts';
+import {
+  historyKey,
+  readSegment,
+  readWalInventory,
+  type PartialSegment,
+  type SegmentRecord,
+} from '../repository/wal-archive.ts';
 import { freePort, portInUse } from '../util/free-port.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { summarizeSegment } from '../wal/segment-summary.ts';
@@ -57,15 +63,22 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   let plan: RestorePlan;
   let partialRaw: Buffer | undefined;
   try {
-    plan = await steps.run('plan', async () => {
-      const inventory = await readWalInventory(repository);
-      const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
-      partialRaw = newestPartial ? await readPartial(options.store, newestPartial, segmentSize) : undefined;
-      const lastCommit = newestPartial && partialRaw ? partialLastCommit(partialRaw, newestPartial, segmentSize) : undefined;
-      return planRestore(options.target, await listBackups(repository), inventory, segmentSize, lastCommit);
-    }, (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`);
+    plan = await steps.run(
+      'plan',
+      async () => {
+        const inventory = await readWalInventory(repository);
+        const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
+        partialRaw = newestPartial ? await readPartial(options.store, newestPartial, segmentSize) : undefined;
+        const lastCommit =
+          newestPartial && partialRaw ? partialLastCommit(partialRaw, newestPartial, segmentSize) : undefined;
+        return planRestore(options.target, await listBackups(repository), inventory, segmentSize, lastCommit);
+      },
+      (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`,
+    );
     const port = options.start ? await choosePort(options.port) : options.port;
-    await steps.run('restore base backup', () => extractArchives(options.store, plan.backup.archives, targetDir));
+    await steps.run('restore base backup', () =>
+      extractArchives(options.store, plan.backup.archives, targetDir),
+    );
     await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, partialRaw));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
     const runAs = serverRunAs();
@@ -115,7 +128,8 @@ async function prepareTarget(targetDir: string): Promise<boolean> {
 }
 
 async function emptyDir(dir: string): Promise<void> {
-  for (const entry of await readdir(dir).catch(() => [] as string[])) await rm(path.join(dir, entry), { recursive: true, force: true });
+  for (const entry of await readdir(dir).catch(() => [] as string[]))
+    await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 async function choosePort(requested: number | undefined): Promise<number> {
@@ -129,7 +143,11 @@ async function choosePort(requested: number | undefined): Promise<number> {
   return requested;
 }
 
-async function extractArchives(store: ObjectStore, archives: readonly ArchiveObject[], targetDir: string): Promise<void> {
+async function extractArchives(
+  store: ObjectStore,
+  archives: readonly ArchiveObject[],
+  targetDir: string,
+): Promise<void> {
   const tablespaceMap: string[] = [];
   for (const archive of archives) {
     const dir = archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
@@ -145,16 +163,25 @@ async function extractArchives(store: ObjectStore, archives: readonly ArchiveObj
     if (archive.tablespace) tablespaceMap.push(`${archive.tablespace.oid} ${dir}`);
   }
   // Tablespaces are restored beside the target, never over the source's locations.
-  if (tablespaceMap.length) await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+  if (tablespaceMap.length)
+    await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
 }
 
-async function placeWal(repository: Repository, plan: RestorePlan, targetDir: string, partialRaw?: Buffer): Promise<void> {
+async function placeWal(
+  repository: Repository,
+  plan: RestorePlan,
+  targetDir: string,
+  partialRaw?: Buffer,
+): Promise<void> {
   const walDir = path.join(targetDir, 'pg_wal');
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
-      await writeFile(path.join(walDir, key.slice(key.lastIndexOf('/') + 1)), await repository.store.getBuffer(key));
+      await writeFile(
+        path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
+        await repository.store.getBuffer(key),
+      );
     }
   }
   // Decompress the next segment while the current one is written. A read-ahead that fails
@@ -174,7 +201,11 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   if (plan.partial && partialRaw) await writeFile(path.join(walDir, plan.partial.segment), partialRaw);
 }
 
-async function readPartial(store: ObjectStore, partial: PartialSegment, segmentSize: number): Promise<Buffer> {
+async function readPartial(
+  store: ObjectStore,
+  partial: PartialSegment,
+  segmentSize: number,
+): Promise<Buffer> {
   const data = await store.getBuffer(partial.key);
   const padded = Buffer.alloc(segmentSize);
   data.copy(padded, 0, 0, Math.min(data.length, segmentSize));
@@ -183,7 +214,13 @@ async function readPartial(store: ObjectStore, partial: PartialSegment, segmentS
 
 function partialLastCommit(raw: Buffer, partial: PartialSegment, segmentSize: number): Date | undefined {
   try {
-    return summarizeSegment(raw, { timeline: partial.timeline, startLsn: partial.startLsn, segmentSize, validBytes: partial.validBytes, verifyCrc: false }).lastCommitTime;
+    return summarizeSegment(raw, {
+      timeline: partial.timeline,
+      startLsn: partial.startLsn,
+      segmentSize,
+      validBytes: partial.validBytes,
+      verifyCrc: false,
+    }).lastCommitTime;
   } catch {
     return undefined;
   }
@@ -193,14 +230,25 @@ function partialLastCommit(raw: Buffer, partial: PartialSegment, segmentSize: nu
  * Recovery settings plus what keeps the restored instance away from the source: its own port,
  * loopback only, no archiving into the source's archive, no replication from the old primary.
  */
-async function writeRecoveryConfig(targetDir: string, plan: RestorePlan, port: number | undefined, repository: Repository): Promise<void> {
-  for (const file of ['standby.signal', 'postmaster.pid', 'postmaster.opts']) await rm(path.join(targetDir, file), { force: true });
+async function writeRecoveryConfig(
+  targetDir: string,
+  plan: RestorePlan,
+  port: number | undefined,
+  repository: Repository,
+): Promise<void> {
+  for (const file of ['standby.signal', 'postmaster.pid', 'postmaster.opts'])
+    await rm(path.join(targetDir, file), { force: true });
   await writeFile(path.join(targetDir, 'recovery.signal'), '');
-  if (!existsSync(path.join(targetDir, 'postgresql.conf'))) await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n');
+  if (!existsSync(path.join(targetDir, 'postgresql.conf')))
+    await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n');
   if (!existsSync(path.join(targetDir, 'pg_hba.conf'))) {
-    await writeFile(path.join(targetDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n');
+    await writeFile(
+      path.join(targetDir, 'pg_hba.conf'),
+      'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n',
+    );
   }
-  if (!existsSync(path.join(targetDir, 'pg_ident.conf'))) await writeFile(path.join(targetDir, 'pg_ident.conf'), '');
+  if (!existsSync(path.join(targetDir, 'pg_ident.conf')))
+    await writeFile(path.join(targetDir, 'pg_ident.conf'), '');
   const settings: Record<string, string | number> = {
     // WAL is already in pg_wal; this command only tells PostgreSQL the archive has nothing more.
     restore_command: 'false',

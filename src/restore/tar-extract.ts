@@ -24,9 +24,13 @@ export async function extractTar(source: Readable, targetDir: string, label: str
       const header = entry.header;
       const destination = path.resolve(targetDir, header.name);
       if (destination !== targetDir && !destination.startsWith(targetDir + path.sep)) {
-        throw new WardenError('WARDEN_E_REPO_CORRUPT', `${label} holds an entry outside the target: ${header.name}`, {
-          details: { object: label, entry: header.name },
-        });
+        throw new WardenError(
+          'WARDEN_E_REPO_CORRUPT',
+          `${label} holds an entry outside the target: ${header.name}`,
+          {
+            details: { object: label, entry: header.name },
+          },
+        );
       }
       if (header.type === 'directory') {
         await ensureDir(destination);

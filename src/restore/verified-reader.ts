@@ -26,10 +26,14 @@ export function readVerified(store: ObjectStore, object: StoredObject, compressi
     explain(error: unknown): WardenError {
       if (error instanceof WardenError) return error;
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        return new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} is missing from the repository`, {
-          details: { object: object.key },
-          cause: error,
-        });
+        return new WardenError(
+          'WARDEN_E_REPO_CORRUPT',
+          `object ${object.key} is missing from the repository`,
+          {
+            details: { object: object.key },
+            cause: error,
+          },
+        );
       }
       return corrupt(object, hasher.bytes, error);
     },
@@ -37,9 +41,13 @@ export function readVerified(store: ObjectStore, object: StoredObject, compressi
 }
 
 function corrupt(object: StoredObject, actualSize: number, cause?: unknown): WardenError {
-  return new WardenError('WARDEN_E_REPO_CORRUPT', `object ${object.key} does not match its recorded checksum`, {
-    hint: 'The repository copy is damaged: restore from another backup or repository copy.',
-    details: { object: object.key, expectedSize: object.size, actualSize, expectedSha256: object.sha256 },
-    ...(cause ? { cause } : {}),
-  });
+  return new WardenError(
+    'WARDEN_E_REPO_CORRUPT',
+    `object ${object.key} does not match its recorded checksum`,
+    {
+      hint: 'The repository copy is damaged: restore from another backup or repository copy.',
+      details: { object: object.key, expectedSize: object.size, actualSize, expectedSha256: object.sha256 },
+      ...(cause ? { cause } : {}),
+    },
+  );
 }

@@ -15,10 +15,20 @@ export class StepRecorder {
     try {
       const result = await fn();
       const text = detail?.(result);
-      this.steps.push({ name, status: 'succeeded', durationMs: Math.round(performance.now() - started), ...(text ? { detail: text } : {}) });
+      this.steps.push({
+        name,
+        status: 'succeeded',
+        durationMs: Math.round(performance.now() - started),
+        ...(text ? { detail: text } : {}),
+      });
       return result;
     } catch (error) {
-      this.steps.push({ name, status: 'failed', durationMs: Math.round(performance.now() - started), detail: (error as Error).message });
+      this.steps.push({
+        name,
+        status: 'failed',
+        durationMs: Math.round(performance.now() - started),
+        detail: (error as Error).message,
+      });
       throw error;
     }
   }

@@ -34,7 +34,10 @@ test('a base backup is committed with its archives, manifest and the WAL it need
   });
   assert.equal(report.backup.archives[0]?.archive, 'base.tar');
   const repository = await Repository.open(store);
-  assert.deepEqual((await listBackups(repository)).map((b) => b.id), [report.backup.id]);
+  assert.deepEqual(
+    (await listBackups(repository)).map((b) => b.id),
+    [report.backup.id],
+  );
   const inventory = await readWalInventory(repository);
   assert.ok((inventory.segments.get(1)?.length ?? 0) >= 1, 'WAL segments archived');
 });

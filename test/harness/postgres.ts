@@ -62,10 +62,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
   const removeHook = onExit(() => {
     // 'exit' handlers must be synchronous
     try {
-      execFileSync(path.join(binaries.bindir, 'pg_ctl'), ['stop', '-m', 'immediate', '-D', instance.dataDir], {
-        stdio: 'ignore',
-        ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
-      });
+      execFileSync(
+        path.join(binaries.bindir, 'pg_ctl'),
+        ['stop', '-m', 'immediate', '-D', instance.dataDir],
+        {
+          stdio: 'ignore',
+          ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
+        },
+      );
     } catch {
       // already stopped
     }

@@ -71,9 +71,15 @@ async function restoreAndCheck(name: string, target: Parameters<typeof restore>[
     console.error(e.details?.log);
     throw e;
   });
-  const instance = new LocalInstance({ binaries: cluster.instance.binaries, dataDir: targetDir, port: report.port! });
+  const instance = new LocalInstance({
+    binaries: cluster.instance.binaries,
+    dataDir: targetDir,
+    port: report.port!,
+  });
   try {
-    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) => checkLedger(client));
+    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) =>
+      checkLedger(client),
+    );
   } finally {
     await instance.stop({ mode: 'immediate' });
   }
@@ -85,13 +91,20 @@ test('restores to points in time find exactly the transfers committed by then, l
     const next = commits[index + 1]!;
     const time = new Date(Math.floor((commit.after + next.before) / 2));
     const ledger = await restoreAndCheck(`pitr-${index}`, { kind: 'time', time });
-    assert.deepEqual(ledger.transfers, commits.slice(0, index + 1).map((c) => c.id), `target after transfer ${index}`);
+    assert.deepEqual(
+      ledger.transfers,
+      commits.slice(0, index + 1).map((c) => c.id),
+      `target after transfer ${index}`,
+    );
     assert.ok(ledger.balanced && ledger.consistent, 'ledger balanced');
   }
 });
 
 test('restore to latest finds every committed transfer', async () => {
   const ledger = await restoreAndCheck('latest', { kind: 'latest' });
-  assert.deepEqual(ledger.transfers, commits.map((c) => c.id));
+  assert.deepEqual(
+    ledger.transfers,
+    commits.map((c) => c.id),
+  );
   assert.ok(ledger.balanced && ledger.consistent);
 });

@@ -13,7 +13,10 @@ test('every error code is documented in docs/errors.md with its exit status', ()
 });
 
 test('a WardenError serializes its code, hint and details but not its cause', () => {
-  const error = new WardenError('WARDEN_E_TARGET_NOT_EMPTY', 'not empty', { hint: 'use another dir', cause: new Error('x') });
+  const error = new WardenError('WARDEN_E_TARGET_NOT_EMPTY', 'not empty', {
+    hint: 'use another dir',
+    cause: new Error('x'),
+  });
   assert.deepEqual(Object.keys(error.toJSON()).sort(), ['code', 'details', 'hint', 'message']);
   assert.equal(error.exitCode, 6);
 });

@@ -9,7 +9,11 @@ import { formatBytes, formatDuration, printJson, table } from '../render.ts';
 export async function backupListCommand(context: CommandContext): Promise<number> {
   const repository = await Repository.open(context.store);
   const backups = await listBackups(repository);
-  const window = restorableWindow(backups, await readWalInventory(repository), repository.meta.walSegmentSize);
+  const window = restorableWindow(
+    backups,
+    await readWalInventory(repository),
+    repository.meta.walSegmentSize,
+  );
   if (context.json) {
     printJson({ repository: repository.location, systemId: repository.meta.systemId, backups, window });
     return 0;
@@ -26,7 +30,9 @@ export async function backupListCommand(context: CommandContext): Promise<number
       `${b.startLsn}..${b.endLsn}`,
       formatDuration(b.durationMs),
     ]);
-    process.stdout.write(`${table(['ID', 'NAME', 'CONSISTENT AT (UTC)', 'SIZE', 'STORED', 'LSN', 'DURATION'], rows)}\n`);
+    process.stdout.write(
+      `${table(['ID', 'NAME', 'CONSISTENT AT (UTC)', 'SIZE', 'STORED', 'LSN', 'DURATION'], rows)}\n`,
+    );
   }
   process.stdout.write(`\n${describeWindow(window)}\n`);
   return 0;
@@ -48,7 +54,10 @@ export async function backupShowCommand(context: CommandContext, id: string): Pr
       `time       ${backup.startTime} .. ${backup.endTime} (${formatDuration(backup.durationMs)})`,
       `compression ${backup.compression} on ${backup.compressedOn}`,
       'objects:',
-      ...[...backup.archives, backup.manifest].map((o) => `  ${o.key}  ${formatBytes(o.rawSize)} -> ${formatBytes(o.size)}  sha256 ${o.sha256.slice(0, 16)}…`),
+      ...[...backup.archives, backup.manifest].map(
+        (o) =>
+          `  ${o.key}  ${formatBytes(o.rawSize)} -> ${formatBytes(o.size)}  sha256 ${o.sha256.slice(0, 16)}…`,
+      ),
     ].join('\n') + '\n',
   );
   return 0;
@@ -60,6 +69,9 @@ export function describeWindow(window: RestorableWindow): string {
       ? `restorable window: ${window.earliest} .. ${window.latest} (timeline ${window.timeline}, WAL to ${window.latestLsn})`
       : 'restorable window: empty (no backup with its WAL yet)',
   ];
-  for (const gap of window.gaps) lines.push(`  WAL gap: ${gap.from} .. ${gap.to} (first missing segment ${gap.firstMissingSegment}) — PITR impossible inside it`);
+  for (const gap of window.gaps)
+    lines.push(
+      `  WAL gap: ${gap.from} .. ${gap.to} (first missing segment ${gap.firstMissingSegment}) — PITR impossible inside it`,
+    );
   return lines.join('\n');
 }

@@ -12,7 +12,10 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
   const { config } = context;
   const showProgress = process.stdout.isTTY && !context.json;
   const bar = showProgress
-    ? new cliProgress.SingleBar({ format: 'backup |{bar}| {percentage}% {done}/{total}', hideCursor: true }, cliProgress.Presets.shades_classic)
+    ? new cliProgress.SingleBar(
+        { format: 'backup |{bar}| {percentage}% {done}/{total}', hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      )
     : undefined;
   let started = false;
   const report = await takeBackup({
@@ -20,7 +23,9 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
     store: context.store,
     slotName: config.slot,
     compression: config.repository.compression,
-    ...(config.repository.compressionLevel !== undefined ? { compressionLevel: config.repository.compressionLevel } : {}),
+    ...(config.repository.compressionLevel !== undefined
+      ? { compressionLevel: config.repository.compressionLevel }
+      : {}),
     serverCompression: config.repository.serverCompression,
     ...(flags.name ? { name: flags.name } : {}),
     logger: context.logger,
@@ -38,7 +43,9 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
   const backup = report.backup;
   const raw = backup.archives.reduce((n, a) => n + a.rawSize, 0);
   const stored = backup.archives.reduce((n, a) => n + a.size, 0) + backup.manifest.size;
-  process.stdout.write(`backup ${backup.id}${backup.name ? ` (${backup.name})` : ''} committed to ${context.store.location}\n`);
+  process.stdout.write(
+    `backup ${backup.id}${backup.name ? ` (${backup.name})` : ''} committed to ${context.store.location}\n`,
+  );
   printSteps(report.steps);
   process.stdout.write(
     `  ${formatBytes(raw)} of data stored as ${formatBytes(stored)} (${backup.compression}), LSN ${backup.startLsn} .. ${backup.endLsn}, ${formatDuration(backup.durationMs)}\n`,

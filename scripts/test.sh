@@ -3,6 +3,7 @@
 # servers that the harness starts on free loopback ports. Pass file paths to run a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/ensure-test-deps.sh
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -7,7 +8,7 @@ import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
 import { findServerBinaries } from '../postgres/server-binaries.ts';
-import { listBackups, type ArchiveObject } from '../repository/backup-catalog.ts';
+import { listBackups, type ArchiveObject, type StoredObject } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
@@ -76,9 +77,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`,
     );
     const port = options.start ? await choosePort(options.port) : options.port;
-    await steps.run('restore base backup', () =>
-      extractArchives(options.store, plan.backup.archives, targetDir),
-    );
+    await steps.run('restore base backup', async () => {
+      await extractArchives(options.store, plan.backup.archives, targetDir);
+      await writeManifest(options.store, plan.backup.manifest, targetDir);
+    });
     await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, partialRaw));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
     const runAs = serverRunAs();
@@ -165,6 +167,20 @@ async function extractArchives(
   // Tablespaces are restored beside the target, never over the source's locations.
   if (tablespaceMap.length)
     await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+}
+
+/** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */
+async function writeManifest(store: ObjectStore, manifest: StoredObject, targetDir: string): Promise<void> {
+  const reader = readVerified(store, manifest, 'zstd');
+  try {
+    await pipeline(
+      reader.stream,
+      createWriteStream(path.join(targetDir, 'backup_manifest'), { mode: 0o600 }),
+    );
+  } catch (error) {
+    throw reader.explain(error);
+  }
+  reader.check();
 }
 
 async function placeWal(

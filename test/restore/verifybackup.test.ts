@@ -20,17 +20,25 @@ before(async () => {
 });
 after(async () => cluster?.stop());
 
-for (const compression of ['zstd', 'gzip', 'none'] as const) {
-  test(`pg_verifybackup accepts a base backup materialized from the repository (${compression})`, async () => {
-    const store = new FsObjectStore(path.join(cluster.workDir, `repo-${compression}`));
+const variants = [
+  { compression: 'zstd', serverCompression: false },
+  { compression: 'gzip', serverCompression: false },
+  { compression: 'none', serverCompression: false },
+  { compression: 'zstd', serverCompression: true },
+] as const;
+
+for (const { compression, serverCompression } of variants) {
+  const label = `${compression}${serverCompression ? '-server' : ''}`;
+  test(`pg_verifybackup accepts a base backup materialized from the repository (${label})`, async () => {
+    const store = new FsObjectStore(path.join(cluster.workDir, `repo-${label}`));
     const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
     const { backup } = await takeBackup({
       connection,
       store,
-      slotName: `verify_${compression}`,
+      slotName: `verify_${label.replace('-', '_')}`,
       compression,
     });
-    const targetDir = path.join(cluster.workDir, `verify-${compression}`);
+    const targetDir = path.join(cluster.workDir, `verify-${label}`);
     await restore({ store, target: { kind: 'backup', id: backup.id }, targetDir });
     // pg_verifybackup checks every file against backup_manifest and parses the WAL from start to end LSN.
     const { stdout } = await execFileAsync(path.join(cluster.instance.binaries.bindir, 'pg_verifybackup'), [

@@ -106,7 +106,11 @@ export class WalReceiver {
             { code: wrapped.code, delayMs: delay },
             `WAL stream interrupted: ${wrapped.message}`,
           );
-          await sleep(delay, this.options.signal);
+          try {
+            await sleep(delay, this.options.signal);
+          } catch {
+            break; // stopped while waiting: as clean a stop as one while streaming
+          }
         }
       }
     } finally {

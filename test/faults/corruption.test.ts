@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
@@ -71,6 +71,14 @@ test('a flipped byte in a stored base backup archive fails the restore naming th
     );
     assert.equal(error.details.object, key);
     assert.equal(existsSync(dir), false, 'the half-restored target is removed');
+    // An empty directory given by the user stays, emptied again.
+    const given = path.join(cluster.workDir, 'restore-bad-archive-given');
+    await mkdir(given);
+    await rejectsWithCode(
+      restore({ store, target: { kind: 'latest' }, targetDir: given }),
+      'WARDEN_E_REPO_CORRUPT',
+    );
+    assert.deepEqual(await readdir(given), []);
   } finally {
     await flipByte(path.join(repoDir, key), offset);
   }

@@ -9,6 +9,7 @@ import { getBackup, listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { restore } from '../../src/restore/restore.ts';
+import { parseLsn } from '../../src/wal/lsn.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 import { connectionOf, rejectsWithCode, sleep, snapshotTree } from './helpers.ts';
 
@@ -79,6 +80,16 @@ test('a restore target time before the first backup is refused with the window',
   const window = error.details.window as { earliest?: string; latest?: string };
   assert.ok(window.earliest && window.latest, 'window has earliest and latest');
   assert.ok(beforeFirstBackup.getTime() < Date.parse(window.earliest));
+  assert.equal(existsSync(dir), false);
+});
+
+test('a restore target LSN beyond the archived WAL is refused with the window', async () => {
+  const dir = targetDir('restore-lsn');
+  const error = await rejectsWithCode(
+    restore({ store, target: { kind: 'lsn', lsn: parseLsn('FF/0') }, targetDir: dir }),
+    'WARDEN_E_TARGET_OUTSIDE_WINDOW',
+  );
+  assert.ok((error.details.window as { latestLsn?: string }).latestLsn, 'window names the last archived LSN');
   assert.equal(existsSync(dir), false);
 });
 

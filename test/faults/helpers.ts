@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { open, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { isWardenError, type ErrorCode, type WardenError } from '../../src/errors.ts';
 import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
 import type { TestCluster } from '../harness/postgres.ts';
@@ -45,15 +44,7 @@ export async function snapshotTree(dir: string): Promise<Record<string, string>>
   return files;
 }
 
-export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
+export { withClient } from '../harness/postgres.ts';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -103,3 +103,14 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     },
   };
 }
+
+/** Runs `fn` with a connected client and always closes it. */
+export async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
 import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
@@ -10,7 +9,7 @@ import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
-import { startCluster, type TestCluster } from '../harness/postgres.ts';
+import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 
 let cluster: TestCluster;
 let store: FsObjectStore;
@@ -18,16 +17,6 @@ const abort = new AbortController();
 let receiverDone: Promise<void>;
 let flushed = 0n;
 const commits: Array<{ id: number; before: number; after: number }> = [];
-
-async function withClient<T>(url: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
 
 before(async () => {
   cluster = await startCluster();

@@ -59,9 +59,10 @@ export function buildProgram(): Command {
     .option('--name <name>', 'descriptive name, kept until deleted (e.g. pre-v1.13.0-upgrade)')
     .addOption(new Option('--compression <kind>', 'compression').choices(['zstd', 'gzip', 'none']))
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
-    .action(async (options: GlobalOptions & { name?: string }) =>
-      execute(options, (context) => backupCommand(context, options)),
-    );
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & { name?: string }>();
+      await execute(options, (context) => backupCommand(context, options));
+    });
   withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
     async (_options: GlobalOptions, command: Command) =>
       execute(command.optsWithGlobals(), (context) => backupListCommand(context)),
@@ -74,8 +75,8 @@ export function buildProgram(): Command {
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
-    async (options: GlobalOptions) =>
-      execute(options, (context) => walStreamCommand(context, shutdownSignal())),
+    async (_options: GlobalOptions, command: Command) =>
+      execute(command.optsWithGlobals(), (context) => walStreamCommand(context, shutdownSignal())),
   );
 
   withGlobals(program.command('restore').description('restore into a new data directory'))
@@ -87,9 +88,10 @@ export function buildProgram(): Command {
     .option('--target-dir <dir>', 'new, empty directory for the restored cluster')
     .option('--port <port>', 'port for the restored instance (default: a free one)')
     .option('--start', 'start the instance and wait until it serves')
-    .action(async (options: GlobalOptions & RestoreFlags) =>
-      execute(options, (context) => restoreCommand(context, options)),
-    );
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
+      await execute(options, (context) => restoreCommand(context, options));
+    });
 
   program.exitOverride((error) => {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') process.exit(0);

@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_NO_BACKUP: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
+  WARDEN_E_RESTORE_POINT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },

@@ -28,6 +28,7 @@ export interface SegmentRecord {
   lastCommitTime?: string;
   lastCommitLsn?: string;
   commits: number;
+  /** Named restore points whose records lie wholly in this segment, in WAL order (start LSN). */
   restorePoints?: Array<{ name: string; lsn: string; time: string }>;
 }
 
@@ -92,6 +93,15 @@ export async function archiveSegment(
     ...(summary?.firstCommitTime ? { firstCommitTime: summary.firstCommitTime.toISOString() } : {}),
     ...(summary?.lastCommitTime ? { lastCommitTime: summary.lastCommitTime.toISOString() } : {}),
     ...(summary?.lastCommitLsn !== undefined ? { lastCommitLsn: formatLsn(summary.lastCommitLsn) } : {}),
+    ...(summary?.restorePoints.length
+      ? {
+          restorePoints: summary.restorePoints.map((rp) => ({
+            name: rp.name,
+            lsn: formatLsn(rp.lsn),
+            time: rp.time.toISOString(),
+          })),
+        }
+      : {}),
   };
   await repository.store.putBuffer(segmentDataKey(timeline, segment), stored);
   await repository.store.putBuffer(

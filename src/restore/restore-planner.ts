@@ -12,6 +12,13 @@ export type RestoreTarget =
   /** Only as far as the chosen backup's consistency point. */
   | { kind: 'backup'; id: string };
 
+/** A named restore point found in the archive (pg_create_restore_point); `lsn` is its record's start. */
+export interface RestorePointInfo {
+  name: string;
+  lsn: Lsn;
+  time: Date;
+}
+
 export interface RestorePlan {
   backup: BackupRecord;
   timeline: number;
@@ -26,6 +33,7 @@ export interface RestorePlan {
 /**
  * Picks the newest backup that precedes the target and the exact run of WAL segments from that
  * backup's start to the target, refusing targets outside the restorable window and gaps.
+ * `partialLastCommit` and `partialRestorePoints` come from summarizing the newest partial segment.
  */
 export function planRestore(
   target: RestoreTarget,
@@ -33,6 +41,7 @@ export function planRestore(
   inventory: WalInventory,
   segmentSize: number,
   partialLastCommit?: Date,
+  partialRestorePoints: readonly RestorePointInfo[] = [],
 ): RestorePlan {
   if (backups.length === 0) {
     throw new WardenError('WARDEN_E_NO_BACKUP', 'the repository holds no committed backup', {
@@ -54,7 +63,17 @@ export function planRestore(
   const usable = backups.filter(
     (b) => parseLsn(b.startLsn) >= range.start && parseLsn(b.endLsn) <= range.end,
   );
-  const backup = chooseBackup(target, backups, usable, window);
+  const named =
+    target.kind === 'name'
+      ? chooseForRestorePoint(
+          target.name,
+          usable,
+          archivedRestorePoints(inventory, timeline, partialRestorePoints),
+          range,
+          window,
+        )
+      : undefined;
+  const backup = named?.backup ?? chooseBackup(target, backups, usable, window);
   const recovery: Record<string, string> = {};
   let stopLsn: Lsn | undefined = range.end;
   if (target.kind === 'time') {
@@ -74,6 +93,8 @@ export function planRestore(
     stopLsn = target.lsn + 1n;
   } else if (target.kind === 'name') {
     recovery.recovery_target_name = target.name;
+    // Through the segment holding the restore point's record (which lies wholly inside it).
+    stopLsn = named!.point.lsn + 1n;
   } else if (target.kind === 'backup') {
     recovery.recovery_target = 'immediate';
     stopLsn = parseLsn(backup.endLsn) + 1n;
@@ -127,6 +148,60 @@ function chooseBackup(
   const newest = usable.at(-1);
   if (!newest) throw gapError(all.at(-1)!, window);
   return newest;
+}
+
+/** Restore points in the timeline's archived segments and the partial, in LSN order, without duplicates. */
+function archivedRestorePoints(
+  inventory: WalInventory,
+  timeline: number,
+  partialRestorePoints: readonly RestorePointInfo[],
+): RestorePointInfo[] {
+  const byLsn = new Map<Lsn, RestorePointInfo>();
+  for (const record of inventory.segments.get(timeline) ?? []) {
+    for (const rp of record.restorePoints ?? []) {
+      byLsn.set(parseLsn(rp.lsn), { name: rp.name, lsn: parseLsn(rp.lsn), time: new Date(rp.time) });
+    }
+  }
+  for (const rp of partialRestorePoints) if (!byLsn.has(rp.lsn)) byLsn.set(rp.lsn, rp);
+  return [...byLsn.values()].sort((a, b) => (a.lsn < b.lsn ? -1 : a.lsn > b.lsn ? 1 : 0));
+}
+
+/**
+ * The restore point a recovery to `name` will stop at, and the newest backup to start it from.
+ * Names may repeat; PostgreSQL stops at the first one it replays after the backup's start. So the
+ * newest occurrence wins when some backup became consistent before it with no other occurrence
+ * in between; otherwise the next older one is tried.
+ */
+function chooseForRestorePoint(
+  name: string,
+  usable: readonly BackupRecord[],
+  points: readonly RestorePointInfo[],
+  range: { start: Lsn; end: Lsn },
+  window: RestorableWindow,
+): { backup: BackupRecord; point: RestorePointInfo } {
+  const matches = points.filter((rp) => rp.name === name);
+  if (matches.length === 0) {
+    const knownNames = [...new Set(points.map((rp) => rp.name))];
+    throw new WardenError(
+      'WARDEN_E_RESTORE_POINT_NOT_FOUND',
+      `no restore point named "${name}" in the archived WAL${knownNames.length ? ` (known: ${knownNames.map((n) => `"${n}"`).join(', ')})` : ''}`,
+      {
+        hint: 'Restore points are created with pg_create_restore_point(); check the name, or wait until the WAL holding it is archived.',
+        details: { name, knownNames },
+      },
+    );
+  }
+  for (const point of [...matches].reverse()) {
+    if (point.lsn < range.start || point.lsn >= range.end) continue;
+    const candidates = usable.filter(
+      (b) =>
+        parseLsn(b.endLsn) <= point.lsn &&
+        !matches.some((other) => other.lsn >= parseLsn(b.startLsn) && other.lsn < point.lsn),
+    );
+    if (candidates.length) return { backup: candidates.at(-1)!, point };
+  }
+  const newest = matches.at(-1)!;
+  throw outsideWindow(`restore point "${name}" (LSN ${formatLsn(newest.lsn)})`, window);
 }
 
 /** Archived segments of the timeline from the backup's start segment up to (excluding) `stopLsn`'s successor. */

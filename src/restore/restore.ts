@@ -20,7 +20,7 @@ import {
 } from '../repository/wal-archive.ts';
 import { freePort, portInUse } from '../util/free-port.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
-import { summarizeSegment } from '../wal/segment-summary.ts';
+import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
 import { readVerified } from './verified-reader.ts';
@@ -70,9 +70,16 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
         const inventory = await readWalInventory(repository);
         const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
         partialRaw = newestPartial ? await readPartial(options.store, newestPartial, segmentSize) : undefined;
-        const lastCommit =
-          newestPartial && partialRaw ? partialLastCommit(partialRaw, newestPartial, segmentSize) : undefined;
-        return planRestore(options.target, await listBackups(repository), inventory, segmentSize, lastCommit);
+        const partial =
+          newestPartial && partialRaw ? summarizePartial(partialRaw, newestPartial, segmentSize) : undefined;
+        return planRestore(
+          options.target,
+          await listBackups(repository),
+          inventory,
+          segmentSize,
+          partial?.lastCommitTime,
+          partial?.restorePoints,
+        );
       },
       (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`,
     );
@@ -228,7 +235,11 @@ async function readPartial(
   return padded;
 }
 
-function partialLastCommit(raw: Buffer, partial: PartialSegment, segmentSize: number): Date | undefined {
+function summarizePartial(
+  raw: Buffer,
+  partial: PartialSegment,
+  segmentSize: number,
+): SegmentSummary | undefined {
   try {
     return summarizeSegment(raw, {
       timeline: partial.timeline,
@@ -236,7 +247,7 @@ function partialLastCommit(raw: Buffer, partial: PartialSegment, segmentSize: nu
       segmentSize,
       validBytes: partial.validBytes,
       verifyCrc: false,
-    }).lastCommitTime;
+    });
   } catch {
     return undefined;
   }

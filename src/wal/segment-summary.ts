@@ -3,8 +3,8 @@
  * transactions it commits were committed. The restore planner uses the commit times to pick
  * segments for a point-in-time target; the WAL receiver uses the page checks to catch damage.
  *
- * Record bodies are skipped by length (page by page), never copied; only commit records are
- * decoded. Nothing in the data makes this throw: problems end the walk and are listed in
+ * Record bodies are skipped by length (page by page), never copied; only commit and restore point
+ * records are decoded. Nothing in the data makes this throw: problems end the walk and are listed in
  * `pageErrors` / `recordErrors`, the way PostgreSQL's xlogreader ends WAL at the first bad page.
  */
 import { WardenError } from '../errors.ts';
@@ -19,10 +19,12 @@ import {
   RM_XACT_ID,
   RM_XLOG_ID,
   SIZE_OF_LONG_PAGE_HEADER,
+  SIZE_OF_RESTORE_POINT,
   SIZE_OF_SHORT_PAGE_HEADER,
   SIZE_OF_XLOG_RECORD,
   WAL_PAGE_MAGIC,
   XL_CRC_OFFSET,
+  XLOG_RESTORE_POINT,
   XLOG_SWITCH,
   XLOG_XACT_COMMIT,
   XLOG_XACT_COMMIT_PREPARED,
@@ -45,6 +47,11 @@ export interface SegmentSummary {
   lastCommitLsn?: Lsn;
   /** Commit records lying wholly inside the data (one that straddles a segment boundary is not counted). */
   commits: number;
+  /**
+   * Named restore points (pg_create_restore_point) lying wholly inside the data, in WAL order:
+   * the name, the record's start LSN and rp_time (millisecond precision).
+   */
+  restorePoints: Array<{ name: string; lsn: Lsn; time: Date }>;
   /** Records that start in this segment and lie wholly inside the data. */
   records: number;
   /** Start of the first record that begins in this segment (after the continuation of one from the previous). */
@@ -61,7 +68,7 @@ export interface SegmentSummary {
   switched: boolean;
   /** Page header problems, each naming the page's offset in the segment. */
   pageErrors: string[];
-  /** Record problems (bad length, prev-link, CRC, undecodable commit), each naming the record's LSN. */
+  /** Record problems (bad length, prev-link, CRC, undecodable commit or restore point), each naming the record's LSN. */
   recordErrors: string[];
 }
 
@@ -152,6 +159,7 @@ class SegmentWalker {
     this.segHi = Number(startLsn >> 32n);
     this.summary = {
       commits: 0,
+      restorePoints: [],
       records: 0,
       endLsn: startLsn,
       switched: false,
@@ -225,10 +233,14 @@ class SegmentWalker {
       if (rmid === RM_XACT_ID) {
         const op = info & XLOG_XACT_OPMASK;
         if (op === XLOG_XACT_COMMIT || op === XLOG_XACT_COMMIT_PREPARED) this.commit(pos);
-      } else if (rmid === RM_XLOG_ID && (info & XLR_RMGR_INFO_MASK) === XLOG_SWITCH) {
-        s.switched = true;
-        s.endLsn = this.startLsn + BigInt(this.segmentSize);
-        return s;
+      } else if (rmid === RM_XLOG_ID) {
+        const op = info & XLR_RMGR_INFO_MASK;
+        if (op === XLOG_SWITCH) {
+          s.switched = true;
+          s.endLsn = this.startLsn + BigInt(this.segmentSize);
+          return s;
+        }
+        if (op === XLOG_RESTORE_POINT) this.restorePoint(pos);
       }
       prevStart = pos;
       endOff = align(this.walkEnd);
@@ -383,10 +395,15 @@ class SegmentWalker {
     return ~crc >>> 0 === header.readUInt32LE(XL_CRC_OFFSET);
   }
 
+  /** The walked record at `pos` as one contiguous buffer (copied only when it spans pages). */
+  private wholeRecord(pos: number): Buffer {
+    const total = this.buf.readUInt32LE(pos);
+    return this.pieces.length === 2 ? this.buf.subarray(pos, pos + total) : this.gather(total);
+  }
+
   private commit(pos: number): void {
     const s = this.summary;
-    const total = this.buf.readUInt32LE(pos);
-    const record = this.pieces.length === 2 ? this.buf.subarray(pos, pos + total) : this.gather(total);
+    const record = this.wholeRecord(pos);
     const main = findMainData(record, this.magic);
     if (typeof main === 'string' || main.length < 8) {
       this.recordError(
@@ -405,6 +422,26 @@ class SegmentWalker {
     s.lastCommitMicros = micros;
     s.lastCommitLsn = this.lsnAt(pos);
     s.commits++;
+  }
+
+  private restorePoint(pos: number): void {
+    const record = this.wholeRecord(pos);
+    const main = findMainData(record, this.magic);
+    if (typeof main === 'string' || main.length < SIZE_OF_RESTORE_POINT) {
+      this.recordError(
+        pos,
+        `undecodable restore point record: ${typeof main === 'string' ? main : 'main data too short'}`,
+      );
+      return;
+    }
+    const micros = record.readBigInt64LE(main.offset) + POSTGRES_EPOCH_MICROS;
+    const nameBytes = record.subarray(main.offset + 8, main.offset + SIZE_OF_RESTORE_POINT);
+    const nul = nameBytes.indexOf(0);
+    this.summary.restorePoints.push({
+      name: nameBytes.toString('utf8', 0, nul < 0 ? nameBytes.length : nul),
+      lsn: this.lsnAt(pos),
+      time: new Date(Number(micros / 1000n)),
+    });
   }
 
   /** Offset in the next segment where the record that ran off this one ends (MAXALIGNed). */

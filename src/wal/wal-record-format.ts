@@ -36,6 +36,12 @@ export const XL_CRC_OFFSET = 20;
 export const RM_XLOG_ID = 0;
 export const RM_XACT_ID = 1;
 export const XLOG_SWITCH = 0x40;
+export const XLOG_RESTORE_POINT = 0x70;
+/**
+ * xl_restore_point (xlog_internal.h): TimestampTz rp_time @0, char rp_name[MAXFNAMELEN = 64] @8,
+ * NUL-terminated: 72 bytes of main data.
+ */
+export const SIZE_OF_RESTORE_POINT = 8 + 64;
 export const XLR_RMGR_INFO_MASK = 0xf0;
 export const XLOG_XACT_OPMASK = 0x70;
 export const XLOG_XACT_COMMIT = 0x00;

@@ -28,6 +28,10 @@ const segments: Segment[] = [];
 /** Commit timestamps (µs since the Unix epoch) of the workload's transactions, in commit order. */
 let commitMicros: bigint[] = [];
 let endLsn: Lsn;
+/** Restore points the workload created, with the server clock just before and after each. */
+const createdRestorePoints: Array<{ name: string; notBeforeMs: number; notAfterMs: number }> = [];
+/** The longest name PostgreSQL takes (MAXFNAMELEN - 1 bytes), multi-byte UTF-8 included. */
+const LONG_NAME = `pre-upgrade-é-${'n'.repeat(63 - 15)}`;
 
 before(async () => {
   cluster = await startCluster({
@@ -64,6 +68,19 @@ before(async () => {
     await client.query('CHECKPOINT');
     await inTransaction(`UPDATE big SET payload = 'y' WHERE id % 5 = 0`);
     for (let i = 0; i < 5; i++) await inTransaction(`INSERT INTO small VALUES (${i}, 'after')`);
+    for (const name of ['before-upgrade', LONG_NAME]) {
+      const clock = async () =>
+        Number(
+          (
+            await client.query<{ ms: string }>(
+              'SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::text AS ms',
+            )
+          ).rows[0]!.ms,
+        );
+      const notBeforeMs = await clock();
+      await client.query('SELECT pg_create_restore_point($1)', [name]);
+      createdRestorePoints.push({ name, notBeforeMs, notAfterMs: await clock() });
+    }
     // 300 subtransactions with xids: the commit record's main data exceeds 255 bytes (long header).
     await inTransaction(
       `DO $$ BEGIN FOR i IN 1..300 LOOP BEGIN INSERT INTO small VALUES (i, 'sub'); EXCEPTION WHEN others THEN NULL; END; END LOOP; END $$`,
@@ -111,6 +128,7 @@ interface WaldumpView {
   preparedCommits: number;
   commitLsns: Lsn[];
   commitMicros: bigint[];
+  restorePoints: Array<{ name: string; lsn: Lsn }>;
 }
 
 /** pg_waldump's view of the records that start in one segment. */
@@ -120,7 +138,14 @@ function waldump(segment: Segment): WaldumpView {
     env: { ...process.env, TZ: 'UTC' },
     maxBuffer: 512 * 1024 * 1024,
   });
-  const view: WaldumpView = { records: 0, all: [], preparedCommits: 0, commitLsns: [], commitMicros: [] };
+  const view: WaldumpView = {
+    records: 0,
+    all: [],
+    preparedCommits: 0,
+    commitLsns: [],
+    commitMicros: [],
+    restorePoints: [],
+  };
   for (const line of run.stdout.split('\n')) {
     if (!line.startsWith('rmgr: ')) continue;
     view.records++;
@@ -128,6 +153,8 @@ function waldump(segment: Segment): WaldumpView {
     if (record)
       view.all.push({ lsn: parseLsn(record[2]!), totalLength: Number(record[1]), fpi: line.includes('FPW') });
     if (line.includes('desc: COMMIT_PREPARED')) view.preparedCommits++;
+    const restorePoint = /^rmgr: XLOG .*lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: RESTORE_POINT (.*)$/.exec(line);
+    if (restorePoint) view.restorePoints.push({ name: restorePoint[2]!, lsn: parseLsn(restorePoint[1]!) });
     const commit =
       /^rmgr: Transaction .*lsn: ([0-9A-F]+\/[0-9A-F]+),.*desc: COMMIT(?:_PREPARED \d+:)? (\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))? /.exec(
         line,
@@ -165,6 +192,30 @@ test('records, commits, commit LSNs and commit times agree with pg_waldump for e
       assert.equal(summary.lastCommitTime?.getTime(), Number(summary.lastCommitMicros / 1000n));
     }
   }
+});
+
+test('named restore points agree with pg_waldump: name, LSN, and rp_time from the server clock', () => {
+  const found = segments.flatMap((s) => s.summary.restorePoints);
+  assert.deepEqual(
+    found.map((rp) => rp.name),
+    createdRestorePoints.map((rp) => rp.name),
+  );
+  for (const segment of segments) {
+    const oracle = waldump(segment).restorePoints;
+    assert.deepEqual(
+      segment.summary.restorePoints.map(({ name, lsn }) => ({ name, lsn })),
+      oracle,
+      `${segment.name}: restore points`,
+    );
+  }
+  for (const [i, rp] of found.entries()) {
+    const created = createdRestorePoints[i]!;
+    assert.ok(
+      created.notBeforeMs <= rp.time.getTime() && rp.time.getTime() <= created.notAfterMs,
+      `${rp.name}: rp_time ${rp.time.toISOString()} outside the creating call`,
+    );
+  }
+  assert.ok(found[0]!.lsn < found[1]!.lsn && found[1]!.lsn < endLsn);
 });
 
 test('block headers of every real record decode to lengths that fill the record, full-page images included', () => {

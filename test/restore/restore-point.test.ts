@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { takeBackup } from '../../src/backup/base-backup.ts';
+import { WalReceiver } from '../../src/backup/wal-receiver.ts';
+import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
+import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
+import { LocalInstance } from '../../src/postgres/local-instance.ts';
+import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import { Repository } from '../../src/repository/repository.ts';
+import { readWalInventory } from '../../src/repository/wal-archive.ts';
+import { restore } from '../../src/restore/restore.ts';
+import { parseLsn } from '../../src/wal/lsn.ts';
+import { rejectsWithCode } from '../faults/helpers.ts';
+import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
+
+const FIRST = 'pre-v1.13.0-upgrade';
+const SECOND = 'pre-v1.14.0-upgrade';
+
+let cluster: TestCluster;
+let store: FsObjectStore;
+const abort = new AbortController();
+let receiverDone: Promise<void>;
+let flushed = 0n;
+/** Transfer ids committed before each restore point, and all of them. */
+const beforePoint = new Map<string, number[]>();
+const transfers: number[] = [];
+
+before(async () => {
+  cluster = await startCluster();
+  store = new FsObjectStore(path.join(cluster.workDir, 'repo'));
+  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
+  await withClient(cluster.url(), (client) => createLedger(client));
+  const receiver = new WalReceiver({
+    connection,
+    store,
+    slotName: 'warden',
+    signal: abort.signal,
+    onFlush: (lsn) => (flushed = lsn),
+  });
+  receiverDone = receiver.run().catch((error) => {
+    if (!abort.signal.aborted) throw error;
+  });
+  await takeBackup({ connection, store, slotName: 'warden', compression: 'zstd' });
+  await withClient(cluster.url(), async (client) => {
+    const transfer = async (n: number) => {
+      for (let i = 0; i < n; i += 1) transfers.push((await randomTransfer(client)).id);
+    };
+    await transfer(8);
+    await client.query('SELECT pg_create_restore_point($1)', [FIRST]);
+    beforePoint.set(FIRST, [...transfers]);
+    await transfer(8);
+    // The first restore point ends up in an archived segment, the second in the partial one.
+    await client.query('SELECT pg_switch_wal()');
+    await transfer(5);
+    await client.query('SELECT pg_create_restore_point($1)', [SECOND]);
+    beforePoint.set(SECOND, [...transfers]);
+    await transfer(5);
+    const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const target = parseLsn(rows[0]!.lsn);
+    const deadline = Date.now() + 30_000;
+    while (flushed < target && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(flushed >= target, 'the WAL receiver flushed everything');
+  });
+});
+
+after(async () => {
+  abort.abort();
+  await receiverDone;
+  await cluster?.stop();
+});
+
+async function restoreToName(dirName: string, name: string) {
+  const targetDir = path.join(cluster.workDir, dirName);
+  const report = await restore({ store, target: { kind: 'name', name }, targetDir, start: true }).catch(
+    (e) => {
+      console.error(e.details?.log);
+      throw e;
+    },
+  );
+  const instance = new LocalInstance({
+    binaries: cluster.instance.binaries,
+    dataDir: targetDir,
+    port: report.port!,
+  });
+  try {
+    const ledger = await withClient(
+      cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`),
+      (client) => checkLedger(client),
+    );
+    return { report, ledger };
+  } finally {
+    await instance.stop({ mode: 'immediate' });
+  }
+}
+
+test('archived segments record the restore point they hold', async () => {
+  const inventory = await readWalInventory(await Repository.open(store));
+  const recorded = [...inventory.segments.values()].flat().flatMap((s) => s.restorePoints ?? []);
+  assert.deepEqual(
+    recorded.map((rp) => rp.name),
+    [FIRST],
+  );
+  assert.ok(!Number.isNaN(Date.parse(recorded[0]!.time)));
+});
+
+test('restore --to-name recovers exactly the transfers committed before the restore point', async () => {
+  for (const [index, name] of [FIRST, SECOND].entries()) {
+    const { report, ledger } = await restoreToName(`to-name-${index}`, name);
+    assert.equal(report.recovery.recovery_target_name, name);
+    assert.deepEqual(ledger.transfers, beforePoint.get(name), `restored to ${name}`);
+    assert.ok(ledger.transfers.length < transfers.length);
+    assert.ok(ledger.balanced && ledger.consistent, 'ledger balanced');
+  }
+});
+
+test('an unknown restore point name is refused before anything is restored, listing the known names', async () => {
+  const targetDir = path.join(cluster.workDir, 'to-name-unknown');
+  const error = await rejectsWithCode(
+    restore({ store, target: { kind: 'name', name: 'pre-v9.9.9-upgrade' }, targetDir, start: true }),
+    'WARDEN_E_RESTORE_POINT_NOT_FOUND',
+  );
+  assert.equal(error.exitCode, 4);
+  assert.deepEqual(error.details.knownNames, [FIRST, SECOND]);
+  assert.equal(existsSync(targetDir), false, 'the target directory restore created is removed again');
+});

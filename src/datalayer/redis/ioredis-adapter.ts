@@ -33,9 +33,26 @@ class IoredisAdapter implements RedisLike {
     this.#client = client;
     this.isCluster = client instanceof Cluster;
     this.commandTimeoutMs = commandTimeoutOf(client);
+    if (client instanceof Cluster) {
+      // A node that joins the pool later (failover, resharding) is connected at once too.
+      client.on('+node', (node: Redis) => {
+        if (client.status === 'ready') void connectNode(node);
+      });
+    }
   }
 
   async connect(): Promise<void> {
+    await this.#connectClient();
+    const client = this.#client;
+    // ioredis Cluster opens a node's connection lazily, on the first command routed to it. Without
+    // an offline queue every further command sent to that node while it is still connecting is
+    // rejected as "Connection is closed", retried after retryDelayOnFailover (100 ms) on a random
+    // node and redirected back with MOVED: a burst on a fresh client took hundreds of ms and ran
+    // into callers' timeouts (the rate limiter then failed open). Connect every master up front.
+    if (client instanceof Cluster) await Promise.all(client.nodes('master').map(connectNode));
+  }
+
+  async #connectClient(): Promise<void> {
     const client = this.#client;
     if (client.status === 'ready') return;
     if (client.status === 'wait' || client.status === 'end' || client.status === 'close') {
@@ -158,6 +175,32 @@ class IoredisAdapter implements RedisLike {
     });
     this.#subscriber = subscriber;
     return subscriber;
+  }
+}
+
+/**
+ * Opens one Cluster node's connection and waits until it is ready. Never rejects: a node that
+ * cannot be reached fails the commands routed to it, exactly as before.
+ */
+async function connectNode(node: Redis): Promise<void> {
+  try {
+    if (node.status === 'ready') return;
+    if (node.status === 'wait') {
+      await node.connect();
+      return;
+    }
+    if (node.status !== 'connecting' && node.status !== 'connect') return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        node.off('ready', done);
+        node.off('end', done);
+        resolve();
+      };
+      node.once('ready', done);
+      node.once('end', done);
+    });
+  } catch {
+    // reported per command
   }
 }
 

@@ -58,6 +58,13 @@ export const ERROR_CODES = {
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_VERIFY_FAILED: { exit: EXIT.integrity, http: 500 },
+  // logical dumps (pg_dump / pg_restore)
+  WARDEN_E_TOOL_MISSING: { exit: EXIT.server, http: 500 },
+  WARDEN_E_TOOL_TOO_OLD: { exit: EXIT.server, http: 409 },
+  WARDEN_E_DUMP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_DUMP_FAILED: { exit: EXIT.server, http: 502 },
+  WARDEN_E_DATABASE_EXISTS: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_ABORTED: { exit: EXIT.internal, http: 499 },
   // application data layer
   WARDEN_E_POOL_TIMEOUT: { exit: EXIT.unavailable, http: 503, retryable: true },

@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_BACKUP_PROTECTED: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_NO_BACKUP: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
   WARDEN_E_RESTORE_POINT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },

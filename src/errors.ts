@@ -49,6 +49,9 @@ export const ERROR_CODES = {
   WARDEN_E_REPO_CORRUPT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // client-side encryption keys
+  WARDEN_E_KEY_MISSING: { exit: EXIT.usage, http: 400 },
+  WARDEN_E_KEY_MISMATCH: { exit: EXIT.usage, http: 403 },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_BACKUP_PROTECTED: { exit: EXIT.conflict, http: 409 },
@@ -59,6 +62,9 @@ export const ERROR_CODES = {
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_VERIFICATION_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_DRILL_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_INSUFFICIENT_SPACE: { exit: EXIT.unavailable, http: 507 },
   WARDEN_E_VERIFY_FAILED: { exit: EXIT.integrity, http: 500 },
   // logical dumps (pg_dump / pg_restore)
   WARDEN_E_TOOL_MISSING: { exit: EXIT.server, http: 500 },

@@ -10,6 +10,11 @@ import {
   parseTlsMode,
   type ConnectionConfig,
 } from '../postgres/connection-config.ts';
+import {
+  DEFAULT_RETENTION_POLICY,
+  parseDuration,
+  type RetentionPolicy,
+} from '../retention/retention-policy.ts';
 
 /** Defaults, declared once. */
 export const DEFAULTS = {
@@ -38,6 +43,9 @@ const connectionSchema = z
   })
   .strict();
 
+/** `7d`, `36h`, `2w`, or 0 for off (checked by parseDuration when resolving). */
+const durationField = z.union([z.string(), z.literal(0)]);
+
 const fileSchema = z
   .object({
     cluster: connectionSchema.optional(),
@@ -47,6 +55,25 @@ const fileSchema = z
         compression: z.enum(COMPRESSIONS as unknown as [Compression, ...Compression[]]).optional(),
         compressionLevel: z.number().int().min(0).max(22).optional(),
         serverCompression: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    retention: z
+      .object({
+        gfs: z
+          .object({
+            daily: z.number().int().min(0).optional(),
+            weekly: z.number().int().min(0).optional(),
+            monthly: z.number().int().min(0).optional(),
+          })
+          .strict()
+          .optional(),
+        maxAge: z
+          .object({ full: durationField.optional(), incremental: durationField.optional() })
+          .strict()
+          .optional(),
+        keepLast: z.number().int().min(0).optional(),
+        recoveryWindow: durationField.optional(),
       })
       .strict()
       .optional(),
@@ -65,6 +92,8 @@ export interface WardenConfig {
     compressionLevel?: number;
     serverCompression: boolean;
   };
+  /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
+  retention: RetentionPolicy;
   /** Where each value came from, for `--json` diagnostics. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
@@ -157,8 +186,30 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
       ...(level !== undefined ? { compressionLevel: level } : {}),
       serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,
     },
+    retention: retentionFromFile(file.config.retention, file.path ?? 'config'),
     sources,
   });
+}
+
+function retentionFromFile(input: ConfigFile['retention'], file: string): RetentionPolicy {
+  const defaults = DEFAULT_RETENTION_POLICY;
+  const duration = (value: string | 0 | undefined, field: string, fallback: number | undefined) =>
+    value === undefined ? fallback : parseDuration(String(value), `${file}: retention.${field}`);
+  const policy: RetentionPolicy = {
+    gfs: { ...defaults.gfs!, ...input?.gfs },
+    maxAge: {
+      fullMs: duration(input?.maxAge?.full, 'maxAge.full', defaults.maxAge?.fullMs),
+      incrementalMs: duration(
+        input?.maxAge?.incremental,
+        'maxAge.incremental',
+        defaults.maxAge?.incrementalMs,
+      ),
+    },
+    ...(input?.keepLast ? { keepLast: input.keepLast } : {}),
+  };
+  const window = duration(input?.recoveryWindow, 'recoveryWindow', undefined);
+  if (window) policy.recoveryWindowMs = window;
+  return policy;
 }
 
 function readConfigFile(explicit: string | undefined, cwd: string): { path?: string; config: ConfigFile } {

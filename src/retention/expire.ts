@@ -1,0 +1,144 @@
+import type { Logger } from 'pino';
+import { WardenError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import { listBackups } from '../repository/backup-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { acquireLock } from '../repository/repository-lock.ts';
+import { historyKey, readWalInventory } from '../repository/wal-archive.ts';
+import { StepRecorder, type StepReport } from '../util/report.ts';
+import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
+import { deleteBackupObjects } from './delete-backup.ts';
+import { planExpiry, type ExpiryPlan } from './plan-expiry.ts';
+import { describePolicy, type RetentionPolicy } from './retention-policy.ts';
+
+export interface ExpireOptions {
+  store: ObjectStore;
+  policy: RetentionPolicy;
+  /** Plan and report only; nothing is deleted and no lock is taken. */
+  dryRun?: boolean;
+  logger?: Logger;
+  /** The moment the policy is measured from (default: now). */
+  now?: Date;
+  signal?: AbortSignal;
+}
+
+export interface ExpireReport {
+  repository: string;
+  dryRun: boolean;
+  policy: RetentionPolicy;
+  policyText: string;
+  plan: ExpiryPlan;
+  /** What was actually removed (empty on a dry run). */
+  deleted: { backups: string[]; walSegments: number };
+  steps: StepReport[];
+}
+
+/**
+ * Applies a retention policy to a repository: plans with {@link planExpiry}, then (unless
+ * `dryRun`) deletes under the repository's `backup` lock, so it never races a backup.
+ *
+ * Order matters for crash safety. Backups go first, each by removing `backup.json` (which
+ * uncommits it: it is no longer listed) and then its objects; WAL goes after, oldest segment
+ * first, each by removing its `.json` record and then its data. An interrupted run leaves at
+ * worst unlisted leftovers and extra WAL, never a listed backup without its WAL.
+ *
+ * @example
+ * const report = await expire({ store, policy: DEFAULT_RETENTION_POLICY, dryRun: true });
+ * for (const b of report.plan.expire) console.log(b.id, b.rule);
+ */
+export async function expire(options: ExpireOptions): Promise<ExpireReport> {
+  const logger = (options.logger ?? silentLogger).child({ component: 'expire' });
+  const dryRun = options.dryRun === true;
+  const steps = new StepRecorder();
+  const repository = await steps.run('open repository', () => Repository.open(options.store));
+  let release: (() => Promise<void>) | undefined;
+  if (dryRun) steps.skip('lock repository', 'dry run: read only');
+  else release = await steps.run('lock repository', () => acquireLock(options.store, 'backup', 'expire'));
+  const deleted = { backups: [] as string[], walSegments: 0 };
+  try {
+    const plan = await steps.run(
+      'plan',
+      async () => {
+        const inventory = await readWalInventory(repository);
+        return planExpiry(
+          await listBackups(repository),
+          inventory,
+          options.policy,
+          options.now ?? new Date(),
+          {
+            segmentSize: repository.meta.walSegmentSize,
+            histories: await readHistories(options.store, inventory.histories),
+          },
+        );
+      },
+      (p) =>
+        `${p.keep.length} backup(s) stay, ${p.expire.length} go; ${p.walToDelete.length} WAL segment(s) go`,
+    );
+    if (dryRun) {
+      steps.skip('delete backups', 'dry run');
+      steps.skip('delete WAL', 'dry run');
+    } else {
+      await steps.run(
+        'delete backups',
+        async () => {
+          for (const backup of plan.expire) {
+            throwIfAborted(options.signal);
+            await deleteBackupObjects(options.store, backup.id);
+            deleted.backups.push(backup.id);
+            logger.info({ id: backup.id, rule: backup.rule }, 'backup expired');
+          }
+        },
+        () => `${deleted.backups.length} deleted`,
+      );
+      await steps.run(
+        'delete WAL',
+        async () => {
+          for (const segment of plan.walToDelete) {
+            throwIfAborted(options.signal);
+            for (const key of segment.keys) await options.store.delete(key);
+            deleted.walSegments += 1;
+          }
+          if (deleted.walSegments) logger.info({ segments: deleted.walSegments }, 'WAL expired');
+        },
+        () => `${deleted.walSegments} segment(s) deleted`,
+      );
+    }
+    return {
+      repository: repository.location,
+      dryRun,
+      policy: options.policy,
+      policyText: describePolicy(options.policy),
+      plan,
+      deleted,
+      steps: steps.steps,
+    };
+  } finally {
+    await release?.();
+  }
+}
+
+/** Parsed history files by timeline; an unreadable one is left out (its timeline then keeps more WAL). */
+export async function readHistories(
+  store: ObjectStore,
+  timelines: readonly number[],
+): Promise<Map<number, TimelineHistoryEntry[]>> {
+  const histories = new Map<number, TimelineHistoryEntry[]>();
+  for (const timeline of timelines) {
+    try {
+      histories.set(
+        timeline,
+        parseTimelineHistory((await store.getBuffer(historyKey(timeline))).toString('utf8')),
+      );
+    } catch {
+      // Unknown ancestry only makes the plan keep more WAL.
+    }
+  }
+  return histories;
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new WardenError('WARDEN_E_ABORTED', 'expire was stopped; what was deleted so far is consistent');
+  }
+}

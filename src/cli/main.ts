@@ -4,6 +4,7 @@ import { backupCommand } from './commands/backup.ts';
 import { backupListCommand, backupShowCommand } from './commands/backup-list.ts';
 import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
 import { runEmbeddedCommand } from './commands/run.ts';
+import { verifyCommand } from './commands/verify.ts';
 import { walStreamCommand } from './commands/wal-stream.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { reportError } from './render.ts';
@@ -92,6 +93,14 @@ export function buildProgram(): Command {
       const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
       await execute(options, (context) => restoreCommand(context, options));
     });
+
+  withGlobals(
+    program
+      .command('verify')
+      .description('check every object, backup and the WAL continuity of the repository'),
+  ).action(async (_options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), (context) => verifyCommand(context, shutdownSignal())),
+  );
 
   program.exitOverride((error) => {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') process.exit(0);

@@ -1,0 +1,52 @@
+import { ERROR_CODES } from '../../errors.ts';
+import { verifyRepository, type VerifyReport } from '../../verify/repository-verify.ts';
+import type { CommandContext } from '../context.ts';
+import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts';
+
+/**
+ * `warden verify`: checks every object, backup and the WAL continuity of the repository.
+ * Exit status 0 when clean, 5 (WARDEN_E_VERIFY_FAILED) when problems were found.
+ */
+export async function verifyCommand(context: CommandContext, signal?: AbortSignal): Promise<number> {
+  const report = await verifyRepository({
+    store: context.store,
+    logger: context.logger,
+    ...(signal ? { signal } : {}),
+  });
+  const status = report.ok ? 0 : ERROR_CODES.WARDEN_E_VERIFY_FAILED.exit;
+  if (context.json) {
+    printJson(report);
+    return status;
+  }
+  renderReport(report);
+  return status;
+}
+
+function renderReport(report: VerifyReport): void {
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  const c = report.checked;
+  out(`verify ${report.repository}`);
+  printSteps(report.steps);
+  out(
+    `checked ${c.objects} object(s), ${formatBytes(c.bytes)}: ${c.backups} backup(s) with ${c.manifestFiles} manifest file(s), ${c.walSegments} WAL segment(s), ${c.dumps} dump(s) in ${formatDuration(report.durationMs)}`,
+  );
+  for (const backup of report.backups) {
+    out(
+      `  backup ${backup.id}${backup.name ? ` (${backup.name})` : ''}: ${backup.restorable ? 'restorable' : 'UNRESTORABLE'}${backup.walContinuousTo ? `, WAL continuous to ${backup.walContinuousTo}` : ''}`,
+    );
+  }
+  if (report.ok) {
+    out('no problems found');
+    return;
+  }
+  out();
+  out(`${report.problems.length} problem(s):`);
+  for (const problem of report.problems) {
+    out(`  ${problem.kind.padEnd(17)} ${problem.object}`);
+    out(`      ${problem.message}`);
+    out(`      breaks: ${problem.breaks}`);
+  }
+  process.stderr.write(
+    `error WARDEN_E_VERIFY_FAILED: ${report.problems.length} problem(s) in ${report.repository}\n`,
+  );
+}

@@ -1,0 +1,527 @@
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from 'pino';
+import { WardenError } from '../errors.ts';
+import { silentLogger } from '../logger.ts';
+import type { Compression } from '../pipeline/compression.ts';
+import type { ArchiveObject, BackupRecord, StoredObject } from '../repository/backup-catalog.ts';
+import { DUMP_RECORD_FILE, parseDumpRecord } from '../repository/dump-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { META_KEY, parseRepositoryMeta, type RepositoryMeta } from '../repository/repository-meta.ts';
+import {
+  readSegment,
+  segmentDataKey,
+  STREAM_STATE_KEY,
+  type PartialSegment,
+  type SegmentRecord,
+  type StreamState,
+  type WalInventory,
+} from '../repository/wal-archive.ts';
+import { restorableWindow } from '../restore/restorable-window.ts';
+import { readVerified } from '../restore/verified-reader.ts';
+import { StepRecorder } from '../util/report.ts';
+import { parseSegmentName } from '../wal/lsn.ts';
+import {
+  parseHistoryFileName,
+  parseTimelineHistory,
+  type TimelineHistoryEntry,
+} from '../wal/timeline-history.ts';
+import { checkArchiveAgainstManifest, parseBackupManifest, type BackupManifest } from './backup-manifest.ts';
+import { readBackupRecord, readSegmentRecord, strictJson } from './record-checks.ts';
+import type { BackupVerdict, VerifyProblem, VerifyReport } from './verify-report.ts';
+import { checkWalContinuity } from './wal-continuity.ts';
+
+export type { VerifyProblem, VerifyReport } from './verify-report.ts';
+
+export interface VerifyOptions {
+  store: ObjectStore;
+  logger?: Logger;
+  signal?: AbortSignal;
+  /** Segments read and checked at once (default 4). */
+  concurrency?: number;
+}
+
+const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
+
+/**
+ * Checks a whole repository without touching any database: every stored object (size,
+ * SHA-256 of the stored bytes, decompression — and decryption, through the same readers a
+ * restore uses), every backup against its record and against PostgreSQL's backup_manifest
+ * (size and CRC-32C of each file inside the tar archives), and WAL continuity from each
+ * backup's start to the end of the archive. Never throws for damage it finds: each problem is
+ * in the report with the object and what it breaks. Throws only when the store itself fails.
+ *
+ * @example
+ * const report = await verifyRepository({ store: new FsObjectStore('/var/backups/warden') });
+ * if (!report.ok) for (const p of report.problems) console.log(p.object, p.breaks);
+ */
+export async function verifyRepository(options: VerifyOptions): Promise<VerifyReport> {
+  const started = performance.now();
+  const logger = options.logger ?? silentLogger;
+  const store = options.store;
+  const steps = new StepRecorder();
+  const problems: VerifyProblem[] = [];
+  const checked = { objects: 0, bytes: 0, backups: 0, manifestFiles: 0, walSegments: 0, dumps: 0 };
+  const abortCheck = () => {
+    if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verify cancelled');
+  };
+
+  const meta = await steps.run('repository metadata', () => readMeta(store, problems));
+  checked.objects += 1;
+  const repository = new Repository(store, meta ?? fallbackMeta());
+  const segmentSize = repository.meta.walSegmentSize;
+
+  const backups = await steps.run(
+    'backups',
+    async () => {
+      const good: BackupRecord[] = [];
+      for (const record of await readBackupRecords(store, meta?.systemId, problems)) {
+        abortCheck();
+        checked.backups += 1;
+        checked.objects += 1;
+        const damaged = await verifyBackup(store, record, problems, checked);
+        good.push(record);
+        if (damaged) logger.warn({ backup: record.id }, 'backup damaged');
+      }
+      return good;
+    },
+    (b) => `${b.length} backup(s)`,
+  );
+
+  const wal = await steps.run(
+    'WAL segments',
+    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck),
+    () => `${checked.walSegments} segment(s)`,
+  );
+
+  await steps.run(
+    'logical dumps',
+    () => verifyDumps(store, problems, checked),
+    () => `${checked.dumps} dump(s)`,
+  );
+
+  const continuity = await steps.run('WAL continuity', async () =>
+    checkWalContinuity({
+      backups,
+      good: wal.good,
+      recorded: wal.recorded,
+      histories: wal.histories,
+      historyPresent: wal.historyPresent,
+      ...(wal.good.streamState ? { streamState: wal.good.streamState } : {}),
+      segmentSize,
+    }),
+  );
+  for (const problem of problems) {
+    const breaks = continuity.breaksBySegment.get(problem.object);
+    if (problem.object.startsWith('wal/') && problem.kind !== 'wal-gap')
+      problem.breaks = breaks ?? 'nothing a retained backup needs (WAL outside every backup’s path)';
+  }
+  problems.push(...continuity.problems);
+
+  const damagedBackups = new Set(problems.flatMap((p) => (p.kind === 'wal-gap' ? [] : (p.backups ?? []))));
+  const verdicts: BackupVerdict[] = backups.map((backup) => {
+    const walVerdict = continuity.verdicts.get(backup.id);
+    return {
+      id: backup.id,
+      ...(backup.name ? { name: backup.name } : {}),
+      restorable: !damagedBackups.has(backup.id) && walVerdict?.restorable !== false,
+      ...(walVerdict?.walContinuousTo ? { walContinuousTo: walVerdict.walContinuousTo } : {}),
+    };
+  });
+  const window = restorableWindow(
+    backups.filter((b) => verdicts.find((v) => v.id === b.id)?.restorable),
+    wal.good,
+    segmentSize,
+  );
+  const report: VerifyReport = {
+    repository: store.location,
+    ok: problems.length === 0,
+    ...(problems.length ? { code: 'WARDEN_E_VERIFY_FAILED' as const } : {}),
+    checked,
+    backups: verdicts,
+    window,
+    ...(continuity.walEnd ? { walEnd: continuity.walEnd } : {}),
+    problems,
+    steps: steps.steps,
+    durationMs: Math.round(performance.now() - started),
+  };
+  logger.info({ problems: problems.length, objects: checked.objects }, 'verify finished');
+  return report;
+}
+
+function fallbackMeta(): RepositoryMeta {
+  return {
+    format: 1,
+    systemId: '',
+    walSegmentSize: DEFAULT_SEGMENT_SIZE,
+    serverVersion: '',
+    createdAt: '',
+    createdBy: '',
+  };
+}
+
+async function readMeta(store: ObjectStore, problems: VerifyProblem[]): Promise<RepositoryMeta | undefined> {
+  if (!(await store.stat(META_KEY))) {
+    throw new WardenError('WARDEN_E_REPO_NOT_INITIALIZED', `${store.location} is not a Warden repository`, {
+      details: { repository: store.location },
+    });
+  }
+  const data = await store.getBuffer(META_KEY);
+  try {
+    strictJson(data);
+    const meta = parseRepositoryMeta(data, store.location);
+    if (!parseSegmentName('000000010000000000000001', meta.walSegmentSize))
+      throw new Error('bad walSegmentSize');
+    return meta;
+  } catch (error) {
+    problems.push({
+      kind: 'bad-record',
+      object: META_KEY,
+      message: `${META_KEY} cannot be read: ${(error as Error).message}`,
+      breaks: 'the repository cannot be opened for backups or restores (cluster identity unknown)',
+    });
+    return undefined;
+  }
+}
+
+async function readBackupRecords(
+  store: ObjectStore,
+  systemId: string | undefined,
+  problems: VerifyProblem[],
+): Promise<BackupRecord[]> {
+  const records: BackupRecord[] = [];
+  for (const key of (await store.list('backups/')).filter((k) => /^backups\/[^/]+\/backup\.json$/.test(k))) {
+    const id = key.split('/')[1]!;
+    try {
+      records.push(readBackupRecord(await store.getBuffer(key), key, systemId || undefined));
+    } catch (error) {
+      problems.push({
+        kind: 'bad-record',
+        object: key,
+        message: `backup record cannot be read: ${(error as Error).message}`,
+        breaks: `backup ${id} unrestorable (its record, which lists its objects and checksums, is damaged)`,
+        backups: [id],
+      });
+    }
+  }
+  return records.sort((a, b) => a.endTime.localeCompare(b.endTime));
+}
+
+/** Counts bytes passing through (the decompressed size of an archive). */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+function compressionOfKey(key: string): Compression {
+  return key.endsWith('.zst') ? 'zstd' : key.endsWith('.gz') ? 'gzip' : 'none';
+}
+
+/** Checks one backup's objects and its files against the manifest; true when anything is wrong. */
+async function verifyBackup(
+  store: ObjectStore,
+  record: BackupRecord,
+  problems: VerifyProblem[],
+  checked: VerifyReport['checked'],
+): Promise<boolean> {
+  const before = problems.length;
+  const unrestorable = `backup ${record.id} unrestorable`;
+  const add = (problem: Omit<VerifyProblem, 'backups' | 'breaks'> & { breaks?: string }) =>
+    problems.push({ breaks: unrestorable, backups: [record.id], ...problem });
+
+  let manifest: BackupManifest | undefined;
+  const manifestData = await readObject(store, record.manifest, 'zstd', add, checked);
+  if (manifestData) {
+    try {
+      manifest = parseBackupManifest(manifestData);
+      checked.manifestFiles += manifest.files.size;
+      const range = manifest.walRanges[0];
+      if (range && (range.startLsn !== record.startLsn || range.endLsn !== record.endLsn)) {
+        add({
+          kind: 'manifest-mismatch',
+          object: record.manifest.key,
+          message: `manifest WAL range ${range.startLsn}..${range.endLsn} differs from the record's ${record.startLsn}..${record.endLsn}`,
+        });
+      }
+    } catch (error) {
+      add({
+        kind: 'corrupt',
+        object: record.manifest.key,
+        message: `backup_manifest cannot be parsed: ${(error as Error).message}`,
+      });
+    }
+  }
+
+  const seen = new Set<string>();
+  for (const archive of record.archives) {
+    await verifyArchive(store, record, archive, manifest, seen, add, checked);
+  }
+  if (manifest) {
+    const missing = [...manifest.files.keys()].filter((p) => !seen.has(p));
+    if (missing.length) {
+      add({
+        kind: 'manifest-mismatch',
+        object: record.archives[0]!.key,
+        message: `${missing.length} file(s) listed in backup_manifest are in no archive: ${missing.slice(0, 5).join(', ')}`,
+        details: { files: missing },
+      });
+    }
+  }
+  return problems.length > before;
+}
+
+type AddProblem = (problem: Omit<VerifyProblem, 'backups' | 'breaks'> & { breaks?: string }) => void;
+
+async function verifyArchive(
+  store: ObjectStore,
+  record: BackupRecord,
+  archive: ArchiveObject,
+  manifest: BackupManifest | undefined,
+  seen: Set<string>,
+  add: AddProblem,
+  checked: VerifyReport['checked'],
+): Promise<void> {
+  checked.objects += 1;
+  if (!(await store.stat(archive.key))) {
+    add({ kind: 'missing', object: archive.key, message: `archive ${archive.archive} is missing` });
+    return;
+  }
+  const reader = readVerified(store, archive, compressionOfKey(archive.key));
+  const counter = new ByteCounter();
+  const prefix = archive.tablespace ? `pg_tblspc/${archive.tablespace.oid}/` : '';
+  try {
+    const scratch = new Set<string>();
+    const mismatches = manifest
+      ? await checkArchiveAgainstManifest(reader.stream, manifest, prefix, scratch, counter)
+      : await drain(reader.stream, counter);
+    reader.check();
+    checked.bytes += archive.size;
+    for (const path of scratch) seen.add(path);
+    if (record.compressedOn === 'client' && counter.bytes !== archive.rawSize) {
+      add({
+        kind: 'corrupt',
+        object: archive.key,
+        message: `decompresses to ${counter.bytes} bytes, the record says ${archive.rawSize}`,
+      });
+    }
+    for (const mismatch of mismatches.slice(0, 20)) {
+      add({
+        kind: 'manifest-mismatch',
+        object: archive.key,
+        message:
+          mismatch.reason === 'not-in-manifest'
+            ? `${mismatch.path} is not listed in backup_manifest`
+            : `${mismatch.path}: ${mismatch.reason} ${String(mismatch.actual ?? '')} differs from the manifest's ${String(mismatch.expected ?? '')}`,
+        details: { file: mismatch.path, reason: mismatch.reason },
+      });
+    }
+  } catch (error) {
+    // Any failure while reading is either the checksum mismatch or what it caused.
+    let explained = reader.explain(error);
+    try {
+      reader.check();
+    } catch (mismatch) {
+      explained = mismatch as WardenError;
+    }
+    add({ kind: 'corrupt', object: archive.key, message: explained.message });
+  }
+}
+
+async function drain(stream: Readable, counter: ByteCounter): Promise<[]> {
+  await pipeline(stream, counter, async (source: AsyncIterable<Buffer>) => {
+    for await (const chunk of source) void chunk;
+  });
+  return [];
+}
+
+/** Reads an object through readVerified (keeping the bytes when `keep`); records a problem and returns undefined when damaged. */
+async function readObject(
+  store: ObjectStore,
+  object: StoredObject,
+  compression: Compression,
+  add: AddProblem,
+  checked: VerifyReport['checked'],
+  keep = true,
+): Promise<Buffer | undefined> {
+  checked.objects += 1;
+  if (!(await store.stat(object.key))) {
+    add({ kind: 'missing', object: object.key, message: `${object.key} is missing` });
+    return undefined;
+  }
+  const reader = readVerified(store, object, compression);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of reader.stream as AsyncIterable<Buffer>) if (keep) chunks.push(chunk);
+    reader.check();
+    checked.bytes += object.size;
+    return Buffer.concat(chunks);
+  } catch (error) {
+    let explained = reader.explain(error);
+    try {
+      reader.check();
+    } catch (mismatch) {
+      explained = mismatch as WardenError;
+    }
+    add({ kind: 'corrupt', object: object.key, message: explained.message });
+    return undefined;
+  }
+}
+
+interface WalResult {
+  good: WalInventory;
+  recorded: Map<number, SegmentRecord[]>;
+  histories: Map<number, TimelineHistoryEntry[]>;
+  historyPresent: Set<number>;
+}
+
+async function verifyWal(
+  repository: Repository,
+  problems: VerifyProblem[],
+  checked: VerifyReport['checked'],
+  concurrency: number,
+  abortCheck: () => void,
+): Promise<WalResult> {
+  const store = repository.store;
+  const segmentSize = repository.meta.walSegmentSize;
+  const keys = await store.list('wal/');
+  const recorded = new Map<number, SegmentRecord[]>();
+  const goodSegments = new Map<number, SegmentRecord[]>();
+  const partials: PartialSegment[] = [];
+  const histories = new Map<number, TimelineHistoryEntry[]>();
+  const historyPresent = new Set<number>();
+  let streamState: StreamState | undefined;
+  const bad = (object: string, message: string, kind: VerifyProblem['kind'] = 'bad-record') =>
+    problems.push({ kind, object, message, breaks: '' });
+
+  for (const key of keys) {
+    const file = key.slice(key.lastIndexOf('/') + 1);
+    if (key.startsWith('wal/history/')) {
+      const timeline = parseHistoryFileName(file);
+      if (timeline === undefined) continue;
+      historyPresent.add(timeline);
+      checked.objects += 1;
+      try {
+        const data = await store.getBuffer(key);
+        histories.set(timeline, parseTimelineHistory(new TextDecoder('utf-8', { fatal: true }).decode(data)));
+      } catch (error) {
+        problems.push({
+          kind: 'bad-record',
+          object: key,
+          message: `timeline history cannot be read: ${(error as Error).message}`,
+          breaks: `restores across the switch to timeline ${timeline} are impossible`,
+        });
+      }
+    } else if (key === STREAM_STATE_KEY) {
+      checked.objects += 1;
+      try {
+        streamState = strictJson(await store.getBuffer(key)) as StreamState;
+      } catch (error) {
+        problems.push({
+          kind: 'bad-record',
+          object: key,
+          message: `stream state cannot be read: ${(error as Error).message}`,
+          breaks: 'the end of the restorable window is unknown (restore --latest uses the archived WAL only)',
+        });
+      }
+    } else if (file.endsWith('.json') && file.length === 29) {
+      checked.objects += 1;
+      try {
+        const record = readSegmentRecord(await store.getBuffer(key), key, segmentSize);
+        const list = recorded.get(record.timeline) ?? [];
+        list.push(record);
+        recorded.set(record.timeline, list);
+      } catch (error) {
+        bad(key, `segment record cannot be read: ${(error as Error).message}`);
+      }
+    } else if (file.endsWith('.partial')) {
+      const parsed = parseSegmentName(file.slice(0, 24), segmentSize);
+      const info = await store.stat(key);
+      if (parsed && info && info.size > 0)
+        partials.push({
+          key,
+          segment: file.slice(0, 24),
+          timeline: parsed.timeline,
+          startLsn: parsed.startLsn,
+          validBytes: Math.min(info.size, segmentSize),
+        });
+    }
+  }
+
+  const queue = [...recorded.values()].flat();
+  const worker = async () => {
+    for (let record = queue.shift(); record; record = queue.shift()) {
+      abortCheck();
+      checked.objects += 1;
+      checked.walSegments += 1;
+      const key = segmentDataKey(record.timeline, record.segment);
+      if (!(await store.stat(key))) {
+        bad(key, `WAL segment ${record.segment} is missing (its record exists)`, 'missing');
+        continue;
+      }
+      try {
+        const raw = await readSegment(repository, record);
+        if (raw.length !== segmentSize)
+          throw new Error(`decompresses to ${raw.length} bytes, not ${segmentSize}`);
+        checked.bytes += record.size;
+        const list = goodSegments.get(record.timeline) ?? [];
+        list.push(record);
+        goodSegments.set(record.timeline, list);
+      } catch (error) {
+        bad(key, (error as Error).message, 'corrupt');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  for (const list of [...recorded.values(), ...goodSegments.values()])
+    list.sort((a, b) => a.segment.localeCompare(b.segment));
+  return {
+    good: {
+      segments: goodSegments,
+      partials,
+      histories: [...historyPresent].sort((a, b) => a - b),
+      ...(streamState ? { streamState } : {}),
+    },
+    recorded,
+    histories,
+    historyPresent,
+  };
+}
+
+async function verifyDumps(
+  store: ObjectStore,
+  problems: VerifyProblem[],
+  checked: VerifyReport['checked'],
+): Promise<void> {
+  for (const key of (await store.list('dumps/')).filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
+    const id = key.split('/')[1]!;
+    const breaks = `dump ${id} unrestorable`;
+    checked.objects += 1;
+    checked.dumps += 1;
+    let record;
+    try {
+      record = parseDumpRecord(await store.getBuffer(key), key);
+      if (record.id !== id || !record.object.key.startsWith(`dumps/${id}/`))
+        throw new Error('names another dump');
+    } catch (error) {
+      problems.push({
+        kind: 'bad-record',
+        object: key,
+        message: `dump record cannot be read: ${((error as Error).cause as Error)?.message ?? (error as Error).message}`,
+        breaks,
+      });
+      continue;
+    }
+    await readObject(
+      store,
+      record.object,
+      record.compression,
+      (problem) => problems.push({ breaks, ...problem }),
+      checked,
+      false,
+    );
+  }
+}

@@ -1,0 +1,58 @@
+import type { RestorableWindow } from '../restore/restorable-window.ts';
+import type { StepReport } from '../util/report.ts';
+
+/**
+ * What kind of damage a problem is:
+ * - `missing`: an object a record lists (or a history file a timeline needs) is absent;
+ * - `corrupt`: size, SHA-256, decompression (or decryption) of a stored object fails;
+ * - `manifest-mismatch`: a file inside a backup differs from PostgreSQL's backup_manifest;
+ * - `bad-record`: a JSON record (backup.json, segment .json, dump.json, ...) cannot be read,
+ *   or contradicts its own name or the repository;
+ * - `wal-gap`: WAL a backup or the restorable window needs is not (verifiably) in the repository.
+ */
+export type VerifyProblemKind = 'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap';
+
+export interface VerifyProblem {
+  kind: VerifyProblemKind;
+  /** The repository key of the damaged (or first missing) object. */
+  object: string;
+  /** What is wrong with it. */
+  message: string;
+  /** What it breaks: "backup X unrestorable", "PITR impossible between A and B", ... */
+  breaks: string;
+  /** Backups that the problem makes unrestorable or limits. */
+  backups?: string[];
+  details?: Record<string, unknown>;
+}
+
+export interface BackupVerdict {
+  id: string;
+  name?: string;
+  /** Every object intact, matching the manifest, and its WAL from start to end present. */
+  restorable: boolean;
+  /** WAL continuous from the backup's start to this LSN (the end of the archive when no gap). */
+  walContinuousTo?: string;
+}
+
+export interface VerifyReport {
+  repository: string;
+  ok: boolean;
+  /** `WARDEN_E_VERIFY_FAILED` when problems were found. */
+  code?: 'WARDEN_E_VERIFY_FAILED';
+  checked: {
+    objects: number;
+    bytes: number;
+    backups: number;
+    manifestFiles: number;
+    walSegments: number;
+    dumps: number;
+  };
+  backups: BackupVerdict[];
+  /** The restorable window over the WAL that verified. */
+  window?: RestorableWindow;
+  /** Newest timeline and the end of its archived WAL (what continuity was checked up to). */
+  walEnd?: { timeline: number; lsn: string };
+  problems: VerifyProblem[];
+  steps: StepReport[];
+  durationMs: number;
+}

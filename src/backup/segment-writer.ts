@@ -4,12 +4,22 @@ import type { Repository } from '../repository/repository.ts';
 import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
 
-/** The segment being received: kept in memory and appended to the repository's partial file. */
+/** Completed segments waiting for compression and upload before `write` waits for them. */
+const MAX_ARCHIVE_BACKLOG = 2;
+
+/**
+ * The segment being received: kept in memory and appended to the repository's partial file.
+ * A completed segment is fsynced in its partial file (so it is durable and may be reported as
+ * flushed at once) and then compressed and archived in the background, off the receive path;
+ * its partial file is removed only after the archived copy is committed.
+ */
 export class SegmentWriter {
   private buffer: Buffer;
   private appender: Appender | undefined;
   private segmentStartLsn: Lsn = 0n;
   private filled = 0;
+  private backlog: Array<Promise<void>> = [];
+  private archiveError: unknown;
 
   constructor(
     private readonly repository: Repository,
@@ -30,13 +40,13 @@ export class SegmentWriter {
   async open(startLsn: Lsn): Promise<void> {
     this.segmentStartLsn = startLsn;
     this.filled = 0;
-    this.buffer.fill(0);
     this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
     // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
     if (this.appender.size > 0) await this.appender.truncate(0);
   }
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {
+    this.throwArchiveError();
     if (dataStart !== this.position) {
       throw new WardenError(
         'WARDEN_E_PROTOCOL',
@@ -56,31 +66,57 @@ export class SegmentWriter {
   }
 
   async sync(): Promise<void> {
+    this.throwArchiveError();
     await this.appender?.sync();
   }
 
-  /** A full segment: archive it compressed, then drop the partial file and start the next. */
+  /** A full segment: make it durable, hand it to the background archiver, start the next. */
   private async finishSegment(): Promise<void> {
-    await this.archive(this.segmentSize);
+    await this.appender!.sync();
+    await this.appender!.close();
+    this.appender = undefined;
+    this.archiveInBackground(this.name, this.buffer, this.segmentSize);
+    this.buffer = Buffer.alloc(this.segmentSize);
+    if (this.backlog.length > MAX_ARCHIVE_BACKLOG) await this.backlog[0];
     await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
   }
 
   /** The timeline ended inside this segment: archive its valid prefix. */
   async finishPartial(): Promise<void> {
-    if (this.filled > 0) await this.archive(this.filled);
-    else await this.close();
+    if (this.filled > 0) {
+      await this.appender?.sync();
+      await this.appender?.close();
+      this.appender = undefined;
+      this.archiveInBackground(this.name, this.buffer, this.filled);
+    }
+    await this.close();
   }
 
-  private async archive(validBytes: number): Promise<void> {
-    const key = partialKey(this.timeline, this.name);
-    await archiveSegment(this.repository, this.timeline, this.name, this.buffer, validBytes);
-    await this.appender?.close();
-    this.appender = undefined;
-    await this.repository.store.delete(key);
+  private archiveInBackground(segment: string, data: Buffer, validBytes: number): void {
+    const previous = this.backlog.at(-1) ?? Promise.resolve();
+    const task = previous
+      .then(async () => {
+        await archiveSegment(this.repository, this.timeline, segment, data, validBytes);
+        await this.repository.store.delete(partialKey(this.timeline, segment));
+      })
+      .catch((error: unknown) => {
+        this.archiveError ??= error;
+      })
+      .finally(() => {
+        this.backlog = this.backlog.filter((pending) => pending !== task);
+      });
+    this.backlog.push(task);
   }
 
+  private throwArchiveError(): void {
+    if (this.archiveError !== undefined) throw this.archiveError;
+  }
+
+  /** Waits for background archiving, then closes the current partial file. */
   async close(): Promise<void> {
+    await Promise.all(this.backlog);
     await this.appender?.close();
     this.appender = undefined;
+    this.throwArchiveError();
   }
 }

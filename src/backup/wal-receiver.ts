@@ -43,6 +43,7 @@ export interface WalReceiverStatus {
 }
 
 const STATUS_INTERVAL_MS = 10_000;
+const FLUSH_INTERVAL_MS = 100;
 const STATE_WRITE_INTERVAL_MS = 5_000;
 /** Errors that say the configuration is wrong: retrying cannot help. */
 const FATAL_CODES = new Set([
@@ -164,25 +165,30 @@ export class WalReceiver {
   ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
-    const partial = inventory.partials.sort(
+    const [newest, ...older] = inventory.partials.sort(
       (a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn),
-    )[0];
-    if (partial && partial.startLsn >= slotStart)
-      return { timeline: partial.timeline, startLsn: partial.startLsn };
-    if (partial) {
-      // The server no longer has this segment: keep what was received, marked as cut short.
-      const raw = Buffer.alloc(segmentSize);
-      (await repository.store.getBuffer(partial.key)).copy(raw);
-      await archiveSegment(
-        repository,
-        partial.timeline,
-        partial.segment,
-        raw,
-        Math.min(partial.validBytes, segmentSize),
-      );
-      await repository.store.delete(partial.key);
+    );
+    // Partials other than the newest one being received are leftovers of a run that died while
+    // archiving (complete segments) or of a WAL range the server no longer has: archive them as
+    // received, cut short where they are short.
+    const leftovers = [...older];
+    if (newest && (newest.validBytes >= segmentSize || newest.startLsn < slotStart)) leftovers.push(newest);
+    if (leftovers.length > 0) {
+      for (const partial of leftovers) {
+        const raw = Buffer.alloc(segmentSize);
+        (await repository.store.getBuffer(partial.key)).copy(raw);
+        await archiveSegment(
+          repository,
+          partial.timeline,
+          partial.segment,
+          raw,
+          Math.min(partial.validBytes, segmentSize),
+        );
+        await repository.store.delete(partial.key);
+      }
       return this.startPoint(repository, serverTimeline, slotLsn, segmentSize);
     }
+    if (newest) return { timeline: newest.timeline, startLsn: newest.startLsn };
     let best: { timeline: number; startLsn: Lsn } | undefined;
     for (const [timeline, records] of inventory.segments) {
       const last = records.at(-1);
@@ -238,7 +244,9 @@ export class WalReceiver {
     let stopping = false;
     let nextTimeline: { timeline: number; switchLsn: Lsn } | undefined;
 
+    let lastFlushAt = Date.now();
     const flush = async (replyNow: boolean) => {
+      lastFlushAt = Date.now();
       if (segment.position > flushed) {
         await segment.sync();
         flushed = segment.position;
@@ -259,7 +267,10 @@ export class WalReceiver {
           if (type === 0x77 /* 'w' */) {
             const message = decodeXLogData(event.data);
             await segment.write(message.dataStart, message.payload);
-            if (command.events.pending === 0) await flush(false);
+            // Flush when the burst is over, and at least every FLUSH_INTERVAL_MS under
+            // sustained load (the queue may never run empty then).
+            if (command.events.pending === 0 || Date.now() - lastFlushAt >= FLUSH_INTERVAL_MS)
+              await flush(false);
             if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
           } else if (type === 0x6b /* 'k' */) {
             const keepalive = decodeKeepalive(event.data);

@@ -1,6 +1,6 @@
 import type { BackupRecord } from '../repository/backup-catalog.ts';
 import { segmentDataKey, timelineDir, type WalInventory } from '../repository/wal-archive.ts';
-import { walRanges } from '../restore/restorable-window.ts';
+import { newestTimeline, walRanges } from '../restore/restorable-window.ts';
 import { parseLsn, segmentStart, type Lsn } from '../wal/lsn.ts';
 import type { TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { formatRetentionDuration, type RetentionPolicy } from './retention-policy.ts';
@@ -63,7 +63,10 @@ export interface WalRange {
   first: string;
   last: string;
   count: number;
-  /** For kept WAL: the oldest kept backup that needs the range's first segment. */
+  /**
+   * For kept WAL: the oldest kept backup that needs the range's first segment, `archive-end` for
+   * the archive's last segment, or `no-valid-backup`.
+   */
   neededBy?: string;
 }
 
@@ -124,7 +127,13 @@ export function planExpiry(
   const add = (backup: BackupRecord, reason: KeepReason) => reasons.get(backup)!.push(reason);
   const warnings: string[] = [];
 
-  const newestValid = sorted.filter((b) => valid.has(b)).at(-1);
+  // The newest backup that can restore the cluster's current timeline; another timeline's only as
+  // a fallback (a backup on an abandoned branch must not shield the current one's backups).
+  const current = newestTimeline(walInventory);
+  const onCurrent = (b: BackupRecord) =>
+    current !== undefined && onBranchOf(current, b.timeline, parseLsn(b.startLsn), options.histories);
+  const newestValid =
+    sorted.filter((b) => valid.has(b) && onCurrent(b)).at(-1) ?? sorted.filter((b) => valid.has(b)).at(-1);
   if (!newestValid) {
     if (sorted.length)
       warnings.push('no backup is restorable (WAL from start to end missing): nothing expires');
@@ -132,7 +141,8 @@ export function planExpiry(
       add(backup, { rule: 'no-valid-backup', detail: 'no restorable backup exists; nothing expires' });
   } else {
     add(newestValid, { rule: 'newest-valid', detail: 'newest restorable backup' });
-    applyPolicy(sorted, valid, policy, now, add);
+    const usable = windowUsable(sorted, walInventory, options, current, onCurrent);
+    applyPolicy(sorted, valid, usable, policy, now, add);
   }
   for (const backup of sorted) {
     if (backup.name) add(backup, { rule: 'named', detail: `named "${backup.name}": kept until deleted` });
@@ -159,6 +169,7 @@ export function planExpiry(
 function applyPolicy(
   sorted: readonly BackupRecord[],
   valid: ReadonlySet<BackupRecord>,
+  usable: ReadonlySet<BackupRecord>,
   policy: RetentionPolicy,
   now: Date,
   add: (backup: BackupRecord, reason: KeepReason) => void,
@@ -190,7 +201,10 @@ function applyPolicy(
   if (policy.recoveryWindowMs && policy.recoveryWindowMs > 0) {
     const windowStart = now.getTime() - policy.recoveryWindowMs;
     const span = formatRetentionDuration(policy.recoveryWindowMs);
-    const anchor = sorted.filter((b) => valid.has(b) && time(b) <= windowStart).at(-1);
+    // Prefer a backup restore can start the current window from (continuous WAL to the end of
+    // the newest timeline); only when there is none, any restorable one.
+    const before = sorted.filter((b) => time(b) <= windowStart);
+    const anchor = before.filter((b) => usable.has(b)).at(-1) ?? before.filter((b) => valid.has(b)).at(-1);
     const threshold = anchor ? time(anchor) : windowStart;
     for (const backup of sorted) {
       if (backup === anchor) {
@@ -263,6 +277,10 @@ function planWal(
     start: parseLsn(b.startLsn),
     firstSegment: segmentStart(parseLsn(b.startLsn), options.segmentSize),
   }));
+  // The archive's last segment stays whatever the backups need: the WAL receiver resumes after
+  // it, and `backup list` measures the window's end by it.
+  const endTimeline = Math.max(...inventory.segments.keys());
+  const archiveEnd = inventory.segments.get(endTimeline)?.at(-1);
   const toDelete: Array<{ timeline: number; segment: string; start: Lsn }> = [];
   const keptRanges: WalRange[] = [];
   for (const timeline of [...inventory.segments.keys()].sort((a, b) => a - b)) {
@@ -274,9 +292,9 @@ function planWal(
       previousStart = start;
       const neededBy = keepEverything
         ? 'no-valid-backup'
-        : starts.find(
+        : (starts.find(
             (b) => start >= b.firstSegment && onBranchOf(timeline, b.timeline, b.start, options.histories),
-          )?.id;
+          )?.id ?? (record === archiveEnd ? 'archive-end' : undefined));
       if (neededBy === undefined) {
         toDelete.push({ timeline, segment: record.segment, start });
         run = undefined;
@@ -322,6 +340,26 @@ export function onBranchOf(
   if (!history) return true;
   const entry = history.find((e) => e.timeline === backupTimeline);
   return entry !== undefined && backupStart < entry.switchLsn;
+}
+
+/**
+ * Backups a restore to the end of the archive can start from, as the restorable window counts
+ * them: inside the last continuous WAL range of the newest timeline, and on its branch.
+ */
+function windowUsable(
+  sorted: readonly BackupRecord[],
+  inventory: WalInventory,
+  options: PlanExpiryOptions,
+  current: number | undefined,
+  onCurrent: (b: BackupRecord) => boolean,
+): Set<BackupRecord> {
+  const range = current === undefined ? undefined : walRanges(inventory, current, options.segmentSize).at(-1);
+  if (!range) return new Set();
+  return new Set(
+    sorted.filter(
+      (b) => onCurrent(b) && parseLsn(b.startLsn) >= range.start && parseLsn(b.endLsn) <= range.end,
+    ),
+  );
 }
 
 /** The backup's WAL from start to end LSN is in the archive on its timeline (so it can be restored). */

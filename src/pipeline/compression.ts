@@ -1,7 +1,8 @@
 import { PassThrough, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { CompressStream, DecompressStream } from 'zstd-napi';
+import { DecompressStream } from 'zstd-napi';
 import { WardenError } from '../errors.ts';
+import { ParallelZstdCompressor } from './zstd-pool.ts';
 
 export type Compression = 'zstd' | 'gzip' | 'none';
 export const COMPRESSIONS: readonly Compression[] = ['zstd', 'gzip', 'none'];
@@ -25,13 +26,14 @@ export function parseCompression(value: string, field: string): Compression {
 }
 
 /**
- * A streaming compressor. zstd runs with one background worker thread so compression overlaps
- * with receiving and hashing on the event loop; its frames carry a content checksum.
+ * A streaming compressor. zstd compresses 4 MiB blocks on a pool of worker threads (one per
+ * core) into independent frames, each with a content checksum, so compression runs in parallel
+ * and off the event loop that receives the data.
  */
 export function createCompressor(kind: Compression, level = DEFAULT_LEVELS[kind]): Transform {
   switch (kind) {
     case 'zstd':
-      return new CompressStream({ compressionLevel: level, checksumFlag: true, nbWorkers: 1 });
+      return new ParallelZstdCompressor(level);
     case 'gzip':
       return zlib.createGzip({ level, chunkSize: 256 * 1024 });
     case 'none':

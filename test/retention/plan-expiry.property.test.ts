@@ -278,9 +278,11 @@ test('expiry plans keep what the rules and safety need, and only that (random hi
       const onCurrent = (b: BackupRecord) => continues(h, newestTl, b.timeline, parseLsn(b.startLsn));
       const byTime = [...valid].sort((a, b) => (later(a, b) ? 1 : -1));
       const newestValid = byTime.filter(onCurrent).at(-1) ?? byTime.at(-1);
-      const window = restorableWindow(h.backups, h.inventory, SEG);
-      const lastRange = window.latestLsn;
-      void lastRange;
+      const window = restorableWindow(
+        [...h.backups].sort((a, b) => t(a) - t(b)),
+        h.inventory,
+        SEG,
+      );
       const usable = new Set(
         h.backups.filter((b) => {
           if (!onCurrent(b) || !Number.isFinite(newestTl)) return false;
@@ -316,7 +318,8 @@ test('expiry plans keep what the rules and safety need, and only that (random hi
       );
 
       const after = applyPlan(h.inventory, plan);
-      const kept = h.backups.filter((b) => keptIds.has(b.id));
+      // restorableWindow expects the catalog's order (by consistency time), as listBackups returns it
+      const kept = h.backups.filter((b) => keptIds.has(b.id)).sort((a, b) => t(a) - t(b));
       const needed = (tl: number, start: bigint) =>
         !newestValid ||
         kept.some(

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { WardenError } from '../errors.ts';
 import { backupCommand } from './commands/backup.ts';
 import { backupListCommand, backupShowCommand } from './commands/backup-list.ts';
+import { dumpCommand, dumpListCommand } from './commands/dump.ts';
 import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
 import { runEmbeddedCommand } from './commands/run.ts';
 import { verifyCommand } from './commands/verify.ts';
@@ -89,10 +90,27 @@ export function buildProgram(): Command {
     .option('--target-dir <dir>', 'new, empty directory for the restored cluster')
     .option('--port <port>', 'port for the restored instance (default: a free one)')
     .option('--start', 'start the instance and wait until it serves')
+    .option('--dump <id>', 'restore a logical dump (with --target-database) instead of a backup')
+    .option('--target-database <name>', 'new database to restore the dump into')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
       await execute(options, (context) => restoreCommand(context, options));
     });
+
+  const dump = withGlobals(
+    program
+      .command('dump')
+      .description('logical dump of one database (pg_dump custom format) into the repository'),
+  )
+    .option('--database <name>', 'database to dump')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & { database?: string }>();
+      await execute(options, (context) => dumpCommand(context, options, shutdownSignal()));
+    });
+  withGlobals(dump.command('list').description('list committed logical dumps')).action(
+    async (_options: GlobalOptions, command: Command) =>
+      execute(command.optsWithGlobals(), (context) => dumpListCommand(context)),
+  );
 
   withGlobals(
     program

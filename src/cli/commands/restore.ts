@@ -3,6 +3,7 @@ import { restore } from '../../restore/restore.ts';
 import type { RestoreTarget } from '../../restore/restore-planner.ts';
 import { parseLsn } from '../../wal/lsn.ts';
 import type { CommandContext } from '../context.ts';
+import { dumpRestoreCommand } from './dump.ts';
 import { formatDuration, printJson, printSteps } from '../render.ts';
 
 export interface RestoreFlags {
@@ -14,10 +15,14 @@ export interface RestoreFlags {
   targetDir?: string;
   port?: string;
   start?: boolean;
+  dump?: string;
+  targetDatabase?: string;
 }
 
 /** `warden restore`: into a new data directory, optionally started. */
 export async function restoreCommand(context: CommandContext, flags: RestoreFlags): Promise<number> {
+  if (flags.dump !== undefined || flags.targetDatabase !== undefined)
+    return dumpRestoreCommand(context, flags);
   if (!flags.targetDir)
     throw new WardenError('WARDEN_E_USAGE', '--target-dir is required', {
       hint: 'Name a new, empty directory.',

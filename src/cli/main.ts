@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { WardenError } from '../errors.ts';
 import { backupCommand } from './commands/backup.ts';
 import { backupListCommand, backupShowCommand } from './commands/backup-list.ts';
+import { backupDeleteCommand, expireCommand, type ExpireFlags } from './commands/expire.ts';
 import { dumpCommand, dumpListCommand } from './commands/dump.ts';
 import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
 import { runEmbeddedCommand } from './commands/run.ts';
@@ -74,6 +75,32 @@ export function buildProgram(): Command {
   ).action(async (id: string, _options: GlobalOptions, command: Command) =>
     execute(command.optsWithGlobals(), (context) => backupShowCommand(context, id)),
   );
+
+  withGlobals(
+    backup
+      .command('delete')
+      .argument('<id>', 'backup id or name')
+      .description('delete one backup (the only way a named backup goes)'),
+  )
+    .option('--force', 'also delete the newest restorable backup')
+    .action(async (id: string, _options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & { force?: boolean }>();
+      await execute(options, (context) => backupDeleteCommand(context, id, options));
+    });
+
+  withGlobals(program.command('expire').description('delete backups and WAL the retention policy lets go'))
+    .option('--dry-run', 'only show what would go and what stays, and why')
+    .option('--keep-daily <n>', 'newest backup of each of the last N days (GFS)')
+    .option('--keep-weekly <n>', 'newest backup of each of the last N weeks (GFS)')
+    .option('--keep-monthly <n>', 'newest backup of each of the last N months (GFS)')
+    .option('--keep-last <n>', 'newest N backups')
+    .option('--max-age-full <duration>', 'every full backup younger than this (e.g. 90d)')
+    .option('--max-age-incremental <duration>', 'every incremental backup younger than this (e.g. 7d)')
+    .option('--recovery-window <duration>', 'restorable to any second in the last DURATION (e.g. 7d)')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & ExpireFlags>();
+      await execute(options, (context) => expireCommand(context, options));
+    });
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(

@@ -1,0 +1,144 @@
+import { WardenError } from '../../errors.ts';
+import { deleteBackup } from '../../retention/delete-backup.ts';
+import { expire, type ExpireReport } from '../../retention/expire.ts';
+import { parseDuration, type RetentionPolicy } from '../../retention/retention-policy.ts';
+import type { CommandContext } from '../context.ts';
+import { printJson, printSteps, table } from '../render.ts';
+
+/** Flags of `warden expire`; each replaces one field of the configured policy. */
+export interface ExpireFlags {
+  dryRun?: boolean;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  keepLast?: string;
+  maxAgeFull?: string;
+  maxAgeIncremental?: string;
+  recoveryWindow?: string;
+}
+
+/** The configured policy with the command-line flags applied (flag > config > default). */
+export function policyFromFlags(base: RetentionPolicy, flags: ExpireFlags): RetentionPolicy {
+  const count = (value: string | undefined, flag: string): number | undefined => {
+    if (value === undefined) return undefined;
+    if (!/^\d+$/.test(value)) {
+      throw new WardenError('WARDEN_E_USAGE', `${flag}: "${value}" is not a whole number`, {
+        details: { flag, value },
+      });
+    }
+    return Number(value);
+  };
+  const duration = (value: string | undefined, flag: string) =>
+    value === undefined ? undefined : parseDuration(value, flag, 'WARDEN_E_USAGE');
+  const gfs = base.gfs ?? { daily: 0, weekly: 0, monthly: 0 };
+  const policy: RetentionPolicy = {
+    gfs: {
+      daily: count(flags.keepDaily, '--keep-daily') ?? gfs.daily,
+      weekly: count(flags.keepWeekly, '--keep-weekly') ?? gfs.weekly,
+      monthly: count(flags.keepMonthly, '--keep-monthly') ?? gfs.monthly,
+    },
+    maxAge: {
+      ...base.maxAge,
+      ...definedOnly({
+        fullMs: duration(flags.maxAgeFull, '--max-age-full'),
+        incrementalMs: duration(flags.maxAgeIncremental, '--max-age-incremental'),
+      }),
+    },
+  };
+  const keepLast = count(flags.keepLast, '--keep-last') ?? base.keepLast;
+  if (keepLast) policy.keepLast = keepLast;
+  const window = duration(flags.recoveryWindow, '--recovery-window') ?? base.recoveryWindowMs;
+  if (window) policy.recoveryWindowMs = window;
+  return policy;
+}
+
+/** `warden expire [--dry-run]`: applies the retention policy and says what went, what stayed and why. */
+export async function expireCommand(context: CommandContext, flags: ExpireFlags): Promise<number> {
+  const report = await expire({
+    store: context.store,
+    policy: policyFromFlags(context.config.retention, flags),
+    dryRun: flags.dryRun === true,
+    logger: context.logger,
+  });
+  if (context.json) printJson(report);
+  else printExpireReport(report);
+  return 0;
+}
+
+export function printExpireReport(report: ExpireReport): void {
+  const { plan } = report;
+  const out = (text: string) => process.stdout.write(`${text}\n`);
+  out(`repository ${report.repository}`);
+  out(`policy     ${report.policyText}`);
+  out(`now        ${plan.now}${report.dryRun ? '   (dry run: nothing is deleted)' : ''}`);
+  for (const warning of plan.warnings) out(`warning    ${warning}`);
+  out('');
+  const verb = report.dryRun ? 'would expire' : 'expired';
+  if (plan.expire.length === 0) out('no backup expires');
+  else {
+    out(`${verb} ${plan.expire.length} backup(s):`);
+    out(
+      table(
+        ['ID', 'CONSISTENT AT (UTC)', 'RULE', 'WHY'],
+        plan.expire.map((b) => [b.id, shortTime(b.endTime), b.rule, b.reasons.join('; ')]),
+      ),
+    );
+  }
+  out('');
+  out(`keeping ${plan.keep.length} backup(s):`);
+  out(
+    table(
+      ['ID', 'NAME', 'CONSISTENT AT (UTC)', 'KEPT BY'],
+      plan.keep.map((b) => [
+        b.id,
+        b.name ?? '',
+        shortTime(b.endTime),
+        b.reasons.map((r) => `${r.rule} (${r.detail})`).join('; ') + (b.valid ? '' : ' [not restorable]'),
+      ]),
+    ),
+  );
+  out('');
+  const walVerb = report.dryRun ? 'would delete' : 'deleted';
+  if (plan.walDeleteRanges.length === 0) out('WAL: nothing to delete');
+  else {
+    out(`WAL: ${walVerb} ${plan.walToDelete.length} segment(s) no kept backup needs:`);
+    for (const r of plan.walDeleteRanges)
+      out(`  timeline ${r.timeline}: ${r.first} .. ${r.last} (${r.count})`);
+  }
+  out('WAL kept:');
+  for (const r of plan.walKept.segments)
+    out(`  timeline ${r.timeline}: ${r.first} .. ${r.last} (${r.count}), needed by ${r.neededBy}`);
+  if (plan.walKept.histories.length)
+    out(`  history files of timelines ${plan.walKept.histories.join(', ')} (always kept)`);
+  for (const partial of plan.walKept.partials) out(`  ${partial} (segment being received; always kept)`);
+  out('');
+  printSteps(report.steps);
+}
+
+/** `warden backup delete ID|NAME [--force]`: the explicit way to delete a (named) backup. */
+export async function backupDeleteCommand(
+  context: CommandContext,
+  backup: string,
+  flags: { force?: boolean },
+): Promise<number> {
+  const record = await deleteBackup({
+    store: context.store,
+    backup,
+    force: flags.force === true,
+    logger: context.logger,
+  });
+  if (context.json) printJson({ deleted: { id: record.id, name: record.name } });
+  else
+    process.stdout.write(
+      `deleted backup ${record.id}${record.name ? ` (${record.name})` : ''}; run \`warden expire\` to release WAL only it needed\n`,
+    );
+  return 0;
+}
+
+function shortTime(iso: string): string {
+  return iso.replace('T', ' ').slice(0, 19);
+}
+
+function definedOnly<T extends Record<string, unknown>>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { daemonSectionSchema, type DaemonSection } from '../daemon/daemon-config.ts';
 import { WardenError } from '../errors.ts';
 import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
 import {
@@ -77,6 +78,8 @@ const fileSchema = z
       })
       .strict()
       .optional(),
+    /** `warden serve`: profiles, schedules, objectives, checks, clusters (src/daemon/daemon-config.ts). */
+    daemon: daemonSectionSchema.optional(),
   })
   .strict();
 
@@ -94,6 +97,8 @@ export interface WardenConfig {
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
   retention: RetentionPolicy;
+  /** The `daemon:` section as written, and the directory its relative paths are resolved against. */
+  daemon: { section?: DaemonSection; baseDir: string };
   /** Where each value came from, for `--json` diagnostics. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
@@ -187,6 +192,10 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
       serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,
     },
     retention: retentionFromFile(file.config.retention, file.path ?? 'config'),
+    daemon: {
+      ...(file.config.daemon ? { section: file.config.daemon } : {}),
+      baseDir: file.path ? path.dirname(file.path) : cwd,
+    },
     sources,
   });
 }

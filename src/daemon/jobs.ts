@@ -1,0 +1,139 @@
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { takeBackup } from '../backup/base-backup.ts';
+import { WardenError } from '../errors.ts';
+import type { Compression } from '../pipeline/compression.ts';
+import type { ConnectionConfig } from '../postgres/connection-config.ts';
+import { listBackups } from '../repository/backup-catalog.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
+import { Repository } from '../repository/repository.ts';
+import { readWalInventory } from '../repository/wal-archive.ts';
+import { restorableWindow } from '../restore/restorable-window.ts';
+import { expire } from '../retention/expire.ts';
+import type { JobDefinition, JobOutcome } from '../scheduler/scheduler.ts';
+import { describeDuration } from '../scheduler/duration.ts';
+import { recordDrill, runDrill } from '../verify/drill.ts';
+import { listVerifications, recordVerification, verifyRestore } from '../verify/restore-check.ts';
+import type { ClusterPlan } from './daemon-config.ts';
+
+export interface JobDeps {
+  plan: ClusterPlan;
+  connection: ConnectionConfig;
+  store: ObjectStore;
+  compression: Compression;
+  logger: Logger;
+}
+
+/** The scheduled jobs of one cluster, in the order they run when several are due together. */
+export function buildJobs(deps: JobDeps): JobDefinition[] {
+  const { plan } = deps;
+  const jobs: JobDefinition[] = [];
+  const add = (name: keyof ClusterPlan['schedules'], job: Omit<JobDefinition, 'name' | 'schedule'>) => {
+    const schedule = plan.schedules[name];
+    if (schedule) jobs.push({ name, schedule, ...job });
+  };
+  const backup = async ({ signal }: { signal: AbortSignal }): Promise<JobOutcome> => {
+    const report = await takeBackup({
+      connection: deps.connection,
+      store: deps.store,
+      slotName: plan.slot,
+      compression: deps.compression,
+      logger: deps.logger,
+      signal,
+    });
+    return { status: 'succeeded', detail: `backup ${report.backup.id}` };
+  };
+  // Any backup that started at or after the slot serves it: a catch-up full backup also covers
+  // the 6-hourly slot due at the same time.
+  const coveredBySlot = async (slot: Date) => {
+    const repository = await Repository.open(deps.store).catch(() => undefined);
+    if (!repository) return undefined;
+    const newer = (await listBackups(repository)).find((b) => Date.parse(b.startTime) >= slot.getTime());
+    return newer ? `backup ${newer.id} already covers this slot` : undefined;
+  };
+  add('full-backup', { run: backup, satisfied: coveredBySlot });
+  add('backup', { run: backup, satisfied: coveredBySlot });
+  if (logicalDumpAvailable()) {
+    add('logical-dump', {
+      run: async () => ({ status: 'skipped', detail: 'logical dumps are not wired into the daemon yet' }),
+    });
+  }
+  add('retention', {
+    run: async ({ signal }) => {
+      const report = await expire({ store: deps.store, policy: plan.retention, logger: deps.logger, signal });
+      return {
+        status: 'succeeded',
+        detail: `${report.deleted.backups.length} backup(s) and ${report.deleted.walSegments} WAL segment(s) removed`,
+      };
+    },
+  });
+  add('verification', {
+    run: async ({ signal }) => {
+      // Alternate: the latest point, then a random point in the restorable window.
+      const count = (await listVerifications(deps.store)).length;
+      const target = count % 2 === 0 ? ({ kind: 'latest' } as const) : await randomPoint(deps.store);
+      const report = await verifyRestore({
+        store: deps.store,
+        connection: deps.connection,
+        target,
+        checks: plan.checks,
+        scratch: plan.verification,
+        logger: deps.logger,
+        signal,
+      });
+      const key = await recordVerification(deps.store, report);
+      const failed = report.checks.filter((c) => c.status === 'failed').map((c) => c.name);
+      return report.passed
+        ? { status: 'succeeded', detail: `backup ${report.backupId} verified (${key})` }
+        : {
+            status: 'failed',
+            detail: `backup ${report.backupId ?? '-'}: ${failed.join(', ')} failed (${key})`,
+            error: { code: 'WARDEN_E_VERIFICATION_FAILED', message: `checks failed: ${failed.join(', ')}` },
+          };
+    },
+  });
+  add('drill', {
+    run: async ({ signal }) => {
+      const report = await runDrill({
+        store: deps.store,
+        connection: deps.connection,
+        objectives: plan.objectives,
+        checks: plan.checks,
+        scratch: plan.verification,
+        cluster: plan.name,
+        profile: plan.profile,
+        logger: deps.logger,
+        signal,
+      });
+      const key = await recordDrill(deps.store, report);
+      const measured = `RTO ${describeDuration(report.measured.rtoMs)}, RPO ${report.measured.rpoMs === undefined ? '-' : describeDuration(report.measured.rpoMs)}`;
+      return report.passed
+        ? { status: 'succeeded', detail: `${measured} (${key})` }
+        : {
+            status: 'failed',
+            detail: `${measured}: ${report.failures.join('; ')} (${key})`,
+            error: { code: 'WARDEN_E_DRILL_FAILED', message: report.failures.join('; ') },
+          };
+    },
+  });
+  return jobs;
+}
+
+/** Logical dumps come from another module; the daemon schedules them only when it is present. */
+export function logicalDumpAvailable(): boolean {
+  return existsSync(new URL('../backup/logical-dump.ts', import.meta.url));
+}
+
+async function randomPoint(store: ObjectStore): Promise<{ kind: 'time'; time: Date }> {
+  const repository = await Repository.open(store);
+  const window = restorableWindow(
+    await listBackups(repository),
+    await readWalInventory(repository),
+    repository.meta.walSegmentSize,
+  );
+  if (!window.earliest || !window.latest)
+    throw new WardenError('WARDEN_E_NO_BACKUP', 'the repository has no restorable window yet');
+  const from = Date.parse(window.earliest);
+  const to = Date.parse(window.latest);
+  return { kind: 'time', time: new Date(from + Math.random() * Math.max(0, to - from)) };
+}

@@ -5,6 +5,7 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { checkReplicationPrerequisites, serverNow } from '../postgres/preflight.ts';
 import { ReplicationClient, quoteLiteral } from '../postgres/replication-client.ts';
 import { compressionExtension, type Compression } from '../pipeline/compression.ts';
+import { encryptionRecord, type RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { ObjectSink } from '../pipeline/object-sink.ts';
 import {
   backupPrefix,
@@ -31,6 +32,8 @@ export interface BackupOptions {
   /** Let the server compress (PG15+ BASE_BACKUP COMPRESSION): spends server CPU, saves client CPU. */
   serverCompression?: boolean;
   name?: string;
+  /** `recipients` to encrypt every object to (age); none: stored unencrypted. */
+  keys?: RepositoryKeys;
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -56,11 +59,15 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
   let prefix: string | undefined;
   try {
     const identity = await client.identifySystem();
-    const repository = await Repository.openFor(options.store, {
-      systemId: identity.systemId,
-      walSegmentSize: parseSegmentSize(await client.show('wal_segment_size')),
-      serverVersion: await client.show('server_version'),
-    });
+    const repository = await Repository.openFor(
+      options.store,
+      {
+        systemId: identity.systemId,
+        walSegmentSize: parseSegmentSize(await client.show('wal_segment_size')),
+        serverVersion: await client.show('server_version'),
+      },
+      options.keys,
+    );
     release = await acquireLock(options.store, 'backup', 'base backup');
     await removeUnfinishedBackups(repository, logger);
     // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
@@ -98,6 +105,9 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       compressedOn: options.serverCompression ? 'server' : 'client',
       archives: streamed.archives,
       manifest: streamed.manifest,
+      ...(repository.keys.recipients?.length
+        ? { encryption: encryptionRecord(repository.keys.recipients) }
+        : {}),
       durationMs: Math.round(performance.now() - started),
     };
     await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
@@ -112,8 +122,6 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     await release?.();
   }
 }
-
-const STAGING_BYTES = 1024 * 1024;
 
 interface StreamedBackup {
   startLsn: string;
@@ -145,7 +153,7 @@ async function streamBaseBackup(
     if (options.compressionLevel !== undefined)
       parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
   }
-  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`);
+  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`, { coalesceType: 0x64 /* 'd' */ });
   const archives: ArchiveObject[] = [];
   const tablespaces = new Map<string, string>();
   let manifest: StoredObject | undefined;
@@ -158,20 +166,8 @@ async function streamBaseBackup(
   let sink: ObjectSink | undefined;
   let current: Omit<ArchiveObject, keyof StoredObject> | undefined;
 
-  // The server sends ~32 KiB messages; handing the sink 1 MiB at a time cuts the per-chunk
-  // stream overhead (compressor, hash, file writes) by ~30x.
-  let staged = Buffer.allocUnsafe(STAGING_BYTES);
-  let stagedLength = 0;
-  const flushStaged = async () => {
-    if (stagedLength === 0) return;
-    const chunk = staged.subarray(0, stagedLength);
-    staged = Buffer.allocUnsafe(STAGING_BYTES);
-    stagedLength = 0;
-    await sink!.write(chunk);
-  };
   const closeSink = async () => {
     if (!sink) return;
-    await flushStaged();
     const stored = await sink.finish();
     if (current) archives.push({ ...stored, ...current });
     else manifest = stored;
@@ -197,13 +193,7 @@ async function streamBaseBackup(
       } else if (event.kind === 'copy-data') {
         const type = event.data[0];
         if (type === 0x64 /* 'd' */) {
-          const payload = event.data.subarray(1);
-          if (stagedLength + payload.length > STAGING_BYTES) await flushStaged();
-          if (payload.length >= STAGING_BYTES) await sink!.write(payload);
-          else {
-            payload.copy(staged, stagedLength);
-            stagedLength += payload.length;
-          }
+          await sink!.write(event.data.subarray(1));
         } else if (type === 0x70 /* 'p' */) {
           options.onProgress?.(Number(event.data.readBigInt64BE(1)), totalBytes);
         } else if (type === 0x6e /* 'n' */) {
@@ -225,10 +215,18 @@ async function streamBaseBackup(
             serverCompressed ? 'none' : options.compression,
             level,
             options.signal,
+            repository.keys.recipients,
           );
         } else if (type === 0x6d /* 'm' */) {
           await closeSink();
-          sink = new ObjectSink(repository.store, `${prefix}backup_manifest.zst`, 'zstd', 3, options.signal);
+          sink = new ObjectSink(
+            repository.store,
+            `${prefix}backup_manifest.zst`,
+            'zstd',
+            3,
+            options.signal,
+            repository.keys.recipients,
+          );
         }
       }
       if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'backup cancelled');

@@ -64,6 +64,7 @@ export async function ensureWalArchived(options: {
     slotName: options.slotName,
     logger: options.logger,
     stopAtLsn: options.endLsn,
+    ...(options.repository.keys.recipients ? { keys: options.repository.keys } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   await receiver.run();

@@ -17,12 +17,15 @@ import { backoffDelay, sleep } from '../util/backoff.ts';
 import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '../wal/lsn.ts';
 import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
 import { SegmentWriter } from './segment-writer.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 
 export interface WalReceiverOptions {
   connection: ConnectionConfig;
   store: ObjectStore;
   /** Physical replication slot; created when missing so the server keeps WAL while Warden is down. */
   slotName: string;
+  /** `recipients` to encrypt archived segments to (age); none: stored unencrypted. */
+  keys?: RepositoryKeys;
   logger?: Logger;
   /** Catch-up mode: return once everything before this LSN is durable. */
   stopAtLsn?: Lsn;
@@ -128,11 +131,15 @@ export class WalReceiver {
     try {
       const identity = await client.identifySystem();
       const segmentSize = parseSegmentSize(await client.show('wal_segment_size'));
-      const repository = await Repository.openFor(this.options.store, {
-        systemId: identity.systemId,
-        walSegmentSize: segmentSize,
-        serverVersion: await client.show('server_version'),
-      });
+      const repository = await Repository.openFor(
+        this.options.store,
+        {
+          systemId: identity.systemId,
+          walSegmentSize: segmentSize,
+          serverVersion: await client.show('server_version'),
+        },
+        this.options.keys,
+      );
       await this.archiveHistories(client, repository, identity.timeline);
       await client.ensureSlot(this.options.slotName);
       const slot = await client.readSlot(this.options.slotName);

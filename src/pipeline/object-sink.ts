@@ -1,13 +1,17 @@
 import { once } from 'node:events';
-import type { Transform } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
 import type { ObjectStore } from '../repository/object-store.ts';
 import type { StoredObject } from '../repository/backup-catalog.ts';
 import { createCompressor, type Compression } from './compression.ts';
 import { createHash } from 'node:crypto';
+import type { AgeRecipient } from './encryption/age-keys.ts';
+import { AgeEncryptStream } from './encryption/age-stream.ts';
+import { encryptionRecord } from './encryption/repository-keys.ts';
 
 /**
- * Streams bytes into one repository object through compression and a SHA-256 of the stored
- * bytes, with backpressure: `write` waits while the compressor or the store lags.
+ * Streams bytes into one repository object through compression, encryption (an age file to
+ * `recipients`, when given) and a SHA-256 of the stored bytes, with backpressure: `write`
+ * waits while the compressor or the store lags.
  */
 export class ObjectSink {
   private readonly compressor: Transform;
@@ -21,10 +25,17 @@ export class ObjectSink {
     compression: Compression,
     level?: number,
     signal?: AbortSignal,
+    private readonly recipients?: readonly AgeRecipient[],
   ) {
     this.compressor = createCompressor(compression, level);
     const hash = this.hash;
-    const compressed = this.compressor;
+    let compressed: Readable = this.compressor;
+    if (recipients?.length) {
+      const encryptor = new AgeEncryptStream(recipients);
+      // Errors reach the consumer below through the encryptor, which pipeline() destroys too.
+      pipeline(this.compressor, encryptor, () => undefined);
+      compressed = encryptor;
+    }
     this.stored = store.put(
       key,
       (async function* hashed() {
@@ -49,7 +60,13 @@ export class ObjectSink {
   async finish(): Promise<StoredObject> {
     this.compressor.end();
     const { size } = await this.stored;
-    return { key: this.key, size, sha256: this.hash.digest('hex'), rawSize: this.rawSize };
+    return {
+      key: this.key,
+      size,
+      sha256: this.hash.digest('hex'),
+      rawSize: this.rawSize,
+      ...(this.recipients?.length ? { encryption: encryptionRecord(this.recipients) } : {}),
+    };
   }
 
   abort(error: Error): void {

@@ -1,5 +1,6 @@
 import { WardenError } from '../errors.ts';
 import type { Compression } from '../pipeline/compression.ts';
+import type { ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
 import type { Repository } from './repository.ts';
 
 /** One stored object of a backup, with what is needed to check it without the database. */
@@ -11,6 +12,8 @@ export interface StoredObject {
   sha256: string;
   /** Bytes before compression. */
   rawSize: number;
+  /** Present when the stored bytes are an age file (encrypted after compression). */
+  encryption?: ObjectEncryption;
 }
 
 export interface ArchiveObject extends StoredObject {
@@ -45,6 +48,8 @@ export interface BackupRecord {
   compressedOn: 'client' | 'server';
   archives: ArchiveObject[];
   manifest: StoredObject;
+  /** Recipients every object of this backup is encrypted to; absent when not encrypted. */
+  encryption?: ObjectEncryption;
   durationMs: number;
 }
 

@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { WardenError } from '../errors.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from './object-store.ts';
 import { META_KEY, parseRepositoryMeta, REPOSITORY_FORMAT, type RepositoryMeta } from './repository-meta.ts';
 
@@ -9,11 +10,15 @@ export interface ClusterIdentity {
   serverVersion: string;
 }
 
-/** A repository: an object store plus the metadata saying which cluster it protects. */
+/**
+ * A repository: an object store plus the metadata saying which cluster it protects, and the
+ * keys this handle encrypts new objects to and decrypts stored ones with (none: plaintext).
+ */
 export class Repository {
   constructor(
     readonly store: ObjectStore,
     readonly meta: RepositoryMeta,
+    readonly keys: RepositoryKeys = {},
   ) {}
 
   get location(): string {
@@ -21,20 +26,24 @@ export class Repository {
   }
 
   /** Opens an existing repository; fails with WARDEN_E_REPO_NOT_INITIALIZED when there is none. */
-  static async open(store: ObjectStore): Promise<Repository> {
+  static async open(store: ObjectStore, keys?: RepositoryKeys): Promise<Repository> {
     if (!(await store.stat(META_KEY))) {
       throw new WardenError('WARDEN_E_REPO_NOT_INITIALIZED', `${store.location} is not a Warden repository`, {
         hint: 'Take a backup or start `warden wal stream` with this --repo to create it.',
         details: { repository: store.location },
       });
     }
-    return new Repository(store, parseRepositoryMeta(await store.getBuffer(META_KEY), store.location));
+    return new Repository(store, parseRepositoryMeta(await store.getBuffer(META_KEY), store.location), keys);
   }
 
   /** Opens the repository for a cluster, creating it on first use; refuses another cluster's. */
-  static async openFor(store: ObjectStore, cluster: ClusterIdentity): Promise<Repository> {
+  static async openFor(
+    store: ObjectStore,
+    cluster: ClusterIdentity,
+    keys?: RepositoryKeys,
+  ): Promise<Repository> {
     if (await store.stat(META_KEY)) {
-      const repository = await Repository.open(store);
+      const repository = await Repository.open(store, keys);
       repository.assertSameCluster(cluster.systemId);
       return repository;
     }
@@ -48,9 +57,9 @@ export class Repository {
     };
     // Exclusive create: two processes initializing at once agree on one meta file.
     if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)))) {
-      return Repository.openFor(store, cluster);
+      return Repository.openFor(store, cluster, keys);
     }
-    return new Repository(store, meta);
+    return new Repository(store, meta, keys);
   }
 
   assertSameCluster(systemId: string): void {

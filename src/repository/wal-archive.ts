@@ -1,5 +1,7 @@
 import { compress, decompress } from 'zstd-napi';
 import { WardenError } from '../errors.ts';
+import { decryptBuffer, encryptBuffer } from '../pipeline/encryption/age-stream.ts';
+import { encryptionRecord, type ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
 import { sha256 } from '../pipeline/hashing.ts';
 import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
@@ -20,6 +22,8 @@ export interface SegmentRecord {
   timeline: number;
   startLsn: string;
   compression: 'zstd';
+  /** Present when the stored bytes are an age file wrapping the zstd data. */
+  encryption?: ObjectEncryption;
   size: number;
   sha256: string;
   /** Bytes of real WAL; less than the segment size only for a segment cut by a timeline switch. */
@@ -67,7 +71,10 @@ export function historyKey(timeline: number): string {
   return `wal/history/${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
 }
 
-/** Compresses and stores one finished segment, then its record (the segment's commit marker). */
+/**
+ * Compresses (and, when the repository handle has recipients, encrypts) and stores one finished
+ * segment, then its record (the segment's commit marker).
+ */
 export async function archiveSegment(
   repository: Repository,
   timeline: number,
@@ -79,13 +86,16 @@ export async function archiveSegment(
   const parsed = parseSegmentName(segment, segmentSize);
   if (!parsed) throw new WardenError('WARDEN_E_INTERNAL', `bad segment name ${segment}`);
   const summary = safeSummary(raw, parsed.startLsn, timeline, segmentSize, validBytes);
-  const stored = compress(raw, { compressionLevel: 3, checksumFlag: true });
+  const compressed = compress(raw, { compressionLevel: 3, checksumFlag: true });
+  const recipients = repository.keys.recipients;
+  const stored = recipients?.length ? await encryptBuffer(compressed, recipients) : compressed;
   const record: SegmentRecord = {
     format: 1,
     segment,
     timeline,
     startLsn: formatLsn(parsed.startLsn),
     compression: 'zstd',
+    ...(recipients?.length ? { encryption: encryptionRecord(recipients) } : {}),
     size: stored.length,
     sha256: sha256(stored),
     validBytes,
@@ -175,7 +185,10 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
   };
 }
 
-/** Reads an archived segment back, checking its checksum; returns the raw 16 MB (or configured) segment. */
+/**
+ * Reads an archived segment back, checking its checksum and decrypting it with the repository
+ * handle's identities; returns the raw 16 MB (or configured) segment.
+ */
 export async function readSegment(repository: Repository, record: SegmentRecord): Promise<Buffer> {
   const key = segmentDataKey(record.timeline, record.segment);
   const stored = await repository.store.getBuffer(key);
@@ -189,8 +202,11 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
       },
     );
   }
+  const compressed = record.encryption
+    ? await decryptBuffer(stored, { identities: repository.keys.identities ?? [], object: key })
+    : stored;
   try {
-    return decompress(stored);
+    return decompress(compressed);
   } catch (cause) {
     throw new WardenError('WARDEN_E_REPO_CORRUPT', `WAL segment ${key} cannot be decompressed`, {
       details: { object: key },

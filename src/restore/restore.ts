@@ -14,6 +14,7 @@ import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
   readSegment,
+  segmentDataKey,
   readWalInventory,
   type PartialSegment,
   type SegmentRecord,
@@ -25,6 +26,8 @@ import { planRestore, type RestorePlan, type RestoreTarget } from './restore-pla
 import { extractTar } from './tar-extract.ts';
 import { readVerified } from './verified-reader.ts';
 import { waitForPromotion } from './recovery-wait.ts';
+import { checkRestoreKeys } from './key-check.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 
 export interface RestoreOptions {
   store: ObjectStore;
@@ -33,6 +36,8 @@ export interface RestoreOptions {
   /** Start the restored instance and wait until it reached the target and serves. */
   start?: boolean;
   port?: number;
+  /** Identities to decrypt encrypted objects with; checked before anything is written. */
+  keys?: RepositoryKeys;
   logger?: Logger;
 }
 
@@ -59,7 +64,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const targetDir = path.resolve(options.targetDir);
   const steps = new StepRecorder();
   const createdTarget = await steps.run('check target', () => prepareTarget(targetDir));
-  const repository = await Repository.open(options.store);
+  const repository = await Repository.open(options.store, options.keys);
   const segmentSize = repository.meta.walSegmentSize;
   let plan: RestorePlan;
   let partialRaw: Buffer | undefined;
@@ -83,10 +88,20 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       },
       (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`,
     );
+    await steps.run(
+      'check keys',
+      () =>
+        checkRestoreKeys(options.store, repository.keys, [
+          ...plan.backup.archives,
+          plan.backup.manifest,
+          ...plan.segments.map((s) => ({ ...s, key: segmentDataKey(s.timeline, s.segment) })),
+        ]),
+      (r) => (r.encryptedObjects ? `${r.encryptedObjects} encrypted object(s) open` : 'not encrypted'),
+    );
     const port = options.start ? await choosePort(options.port) : options.port;
     await steps.run('restore base backup', async () => {
-      await extractArchives(options.store, plan.backup.archives, targetDir);
-      await writeManifest(options.store, plan.backup.manifest, targetDir);
+      await extractArchives(options.store, plan.backup.archives, targetDir, repository.keys);
+      await writeManifest(options.store, plan.backup.manifest, targetDir, repository.keys);
     });
     await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, partialRaw));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
@@ -156,13 +171,14 @@ async function extractArchives(
   store: ObjectStore,
   archives: readonly ArchiveObject[],
   targetDir: string,
+  keys: RepositoryKeys,
 ): Promise<void> {
   const tablespaceMap: string[] = [];
   for (const archive of archives) {
     const dir = archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
-    const reader = readVerified(store, archive, compression);
+    const reader = readVerified(store, archive, compression, keys);
     try {
       await extractTar(reader.stream, dir, archive.key);
     } catch (error) {
@@ -177,8 +193,13 @@ async function extractArchives(
 }
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */
-async function writeManifest(store: ObjectStore, manifest: StoredObject, targetDir: string): Promise<void> {
-  const reader = readVerified(store, manifest, 'zstd');
+async function writeManifest(
+  store: ObjectStore,
+  manifest: StoredObject,
+  targetDir: string,
+  keys: RepositoryKeys,
+): Promise<void> {
+  const reader = readVerified(store, manifest, 'zstd', keys);
   try {
     await pipeline(
       reader.stream,

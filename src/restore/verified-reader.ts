@@ -1,20 +1,33 @@
 import { pipeline, type Readable } from 'node:stream';
 import { WardenError } from '../errors.ts';
 import { createDecompressor, type Compression } from '../pipeline/compression.ts';
+import { AgeDecryptStream } from '../pipeline/encryption/age-stream.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { HashingStream } from '../pipeline/hashing.ts';
 import type { StoredObject } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 
 /**
- * Reads a stored object back decompressed while hashing the stored bytes. Call `check()` after
+ * Reads a stored object back decrypted (when its record says it is encrypted; with `keys`'
+ * identities) and decompressed, while hashing the stored bytes. Call `check()` after
  * the stream was consumed: it fails with WARDEN_E_REPO_CORRUPT naming the object when the bytes
  * differ from what was recorded at backup time.
  */
-export function readVerified(store: ObjectStore, object: StoredObject, compression: Compression) {
+export function readVerified(
+  store: ObjectStore,
+  object: StoredObject,
+  compression: Compression,
+  keys?: RepositoryKeys,
+) {
   const hasher = new HashingStream();
   const decompressor = createDecompressor(compression);
   // Errors anywhere surface on the returned stream (the consumer's pipeline sees them).
-  pipeline(store.get(object.key), hasher, decompressor, () => undefined);
+  if (object.encryption) {
+    const decryptor = new AgeDecryptStream({ identities: keys?.identities ?? [], object: object.key });
+    pipeline(store.get(object.key), hasher, decryptor, decompressor, () => undefined);
+  } else {
+    pipeline(store.get(object.key), hasher, decompressor, () => undefined);
+  }
   const stream: Readable = decompressor;
   return {
     stream,

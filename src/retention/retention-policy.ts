@@ -58,7 +58,7 @@ export function parseDuration(
 
 /** The shortest exact text for a duration in ms (`7d`, `36h`), the inverse of {@link parseDuration}. */
 export function formatRetentionDuration(ms: number): string {
-  for (const unit of ['w', 'd', 'h', 'm', 's']) {
+  for (const unit of ['d', 'h', 'm', 's']) {
     const size = UNITS[unit]!;
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }

@@ -78,8 +78,9 @@ export class S3ObjectStore implements ObjectStore {
       params: { Bucket: this.settings.bucket, Key: fullKey, Body: counted },
       partSize: this.settings.partSize ?? DEFAULT_PART_SIZE,
       queueSize: this.settings.queueSize ?? DEFAULT_QUEUE_SIZE,
-      // A failed upload aborts its multipart upload: its parts are discarded, nothing is visible.
-      leavePartsOnError: false,
+      // An unfinished multipart upload is never visible as an object. We abort it ourselves
+      // (below) so that the upload's own error is reported, not a failed abort.
+      leavePartsOnError: true,
     });
     const onAbort = () => void upload.abort().catch(() => undefined);
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -88,6 +89,7 @@ export class S3ObjectStore implements ObjectStore {
       await upload.done();
     } catch (error) {
       counted.destroy();
+      await this.abortUpload(fullKey, upload.uploadId);
       if (options.signal?.aborted) {
         throw new WardenError('WARDEN_E_ABORTED', `writing ${key} was cancelled`, { cause: error });
       }
@@ -289,6 +291,16 @@ export class S3ObjectStore implements ObjectStore {
   destroy(): void {
     this.clientInstance?.destroy();
     this.clientInstance = undefined;
+  }
+
+  /** Discards an unfinished multipart upload's parts; best effort (a crash leaves them too). */
+  private async abortUpload(fullKey: string, uploadId: string | undefined): Promise<void> {
+    if (!uploadId) return;
+    await this.client
+      .send(
+        new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: fullKey, UploadId: uploadId }),
+      )
+      .catch(() => undefined);
   }
 
   private async verifySize(key: string, size: number): Promise<void> {

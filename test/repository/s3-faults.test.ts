@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { startFaultProxy, startS3, type FaultProxy, type FaultRule, type TestS3 } from '../harness/s3.ts';
@@ -88,7 +89,7 @@ test('when retries are exhausted a put fails with WARDEN_E_REPO_IO naming the ke
   const store = await proxiedStore(3);
   proxy.setFaults([{ match: isPartUpload, fault: { kind: 'status', status: 503 }, times: 50 }]);
   const data = randomBytes(11 * 1024 * 1024);
-  const error = await store.put('backups/g/base.tar.zst', [data]).then(
+  const error = await store.put('backups/g/base.tar.zst', Readable.from([data])).then(
     () => assert.fail('put succeeded'),
     (e: unknown) => e,
   );

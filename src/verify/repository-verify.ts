@@ -82,7 +82,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
         checked.objects += 1;
         const damaged = await verifyBackup(store, record, problems, checked);
         good.push(record);
-        if (damaged) logger.warn({ backup: record.id }, 'backup damaged');
+        if (damaged) logger.info({ backup: record.id }, 'backup damaged');
       }
       return good;
     },

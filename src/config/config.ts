@@ -6,6 +6,12 @@ import { daemonSectionSchema, type DaemonSection } from '../daemon/daemon-config
 import { WardenError } from '../errors.ts';
 import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
 import {
+  encryptionSchema,
+  resolveEncryption,
+  type EncryptionConfig,
+  type EncryptionFlags,
+} from './encryption-config.ts';
+import {
   connectionFromEnv,
   connectionFromUrl,
   parseTlsMode,
@@ -56,6 +62,7 @@ const fileSchema = z
         compression: z.enum(COMPRESSIONS as unknown as [Compression, ...Compression[]]).optional(),
         compressionLevel: z.number().int().min(0).max(22).optional(),
         serverCompression: z.boolean().optional(),
+        encryption: encryptionSchema.optional(),
       })
       .strict()
       .optional(),
@@ -94,6 +101,7 @@ export interface WardenConfig {
     compression: Compression;
     compressionLevel?: number;
     serverCompression: boolean;
+    encryption: EncryptionConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
   retention: RetentionPolicy;
@@ -104,7 +112,7 @@ export interface WardenConfig {
 }
 
 export interface ConfigInputs {
-  flags: {
+  flags: EncryptionFlags & {
     config?: string;
     db?: string;
     repo?: string;
@@ -190,6 +198,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
       compression: compression as Compression,
       ...(level !== undefined ? { compressionLevel: level } : {}),
       serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,
+      encryption: resolveEncryption(
+        flags,
+        env,
+        file.config.repository?.encryption,
+        file.path ? path.dirname(file.path) : cwd,
+        cwd,
+      ),
     },
     retention: retentionFromFile(file.config.retention, file.path ?? 'config'),
     daemon: {

@@ -5,7 +5,10 @@ import { backupListCommand, backupShowCommand } from './commands/backup-list.ts'
 import { backupDeleteCommand, expireCommand, type ExpireFlags } from './commands/expire.ts';
 import { dumpCommand, dumpListCommand } from './commands/dump.ts';
 import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
+import { drillCommand } from './commands/drill.ts';
 import { runEmbeddedCommand } from './commands/run.ts';
+import { serveCommand, type ServeFlags } from './commands/serve.ts';
+import { statusCommand } from './commands/status.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { walStreamCommand } from './commands/wal-stream.ts';
 import { createContext, type GlobalOptions } from './context.ts';
@@ -146,6 +149,36 @@ export function buildProgram(): Command {
   ).action(async (_options: GlobalOptions, command: Command) =>
     execute(command.optsWithGlobals(), (context) => verifyCommand(context, shutdownSignal())),
   );
+
+  withGlobals(program.command('serve').description('the daemon: WAL stream, scheduled jobs, status API'))
+    .option(
+      '--profile <name>',
+      'environment profile: dev, uat or prod (default prod; dev on the embedded default)',
+    )
+    .option('--http-port <port>', 'status API port (default 7480)')
+    .option('--no-http', 'do not serve the status API')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
+      await execute(options, (context) => serveCommand(context, options, shutdownSignal()));
+    });
+  withGlobals(
+    program
+      .command('status')
+      .description('protection status: WAL stream, window, backups, verification, drills'),
+  )
+    .option('--profile <name>', 'environment profile: dev, uat or prod')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
+      await execute(options, (context) => statusCommand(context, options));
+    });
+  withGlobals(program.command('drill').description('DR drill: restore the latest point, measure RTO/RPO'))
+    .option('--profile <name>', 'environment profile whose objectives apply: dev, uat or prod')
+    .option('--rto <duration>', 'RTO objective, e.g. 15m (overrides the profile)')
+    .option('--rpo <duration>', 'RPO objective, e.g. 1h (overrides the profile)')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
+      await execute(options, (context) => drillCommand(context, options, shutdownSignal()));
+    });
 
   program.exitOverride((error) => {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version') process.exit(0);

@@ -106,6 +106,8 @@ export interface DaemonInputs {
   /** The single cluster of `--db`/`--repo`/`cluster:` when `daemon.clusters` is absent. */
   defaultCluster: { connection?: ConnectionConfig; repositoryPath: string; slot: string };
   retention: RetentionPolicy;
+  /** Profile when nothing names one (the embedded default uses dev). */
+  defaultProfile?: ProfileName;
   flags: { profile?: string; rto?: string; rpo?: string; httpPort?: number };
   env: NodeJS.ProcessEnv;
 }
@@ -127,7 +129,11 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
     const pick = <K extends keyof Overrides>(key: K): Overrides[K] =>
       entry[key] ?? (section as Overrides)[key];
     const profileName =
-      inputs.flags.profile ?? inputs.env.WARDEN_PROFILE ?? pick('profile') ?? DAEMON_DEFAULTS.profile;
+      inputs.flags.profile ??
+      inputs.env.WARDEN_PROFILE ??
+      pick('profile') ??
+      inputs.defaultProfile ??
+      DAEMON_DEFAULTS.profile;
     const profileField = inputs.flags.profile
       ? '--profile'
       : inputs.env.WARDEN_PROFILE

@@ -123,8 +123,6 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
   }
 }
 
-const STAGING_BYTES = 1024 * 1024;
-
 interface StreamedBackup {
   startLsn: string;
   endLsn: string;
@@ -155,7 +153,7 @@ async function streamBaseBackup(
     if (options.compressionLevel !== undefined)
       parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
   }
-  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`);
+  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`, { coalesceType: 0x64 /* 'd' */ });
   const archives: ArchiveObject[] = [];
   const tablespaces = new Map<string, string>();
   let manifest: StoredObject | undefined;
@@ -168,20 +166,8 @@ async function streamBaseBackup(
   let sink: ObjectSink | undefined;
   let current: Omit<ArchiveObject, keyof StoredObject> | undefined;
 
-  // The server sends ~32 KiB messages; handing the sink 1 MiB at a time cuts the per-chunk
-  // stream overhead (compressor, hash, file writes) by ~30x.
-  let staged = Buffer.allocUnsafe(STAGING_BYTES);
-  let stagedLength = 0;
-  const flushStaged = async () => {
-    if (stagedLength === 0) return;
-    const chunk = staged.subarray(0, stagedLength);
-    staged = Buffer.allocUnsafe(STAGING_BYTES);
-    stagedLength = 0;
-    await sink!.write(chunk);
-  };
   const closeSink = async () => {
     if (!sink) return;
-    await flushStaged();
     const stored = await sink.finish();
     if (current) archives.push({ ...stored, ...current });
     else manifest = stored;
@@ -207,13 +193,7 @@ async function streamBaseBackup(
       } else if (event.kind === 'copy-data') {
         const type = event.data[0];
         if (type === 0x64 /* 'd' */) {
-          const payload = event.data.subarray(1);
-          if (stagedLength + payload.length > STAGING_BYTES) await flushStaged();
-          if (payload.length >= STAGING_BYTES) await sink!.write(payload);
-          else {
-            payload.copy(staged, stagedLength);
-            stagedLength += payload.length;
-          }
+          await sink!.write(event.data.subarray(1));
         } else if (type === 0x70 /* 'p' */) {
           options.onProgress?.(Number(event.data.readBigInt64BE(1)), totalBytes);
         } else if (type === 0x6e /* 'n' */) {

@@ -1,0 +1,16 @@
+/**
+ * Warden's library surface for data protection. The CLI and the daemon are thin shells over
+ * these functions; application services import `warden/db`, `warden/cache`,
+ * `warden/sessions` and `warden/ratelimit` instead.
+ */
+export { takeBackup, type BackupOptions, type BackupReport } from './backup/base-backup.ts';
+export { WalReceiver, type WalReceiverOptions, type WalReceiverStatus } from './backup/wal-receiver.ts';
+export { restore, type RestoreOptions, type RestoreReport } from './restore/restore.ts';
+export type { RestoreTarget } from './restore/restore-planner.ts';
+export { restorableWindow, type RestorableWindow } from './restore/restorable-window.ts';
+export { listBackups, getBackup, type BackupRecord } from './repository/backup-catalog.ts';
+export { Repository } from './repository/repository.ts';
+export { FsObjectStore } from './repository/fs/fs-object-store.ts';
+export type { ObjectStore } from './repository/object-store.ts';
+export { connectionFromUrl, type ConnectionConfig } from './postgres/connection-config.ts';
+export { WardenError, isWardenError, ERROR_CODES, type ErrorCode } from './errors.ts';

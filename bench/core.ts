@@ -301,21 +301,34 @@ function wardenMode(key: string, label: string, compression: string, where: 'cli
     async run(env) {
       const repo = path.join(env.cluster.workDir, `warden-${key}`);
       const cpu0 = await serverChildCpu(env.dataDir);
+      // The product as shipped: the CLI on the compiled build (npm run build).
       const t = await timed(
         'node',
         [
-          '--import',
-          'tsx',
-          'bench/fixtures/backup-once.ts',
+          'bin/warden.js',
+          'backup',
+          '--db',
+          `${env.cluster.url()}?sslmode=disable`,
+          '--repo',
           repo,
+          '--slot',
           `bench_${key.replace(/\W/g, '_')}`,
+          '--compression',
           compression,
-          where,
+          ...(where === 'server' ? ['--server-compress'] : []),
+          '--json',
         ],
-        { BENCH_URL: env.cluster.url() },
+        {},
       );
       const serverCpu = (await serverChildCpu(env.dataDir)) - cpu0;
-      const out = JSON.parse(t.stdout.trim().split('\n').at(-1)!) as { ms: number; storedBytes: number };
+      const report = JSON.parse(t.stdout) as {
+        backup: { archives: Array<{ size: number }>; manifest: { size: number } };
+        steps: Array<{ durationMs: number }>;
+      };
+      const out = {
+        ms: report.steps.reduce((n, step) => n + step.durationMs, 0),
+        storedBytes: report.backup.archives.reduce((n, a) => n + a.size, 0) + report.backup.manifest.size,
+      };
       return {
         wall: t.wall,
         cpu: t.user + t.sys,
@@ -1009,7 +1022,7 @@ async function main(): Promise<void> {
     '',
     '- One dedicated harness cluster per data set (PostgreSQL 15, `fsync=off` on the source as the harness sets it, `shared_buffers=128MB`, `archive_mode=on`), loopback TCP only. After loading: `ALTER SYSTEM SET recovery_prefetch = off` (inherited by every restored instance, both tools) and a `CHECKPOINT`. The data (≤ 2 GB) stays in the page cache (24 GB RAM), so backups read from memory, not disk.',
     '- MB/s = data directory size without `pg_wal` (`du -sb`, 1 MB = 10⁶ bytes) / wall seconds of the tool process. Stored size ratio = that size / bytes stored for the backup (warden: base.tar + backup_manifest objects, without archived WAL; pg_basebackup: whole output dir incl. `pg_wal.tar` of `-X stream`; pgBackRest: `info.repository.size` of the backup set).',
-    '- Every tool checkpoints fast (`CHECKPOINT \'fast\'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run in a child process `node --import tsx bench/fixtures/backup-once.ts` (the wall time includes node + tsx start-up; "in-process s" is the `takeBackup` call alone) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses its own repository and slot across its runs.',
+    '- Every tool checkpoints fast (`CHECKPOINT \'fast\'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run as the shipped CLI, `node bin/warden.js backup ... --json` on the compiled build (the wall time includes node start-up; "in-process s" is the sum of the backup's reported steps) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses its own repository and slot across its runs.',
     "- pgBackRest: stanza `bench` in a temp dir (`pg1-path` = the cluster data dir, `pg1-port`, `pg1-user=postgres`, libpq over TCP via `PGHOST=127.0.0.1`), run as the `postgres` OS user with `runuser -u postgres --`; `archive_command = 'pgbackrest --stanza=bench archive-push %p'` set after loading, verified with `pgbackrest check`. The main pgBackRest row keeps the default `archive-check=y` (it waits for the end-of-backup WAL to be in the archive — the same guarantee warden's catch-up gives); the `archive-check=n` row is the variant the brief named.",
     "- CPU: user+sys of the tool process and its reaped children from `/usr/bin/time -f '%e %U %S %M'` (pgBackRest's `process-max` workers are children and are included; `runuser` adds a few ms). Peak RSS = `%M`, the largest single process in the tree. Server backend CPU = growth of the postmaster's `cutime+cstime` (CPU of backends/walsenders that exited during the run): this is where pg_basebackup's and warden's tar streaming and server-side compression cost shows up; pgBackRest reads the files itself, so its server share is small.",
     `- Baseline: \`node --import tsx -e 0\` alone peaks at ${f(baseline.rssKB / 1024, 0)} MiB RSS and takes ${f(baseline.wall, 2)} s wall / ${f(baseline.user + baseline.sys, 2)} s CPU on this machine.`,

@@ -14,6 +14,7 @@ if [ "${1:-}" != "--report-only" ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" || exit 1
   fi
   mkdir -p bench/reports
+  npm run build --silent || exit 1 # benches run the CLI as shipped (compiled)
   for bench in bench/*.ts; do
     echo "=== ${bench}"
     if ! node --import tsx "${bench}"; then

@@ -6,9 +6,13 @@ import { createLogger, type Logger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { FsObjectStore } from '../repository/fs/fs-object-store.ts';
 import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-state.ts';
+import type { EncryptionFlags } from '../config/encryption-config.ts';
+import { loadReadKeys, loadWriteKeys } from '../pipeline/encryption/keyring.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import type { ObjectStore } from '../repository/object-store.ts';
 
 /** Options every command accepts. */
-export interface GlobalOptions {
+export interface GlobalOptions extends EncryptionFlags {
   config?: string;
   db?: string;
   repo?: string;
@@ -25,13 +29,20 @@ export interface CommandContext {
   json: boolean;
   /** The cluster to work on; falls back to a running embedded default. */
   cluster(): ConnectionConfig;
+  /** Recipients new objects are encrypted to; fails (KEY_MISSING) when encryption is on and none is set. */
+  writeKeys(store?: ObjectStore): Promise<RepositoryKeys>;
+  /** Identities to decrypt with: --identity files, ./.warden/identity.txt, the passphrase's keys. */
+  readKeys(store?: ObjectStore): Promise<RepositoryKeys>;
 }
 
 export function createContext(options: GlobalOptions): CommandContext {
   const config = loadConfig({ flags: options, env: process.env, cwd: process.cwd() });
+  const store = new FsObjectStore(config.repository.path);
   return {
     config,
-    store: new FsObjectStore(config.repository.path),
+    store,
+    writeKeys: (target = store) => loadWriteKeys(config.repository.encryption, target),
+    readKeys: (source = store) => loadReadKeys(config.repository.encryption, source),
     logger: createLogger(process.env.WARDEN_LOG_LEVEL ?? 'warn'),
     json: options.json === true,
     cluster() {

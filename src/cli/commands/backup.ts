@@ -28,6 +28,7 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
       : {}),
     serverCompression: config.repository.serverCompression,
     ...(flags.name ? { name: flags.name } : {}),
+    keys: await context.writeKeys(),
     logger: context.logger,
     onProgress: (done, total) => {
       if (!bar) return;

@@ -33,6 +33,7 @@ export async function restoreCommand(context: CommandContext, flags: RestoreFlag
     targetDir: flags.targetDir,
     start: flags.start === true,
     ...(flags.port ? { port: parsePort(flags.port) } : {}),
+    keys: await context.readKeys(),
     logger: context.logger,
   });
   if (context.json) {

@@ -7,6 +7,7 @@ export async function walStreamCommand(context: CommandContext, signal: AbortSig
     connection: context.cluster(),
     store: context.store,
     slotName: context.config.slot,
+    keys: await context.writeKeys(),
     logger: context.logger,
     signal,
   });

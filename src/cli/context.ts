@@ -4,7 +4,7 @@ import { loadConfig, type WardenConfig } from '../config/config.ts';
 import { WardenError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
-import { FsObjectStore } from '../repository/fs/fs-object-store.ts';
+import { openObjectStore } from '../repository/open-object-store.ts';
 import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-state.ts';
 import type { EncryptionFlags } from '../config/encryption-config.ts';
 import { loadReadKeys, loadWriteKeys } from '../pipeline/encryption/keyring.ts';
@@ -24,7 +24,7 @@ export interface GlobalOptions extends EncryptionFlags {
 
 export interface CommandContext {
   config: WardenConfig;
-  store: FsObjectStore;
+  store: ObjectStore;
   logger: Logger;
   json: boolean;
   /** The cluster to work on; falls back to a running embedded default. */
@@ -37,7 +37,7 @@ export interface CommandContext {
 
 export function createContext(options: GlobalOptions): CommandContext {
   const config = loadConfig({ flags: options, env: process.env, cwd: process.cwd() });
-  const store = new FsObjectStore(config.repository.path);
+  const store = openObjectStore(config.repository);
   return {
     config,
     store,

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { daemonSectionSchema, type DaemonSection } from '../daemon/daemon-config.ts';
 import { WardenError } from '../errors.ts';
 import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
+import { describeS3, resolveS3Repository, s3SectionSchema, type S3RepositoryConfig } from './s3-config.ts';
 import {
   encryptionSchema,
   resolveEncryption,
@@ -62,6 +63,7 @@ const fileSchema = z
         compression: z.enum(COMPRESSIONS as unknown as [Compression, ...Compression[]]).optional(),
         compressionLevel: z.number().int().min(0).max(22).optional(),
         serverCompression: z.boolean().optional(),
+        s3: s3SectionSchema.optional(),
         encryption: encryptionSchema.optional(),
       })
       .strict()
@@ -101,6 +103,8 @@ export interface WardenConfig {
     compression: Compression;
     compressionLevel?: number;
     serverCompression: boolean;
+    /** Set when the repository is an S3 bucket; `path` is then its `s3://bucket/prefix`. */
+    s3?: S3RepositoryConfig;
     encryption: EncryptionConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
@@ -179,22 +183,14 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     file.config.repository?.path,
     DEFAULTS.repositoryPath,
   );
-  if (repoPath.startsWith('s3://')) {
-    throw new WardenError(
-      'WARDEN_E_CONFIG_INVALID',
-      'repository: S3 repositories are not available in this version',
-      {
-        hint: 'Use a directory path for --repo.',
-        details: { field: 'repository.path' },
-      },
-    );
-  }
+  const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
   const level = file.config.repository?.compressionLevel;
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
     slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
     repository: {
-      path: path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
+      path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
+      ...(s3 ? { s3 } : {}),
       compression: compression as Compression,
       ...(level !== undefined ? { compressionLevel: level } : {}),
       serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,

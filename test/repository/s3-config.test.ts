@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { loadConfig } from '../../src/config/config.ts';
+import { isWardenError } from '../../src/errors.ts';
+import { openObjectStore } from '../../src/repository/open-object-store.ts';
+
+async function dirWith(yaml: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-s3-config-'));
+  await writeFile(path.join(dir, 'warden.yaml'), yaml);
+  return dir;
+}
+
+test('--repo s3://bucket/prefix takes endpoint and region from the AWS environment', async () => {
+  const cwd = await dirWith('');
+  const config = loadConfig({
+    flags: { repo: 's3://backups/prod/db1/' },
+    env: {
+      AWS_ENDPOINT_URL: 'http://127.0.0.1:9000',
+      AWS_REGION: 'eu-west-1',
+      AWS_SECRET_ACCESS_KEY: 'hush',
+    },
+    cwd,
+  });
+  assert.deepEqual(config.repository.s3, {
+    bucket: 'backups',
+    prefix: 'prod/db1',
+    region: 'eu-west-1',
+    endpoint: 'http://127.0.0.1:9000',
+    forcePathStyle: true,
+  });
+  assert.equal(config.repository.path, 's3://backups/prod/db1');
+  assert.equal(openObjectStore(config.repository).location, 's3://backups/prod/db1');
+  assert.ok(!JSON.stringify(config).includes('hush'), 'env secrets are left to the SDK, never copied');
+});
+
+test('a repository.s3 section names the repository; its location never shows the keys', async () => {
+  const cwd = await dirWith(
+    'repository:\n  s3:\n    bucket: backups\n    prefix: db1\n    endpoint: https://minio.internal:9000\n    accessKeyId: AKIA1\n    secretAccessKey: s3cr3t\n',
+  );
+  const config = loadConfig({ flags: {}, env: {}, cwd });
+  assert.equal(config.repository.s3?.bucket, 'backups');
+  assert.equal(config.repository.s3?.forcePathStyle, true);
+  assert.deepEqual(config.repository.s3?.credentials, { accessKeyId: 'AKIA1', secretAccessKey: 's3cr3t' });
+  assert.equal(config.repository.path, 's3://backups/db1');
+  assert.ok(!openObjectStore(config.repository).location.includes('s3cr3t'));
+});
+
+test('config errors name the repository.s3 field', async () => {
+  const missingBucket = await dirWith('repository:\n  s3:\n    prefix: db1\n');
+  assert.throws(
+    () => loadConfig({ flags: {}, env: {}, cwd: missingBucket }),
+    (error: unknown) =>
+      isWardenError(error, 'WARDEN_E_CONFIG_INVALID') && error.details.field === 'repository.s3.bucket',
+  );
+  const halfKey = await dirWith('repository:\n  s3:\n    bucket: b1b\n    accessKeyId: AKIA1\n');
+  assert.throws(
+    () => loadConfig({ flags: {}, env: {}, cwd: halfKey }),
+    (error: unknown) =>
+      isWardenError(error, 'WARDEN_E_CONFIG_INVALID') &&
+      error.details.field === 'repository.s3.secretAccessKey',
+  );
+  assert.throws(
+    () => loadConfig({ flags: { repo: 's3://' }, env: {}, cwd: halfKey }),
+    (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'),
+  );
+});

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { WalReceiver, type WalReceiverStatus } from '../backup/wal-receiver.ts';
 import { isWardenError } from '../errors.ts';
 import type { Compression } from '../pipeline/compression.ts';
@@ -17,6 +18,7 @@ export interface SupervisorOptions {
   connection: ConnectionConfig;
   store: ObjectStore;
   compression: Compression;
+  keys?: RepositoryKeys;
   logger: Logger;
   tickMs?: number;
   retryBaseMs?: number;
@@ -96,6 +98,7 @@ export class ClusterSupervisor {
         connection: this.options.connection,
         store: this.options.store,
         slotName: this.options.plan.slot,
+        ...(this.options.keys ? { keys: this.options.keys } : {}),
         logger,
         signal,
       });

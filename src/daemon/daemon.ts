@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { silentLogger } from '../logger.ts';
@@ -15,6 +16,8 @@ import { collectClusterStatus, type ClusterStatus } from './status.ts';
 export interface DaemonOptions {
   plan: DaemonPlan;
   compression: Compression;
+  /** Recipients to encrypt to and identities for verification restores (none: plaintext). */
+  keys?: RepositoryKeys;
   logger?: Logger;
   /** Serve `GET /api/status` (default true). */
   http?: boolean;
@@ -84,6 +87,7 @@ export class Daemon {
           connection: plan.connection,
           store: openStore(plan.repositoryPath),
           compression: this.options.compression,
+          ...(this.options.keys ? { keys: this.options.keys } : {}),
           logger: this.logger,
           ...(this.options.tickMs !== undefined ? { tickMs: this.options.tickMs } : {}),
           ...(this.options.retryBaseMs !== undefined ? { retryBaseMs: this.options.retryBaseMs } : {}),

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { toWardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { connect } from '../postgres/connect.ts';
@@ -27,6 +28,8 @@ export interface DrillOptions {
   /** Cluster name and profile, for the report. */
   cluster?: string;
   profile?: string;
+  /** Identities for the encrypted objects the drill restores. */
+  keys?: RepositoryKeys;
   logger?: Logger;
   signal?: AbortSignal;
 }
@@ -84,6 +87,7 @@ export async function runDrill(options: DrillOptions): Promise<DrillReport> {
     target: { kind: 'latest' },
     ...(options.checks ? { checks: options.checks } : {}),
     ...(options.scratch ? { scratch: options.scratch } : {}),
+    ...(options.keys ? { keys: options.keys } : {}),
     logger,
     ...(options.signal ? { signal: options.signal } : {}),
   });

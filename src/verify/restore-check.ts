@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { mkdtemp, readFile, rm, stat, statfs, chown } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -68,6 +69,8 @@ export interface RestoreCheckOptions {
   target: { kind: 'latest' } | { kind: 'time'; time: Date };
   checks?: readonly SqlCheck[];
   scratch?: ScratchOptions;
+  /** Identities for encrypted objects; checked before the scratch copy is written. */
+  keys?: RepositoryKeys;
   logger?: Logger;
   signal?: AbortSignal;
 }
@@ -132,7 +135,13 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
     const restoreTarget: RestoreTarget =
       options.target.kind === 'latest' ? { kind: 'latest' } : { kind: 'time', time: options.target.time };
     const restored = await step('restore', async () => {
-      const report = await restore({ store: options.store, target: restoreTarget, targetDir: dataDir, port });
+      const report = await restore({
+        store: options.store,
+        target: restoreTarget,
+        targetDir: dataDir,
+        port,
+        ...(options.keys ? { keys: options.keys } : {}),
+      });
       backupId = report.backupId;
       return `backup ${report.backupId}, ${report.walSegments} WAL segment(s)`;
     });

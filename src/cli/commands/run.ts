@@ -2,6 +2,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { startEmbeddedCluster } from '../../embedded/embedded-cluster.ts';
 import { EMBEDDED_DIR } from '../../embedded/embedded-state.ts';
+import { ensureIdentityFile } from '../../pipeline/encryption/keyring.ts';
 import { createLedger, randomTransfer } from '../../embedded/ledger.ts';
 import { sleep } from '../../util/backoff.ts';
 import type { SqlCheck } from '../../verify/restore-check.ts';
@@ -39,6 +40,15 @@ export async function runEmbeddedCommand(
     context.config.sources.repository === 'default'
       ? path.resolve(EMBEDDED_DIR, 'repo')
       : context.config.repository.path;
+  // Zero configuration still encrypts: the first run creates an identity beside the cluster (0600).
+  const encryption = context.config.repository.encryption;
+  if (encryption.mode === 'age') {
+    const { identity, created } = await ensureIdentityFile(encryption.defaultIdentityFile);
+    if (created)
+      out(
+        `  created encryption key ${path.relative(process.cwd(), encryption.defaultIdentityFile)} (public key ${identity.label}); keep a copy elsewhere: restores need it`,
+      );
+  }
   const workload = new pg.Client({ ...cluster.connection, ssl: false });
   const stopWorkload = new AbortController();
   let workloadRun: Promise<void> | undefined;

@@ -87,6 +87,9 @@ export async function runDaemon(
   const daemon = new Daemon({
     plan,
     compression: context.config.repository.compression,
+    // Encrypt to the configured recipients; verification restores and drills decrypt with the
+    // identities this machine has (none in public-key-only setups: those jobs then fail clearly).
+    keys: { ...(await context.readKeys()), ...(await context.writeKeys()) },
     logger: context.logger,
     http: flags.http !== false,
   });

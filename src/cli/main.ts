@@ -12,6 +12,8 @@ import { statusCommand } from './commands/status.ts';
 import { verifyCommand } from './commands/verify.ts';
 import { walStreamCommand } from './commands/wal-stream.ts';
 import { createContext, type GlobalOptions } from './context.ts';
+import { repoKeygenCommand, type KeygenFlags } from './commands/repo-keygen.ts';
+import { repoKeysCommand } from './commands/repo-keys.ts';
 import { reportError } from './render.ts';
 
 /** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
@@ -37,7 +39,20 @@ function withGlobals(command: Command): Command {
     )
     .option('--repo <dir>', 'repository directory (default ./.warden/repo)')
     .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
+    .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
+    .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')
+    .option(
+      '--identity <file>',
+      'age identity file (AGE-SECRET-KEY-1...) to decrypt with (repeatable)',
+      collect,
+    )
+    .option('--passphrase-file <file>', 'passphrase mode: the repository key is protected by this passphrase')
+    .option('--no-encryption', 'store objects unencrypted (encryption is on by default)')
     .option('--json', 'machine-readable output');
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 async function execute(
@@ -104,6 +119,20 @@ export function buildProgram(): Command {
       const options = command.optsWithGlobals<GlobalOptions & ExpireFlags>();
       await execute(options, (context) => expireCommand(context, options));
     });
+
+  const repo = program.command('repo').description('repository keys');
+  withGlobals(
+    repo.command('keygen').description('print a new age identity and its public key (like age-keygen)'),
+  )
+    .option('-o, --output <file>', 'write the identity to this file (mode 0600) instead of stdout')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & KeygenFlags>();
+      await execute(options, (context) => repoKeygenCommand(context, options));
+    });
+  withGlobals(repo.command('keys').description('which key each backup and WAL range needs')).action(
+    async (_options: GlobalOptions, command: Command) =>
+      execute(command.optsWithGlobals(), (context) => repoKeysCommand(context)),
+  );
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(

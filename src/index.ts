@@ -14,3 +14,11 @@ export { FsObjectStore } from './repository/fs/fs-object-store.ts';
 export type { ObjectStore } from './repository/object-store.ts';
 export { connectionFromUrl, type ConnectionConfig } from './postgres/connection-config.ts';
 export { WardenError, isWardenError, ERROR_CODES, type ErrorCode } from './errors.ts';
+export { expire, type ExpireOptions, type ExpireReport } from './retention/expire.ts';
+export { planExpiry, type ExpiryPlan, type PlanExpiryOptions } from './retention/plan-expiry.ts';
+export { deleteBackup, type DeleteBackupOptions } from './retention/delete-backup.ts';
+export {
+  DEFAULT_RETENTION_POLICY,
+  parseDuration,
+  type RetentionPolicy,
+} from './retention/retention-policy.ts';

@@ -166,9 +166,9 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
       const where = own !== undefined ? `${field}.schedules.${job}` : `daemon.schedules.${job}`;
       schedules[job] = pattern === null ? null : new Schedule(pattern, timezone, where);
     }
-    const objectives = pick('objectives');
-    const rto = inputs.flags.rto ?? objectives?.rto ?? profile.objectives.rto;
-    const rpo = inputs.flags.rpo ?? objectives?.rpo ?? profile.objectives.rpo;
+    const objectives = { ...section.objectives, ...entry.objectives };
+    const rto = inputs.flags.rto ?? objectives.rto ?? profile.objectives.rto;
+    const rpo = inputs.flags.rpo ?? objectives.rpo ?? profile.objectives.rpo;
     const name = raw?.name ?? 'default';
     let connection = inputs.defaultCluster.connection;
     if (raw?.url) connection = connectionFromUrl(raw.url, `${field}.url`);
@@ -192,8 +192,22 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
       timezone,
       schedules,
       objectives: {
-        rtoMs: parseDuration(rto, inputs.flags.rto ? '--rto' : `${field}.objectives.rto`),
-        rpoMs: parseDuration(rpo, inputs.flags.rpo ? '--rpo' : `${field}.objectives.rpo`),
+        rtoMs: parseDuration(
+          rto,
+          inputs.flags.rto
+            ? '--rto'
+            : entry.objectives?.rto !== undefined
+              ? `${field}.objectives.rto`
+              : 'daemon.objectives.rto',
+        ),
+        rpoMs: parseDuration(
+          rpo,
+          inputs.flags.rpo
+            ? '--rpo'
+            : entry.objectives?.rpo !== undefined
+              ? `${field}.objectives.rpo`
+              : 'daemon.objectives.rpo',
+        ),
       },
       retention: inputs.retention,
       checks: (pick('checks') ?? []) as SqlCheck[],

@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { Logger } from 'pino';
 import { takeBackup } from '../backup/base-backup.ts';
+import { takeDump } from '../backup/logical-dump.ts';
+import { connect } from '../postgres/connect.ts';
 import { WardenError } from '../errors.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
@@ -56,11 +57,23 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
   };
   add('full-backup', { run: backup, satisfied: coveredBySlot });
   add('backup', { run: backup, satisfied: coveredBySlot });
-  if (logicalDumpAvailable()) {
-    add('logical-dump', {
-      run: async () => ({ status: 'skipped', detail: 'logical dumps are not wired into the daemon yet' }),
-    });
-  }
+  add('logical-dump', {
+    run: async ({ signal }) => {
+      const ids: string[] = [];
+      for (const database of await dumpableDatabases(deps.connection)) {
+        const report = await takeDump({
+          connection: deps.connection,
+          database,
+          store: deps.store,
+          compression: deps.compression,
+          logger: deps.logger,
+          signal,
+        });
+        ids.push(`${database}: ${report.dump.id}`);
+      }
+      return { status: 'succeeded', detail: ids.join(', ') };
+    },
+  });
   add('retention', {
     run: async ({ signal }) => {
       const report = await expire({ store: deps.store, policy: plan.retention, logger: deps.logger, signal });
@@ -124,9 +137,17 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
   return jobs;
 }
 
-/** Logical dumps come from another module; the daemon schedules them only when it is present. */
-export function logicalDumpAvailable(): boolean {
-  return existsSync(new URL('../backup/logical-dump.ts', import.meta.url));
+/** Every database a logical dump can cover (templates and databases refusing connections aside). */
+async function dumpableDatabases(connection: ConnectionConfig): Promise<string[]> {
+  const client = await connect({ ...connection, applicationName: 'warden daemon' });
+  try {
+    const { rows } = await client.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
+    );
+    return rows.map((row) => row.datname);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 async function randomPoint(store: ObjectStore): Promise<{ kind: 'time'; time: Date }> {

@@ -18,6 +18,7 @@ import { Repository } from '../repository/repository.ts';
 import { waitForPromotion } from '../restore/recovery-wait.ts';
 import { restore } from '../restore/restore.ts';
 import type { RestoreTarget } from '../restore/restore-planner.ts';
+import { sleep } from '../util/backoff.ts';
 import { freePort, portInUse } from '../util/free-port.ts';
 import { readHeartbeat } from '../daemon/heartbeat.ts';
 
@@ -152,8 +153,15 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
         await instance!.start({ timeoutSeconds: 3600 });
         await waitForPromotion(instance!);
         return withScratch(options.connection, port!, undefined, async (client) => {
-          const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-          if (rows[0]?.r)
+          // recovery.signal goes a moment before the end-of-recovery checkpoint finishes promotion.
+          const deadline = Date.now() + 120_000;
+          let inRecovery = true;
+          while (inRecovery && Date.now() < deadline) {
+            const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+            inRecovery = rows[0]?.r !== false;
+            if (inRecovery) await sleep(100);
+          }
+          if (inRecovery)
             throw new WardenError('WARDEN_E_RECOVERY_FAILED', 'the restored instance is still in recovery');
           const beat = await readHeartbeat(client);
           restoredHeartbeat = beat?.toISOString();

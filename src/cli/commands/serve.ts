@@ -25,9 +25,12 @@ export function daemonPlanFor(
 ): DaemonPlan {
   const { config } = context;
   let connection = override?.connection ?? config.cluster;
+  let defaultProfile = override?.defaultProfile;
   if (!connection && !config.daemon.section?.clusters?.length) {
     try {
+      // The running embedded default: its profile is dev, as for `npm start`.
       connection = context.cluster();
+      defaultProfile ??= 'dev';
     } catch {
       connection = undefined;
     }
@@ -41,7 +44,7 @@ export function daemonPlanFor(
       slot: config.slot,
     },
     retention: config.retention,
-    ...(override?.defaultProfile ? { defaultProfile: override.defaultProfile } : {}),
+    ...(defaultProfile ? { defaultProfile } : {}),
     flags: {
       ...(flags.profile ? { profile: flags.profile } : {}),
       ...(flags.rto ? { rto: flags.rto } : {}),

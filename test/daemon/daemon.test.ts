@@ -1,0 +1,142 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { Daemon, type DaemonStatus } from '../../src/daemon/daemon.ts';
+import { resolveDaemonPlan, type DaemonPlan } from '../../src/daemon/daemon-config.ts';
+import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
+import { listBackups } from '../../src/repository/backup-catalog.ts';
+import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import { Repository } from '../../src/repository/repository.ts';
+import { DEFAULT_RETENTION_POLICY } from '../../src/retention/retention-policy.ts';
+import { readJobState } from '../../src/scheduler/job-state.ts';
+import { startCluster, type TestCluster } from '../harness/postgres.ts';
+
+let cluster: TestCluster;
+let repoPath: string;
+const PERIOD_MS = 3000;
+
+before(async () => {
+  cluster = await startCluster();
+  repoPath = path.join(cluster.workDir, 'repo');
+  await cluster.query('CREATE TABLE t AS SELECT generate_series(1, 1000) AS id');
+});
+after(async () => cluster?.stop());
+
+/** Only the backup job, every 3 seconds (croner's seconds field): days become seconds. */
+function plan(): DaemonPlan {
+  const result = resolveDaemonPlan({
+    section: {
+      profile: 'dev',
+      http: { port: 0 },
+      schedules: {
+        'full-backup': null,
+        backup: '*/3 * * * * *',
+        'logical-dump': null,
+        retention: null,
+        verification: null,
+        drill: null,
+      },
+    },
+    baseDir: cluster.workDir,
+    defaultCluster: {
+      connection: { ...connectionFromUrl(cluster.url()), tls: 'disable' },
+      repositoryPath: repoPath,
+      slot: 'warden',
+    },
+    retention: DEFAULT_RETENTION_POLICY,
+    flags: {},
+    env: {},
+  });
+  return result;
+}
+
+function daemon(id: string): Daemon {
+  return new Daemon({ plan: plan(), compression: 'zstd', tickMs: 100, retryBaseMs: 200, daemonId: id });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('two daemons: each backup slot runs once, on time, on one of them; one streams WAL, the other stands by', async () => {
+  const a = daemon('a');
+  const b = daemon('b');
+  await Promise.all([a.start(), b.start()]);
+  let statusA: DaemonStatus | undefined;
+  let httpStatus: DaemonStatus | undefined;
+  try {
+    await sleep(10_000);
+    statusA = await a.status();
+    const statusB = await b.status();
+    const states = [statusA, statusB].map((s) =>
+      s.clusters[0]!.walStream.state === 'standby' ? 'standby' : s.clusters[0]!.walStream.state,
+    );
+    assert.deepEqual(states.sort(), ['standby', 'streaming'], JSON.stringify(states));
+    const response = await fetch(`http://127.0.0.1:${a.address!.port}/api/status`);
+    assert.equal(response.status, 200);
+    httpStatus = (await response.json()) as DaemonStatus;
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+  }
+  const store = new FsObjectStore(repoPath);
+  const state = await readJobState(store, 'backup');
+  const runs = [...state.history].reverse();
+  assert.ok(runs.length >= 3, `at least 3 slots in 10 s, got ${runs.length}`);
+  const slots = runs.map((run) => run.slot);
+  assert.equal(new Set(slots).size, slots.length, `each slot once: ${slots.join(', ')}`);
+  for (const run of runs) {
+    assert.equal(run.status, 'succeeded', JSON.stringify(run));
+    assert.equal(Date.parse(run.slot) % PERIOD_MS, 0);
+    // The first run catches up the slot before start; later ones start right at their slot.
+    const late = Date.parse(run.startedAt) - Date.parse(run.slot);
+    assert.ok(late >= 0 && late < PERIOD_MS + 500, `run for ${run.slot} started ${late} ms late`);
+  }
+  const backups = await listBackups(await Repository.open(store));
+  assert.equal(backups.length, runs.length, 'one backup per slot');
+  assert.ok(new Set(runs.map((r) => r.daemon)).size >= 1);
+  const job = httpStatus!.clusters[0]!.jobs.find((j) => j.name === 'backup')!;
+  assert.equal(job.schedule, '*/3 * * * * *');
+  assert.ok(job.nextRun);
+  assert.ok(httpStatus!.clusters[0]!.lastBackup.full);
+  assert.ok(httpStatus!.clusters[0]!.restorableWindow?.earliest);
+});
+
+test('slots missed while every daemon was down are caught up once, not once per slot', async () => {
+  const store = new FsObjectStore(repoPath);
+  const before = (await readJobState(store, 'backup')).history.length;
+  await sleep(2 * PERIOD_MS + 500); // at least two slots pass with no daemon running
+  // Start just after a slot boundary so the catch-up run is the only one due for a while.
+  while (Date.now() % PERIOD_MS > 300 || Date.now() % PERIOD_MS < 50) await sleep(20);
+  const startedAt = Date.now();
+  const latestMissed = startedAt - (startedAt % PERIOD_MS);
+  const c = daemon('c');
+  await c.start();
+  try {
+    const deadline = Date.now() + 20_000;
+    while ((await readJobState(store, 'backup')).history.length === before && Date.now() < deadline)
+      await sleep(50);
+  } finally {
+    await c.stop();
+  }
+  const state = await readJobState(store, 'backup');
+  const fresh = state.history.slice(0, state.history.length - before).reverse();
+  assert.ok(fresh.length >= 1, 'the missed slot was caught up');
+  assert.equal(fresh[0]!.slot, new Date(latestMissed).toISOString(), 'only the newest missed slot runs');
+  assert.equal(new Set(fresh.map((r) => r.slot)).size, fresh.length);
+});
+
+test('the status API answers in-process: unknown routes 404, other methods 405', async () => {
+  const { createStatusApp } = await import('../../src/server/status-app.ts');
+  const http = await import('node:http');
+  const server = http.createServer(
+    createStatusApp({ status: async () => ({ daemon: { startedAt: 'x', warnings: [] }, clusters: [] }) }),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as { port: number }).port;
+  try {
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/status`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/health`)).status, 200);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/status`, { method: 'POST' })).status, 405);
+  } finally {
+    server.close();
+  }
+});

@@ -35,7 +35,8 @@ after(async () => cluster?.stop());
 test('one-liners: backup, backup list and show with --json, then restore --latest --start', async () => {
   const repo = path.join(cluster.workDir, 'cli-repo');
   const db = `${cluster.url()}?sslmode=disable`;
-  const backup = await warden(['backup', '--db', db, '--repo', repo, '--json']);
+  // Encryption is on by default; the encrypted CLI path is tested in test/encryption/cli-encryption.test.ts.
+  const backup = await warden(['backup', '--db', db, '--repo', repo, '--no-encryption', '--json']);
   assert.equal(backup.code, 0, backup.stderr);
   const id = (JSON.parse(backup.stdout) as { backup: { id: string } }).backup.id;
   const list = await warden(['backup', 'list', '--repo', repo, '--json']);
@@ -84,6 +85,7 @@ test('errors carry their code and documented exit status', async () => {
     cluster.url({ password: 'wrong' }) + '?sslmode=disable',
     '--repo',
     repo,
+    '--no-encryption',
   ]);
   assert.equal(wrongPassword.code, 3);
   assert.match(wrongPassword.stderr, /WARDEN_E_AUTH_FAILED/);

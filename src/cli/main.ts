@@ -14,6 +14,7 @@ import { walStreamCommand } from './commands/wal-stream.ts';
 import { createContext, type GlobalOptions } from './context.ts';
 import { repoKeygenCommand, type KeygenFlags } from './commands/repo-keygen.ts';
 import { repoKeysCommand } from './commands/repo-keys.ts';
+import { repoCopyCommand, type RepoCopyFlags } from './commands/repo-copy.ts';
 import { reportError } from './render.ts';
 
 /** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
@@ -37,7 +38,7 @@ function withGlobals(command: Command): Command {
       '--db <url>',
       'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
     )
-    .option('--repo <dir>', 'repository directory (default ./.warden/repo)')
+    .option('--repo <dir>', 'repository directory or s3://bucket/prefix (default ./.warden/repo)')
     .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
     .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
     .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')
@@ -133,6 +134,12 @@ export function buildProgram(): Command {
     async (_options: GlobalOptions, command: Command) =>
       execute(command.optsWithGlobals(), (context) => repoKeysCommand(context)),
   );
+  withGlobals(repo.command('copy').description('copy committed backups and WAL to a second repository'))
+    .requiredOption('--to <repo>', 'target repository: a directory or s3://bucket/prefix')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & RepoCopyFlags>();
+      await execute(options, (context) => repoCopyCommand(context, options));
+    });
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(

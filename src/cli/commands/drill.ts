@@ -1,9 +1,8 @@
 import { WardenError } from '../../errors.ts';
-import { FsObjectStore } from '../../repository/fs/fs-object-store.ts';
 import { recordDrill, renderDrillSummary, runDrill } from '../../verify/drill.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson } from '../render.ts';
-import { daemonPlanFor, type ServeFlags } from './serve.ts';
+import { daemonPlanFor, storeFor, type ServeFlags } from './serve.ts';
 
 /**
  * `warden drill`: a DR drill now. Restores the latest point into a scratch instance, measures
@@ -17,7 +16,7 @@ export async function drillCommand(
 ): Promise<number> {
   const plan = daemonPlanFor(context, flags).clusters[0]!;
   const connection = plan.connection ?? context.cluster();
-  const store = new FsObjectStore(plan.repositoryPath);
+  const store = storeFor(context, plan.repositoryPath);
   if (!context.json)
     process.stdout.write(`drill: restoring the latest point of ${store.location} into a scratch instance\n`);
   const report = await runDrill({
@@ -28,6 +27,7 @@ export async function drillCommand(
     scratch: plan.verification,
     cluster: plan.name,
     profile: plan.profile,
+    keys: await context.readKeys(store),
     logger: context.logger,
     signal,
   });

@@ -1,4 +1,6 @@
 import { Daemon } from '../../daemon/daemon.ts';
+import { FsObjectStore } from '../../repository/fs/fs-object-store.ts';
+import type { ObjectStore } from '../../repository/object-store.ts';
 import { resolveDaemonPlan, type DaemonPlan } from '../../daemon/daemon-config.ts';
 import type { ProfileName } from '../../daemon/profiles.ts';
 import type { ConnectionConfig } from '../../postgres/connection-config.ts';
@@ -15,6 +17,13 @@ export interface ServeFlags {
   http?: boolean;
   rto?: string;
   rpo?: string;
+}
+
+/** The configured repository (directory or S3) for its path; another cluster's directory otherwise. */
+export function storeFor(context: CommandContext, repositoryPath: string): ObjectStore {
+  return repositoryPath === context.config.repository.path
+    ? context.store
+    : new FsObjectStore(repositoryPath);
 }
 
 /** The daemon plan for a command: config file's `daemon:` section, flags, and the one-liner cluster. */
@@ -95,6 +104,7 @@ export async function runDaemon(
     keys: { ...(await context.readKeys()), ...(await context.writeKeys()) },
     logger: context.logger,
     http: flags.http !== false,
+    openStore: (repositoryPath) => storeFor(context, repositoryPath),
   });
   await daemon.start();
   for (const cluster of plan.clusters) {

@@ -1,10 +1,9 @@
 import { collectClusterStatus, type ClusterStatus } from '../../daemon/status.ts';
 import { ERROR_CODES } from '../../errors.ts';
-import { FsObjectStore } from '../../repository/fs/fs-object-store.ts';
 import { describeDuration } from '../../scheduler/duration.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, table } from '../render.ts';
-import { daemonPlanFor, type ServeFlags } from './serve.ts';
+import { daemonPlanFor, storeFor, type ServeFlags } from './serve.ts';
 
 /**
  * `warden status`: protection status per cluster from the repository and the server (no daemon
@@ -17,7 +16,7 @@ export async function statusCommand(context: CommandContext, flags: ServeFlags):
     clusters.push(
       await collectClusterStatus({
         plan: cluster,
-        store: new FsObjectStore(cluster.repositoryPath),
+        store: storeFor(context, cluster.repositoryPath),
         ...(cluster.connection ? { connection: cluster.connection } : {}),
       }),
     );

@@ -4,6 +4,7 @@ import { decryptBuffer, encryptBuffer } from '../pipeline/encryption/age-stream.
 import { encryptionRecord, type ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
 import { sha256 } from '../pipeline/hashing.ts';
 import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
+import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import type { Repository } from './repository.ts';
 
@@ -141,6 +142,8 @@ export interface WalInventory {
   segments: Map<number, SegmentRecord[]>;
   partials: PartialSegment[];
   histories: number[];
+  /** Parsed history file of each timeline that has one (its ancestors and switch points). */
+  historyEntries?: Map<number, TimelineHistoryEntry[]>;
   streamState?: StreamState;
 }
 
@@ -150,10 +153,21 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
   const segments = new Map<number, SegmentRecord[]>();
   const partials: PartialSegment[] = [];
   const histories: number[] = [];
+  const historyEntries = new Map<number, TimelineHistoryEntry[]>();
   for (const key of keys) {
     const file = key.slice(key.lastIndexOf('/') + 1);
     if (key.startsWith('wal/history/')) {
-      histories.push(parseInt(file.slice(0, 8), 16));
+      const timeline = parseInt(file.slice(0, 8), 16);
+      histories.push(timeline);
+      try {
+        historyEntries.set(
+          timeline,
+          parseTimelineHistory((await repository.store.getBuffer(key)).toString('utf8')),
+        );
+      } catch {
+        // An unreadable history file leaves that timeline without ancestors: planning then
+        // offers only WAL of the timeline itself, never a wrong chain.
+      }
     } else if (file.endsWith('.json') && file.length === 29) {
       const record = JSON.parse((await repository.store.getBuffer(key)).toString('utf8')) as SegmentRecord;
       const list = segments.get(record.timeline) ?? [];
@@ -181,6 +195,7 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
     segments,
     partials,
     histories: histories.sort((a, b) => a - b),
+    historyEntries,
     ...(state ? { streamState: state } : {}),
   };
 }

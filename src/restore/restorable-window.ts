@@ -1,6 +1,7 @@
 import type { BackupRecord } from '../repository/backup-catalog.ts';
 import type { SegmentRecord, WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, segmentName, type Lsn } from '../wal/lsn.ts';
+import { chainPieces, chainSegments, timelineChain } from './timeline-chain.ts';
 
 export interface WalGap {
   timeline: number;
@@ -21,31 +22,27 @@ export interface RestorableWindow {
   gaps: WalGap[];
 }
 
-/** Continuous WAL ranges of one timeline, from archived segments (complete or cut) and the partial. */
+/**
+ * Continuous WAL ranges for recovery onto `timeline`: archived segments (complete or cut) and
+ * partial segments of the timeline and its ancestors, each within its part of the history.
+ */
 export function walRanges(
   inventory: WalInventory,
   timeline: number,
   segmentSize: number,
-): Array<{ start: Lsn; end: Lsn }> {
-  const pieces: Array<{ start: Lsn; end: Lsn }> = [];
-  for (const record of inventory.segments.get(timeline) ?? []) {
-    const start = parseLsn(record.startLsn);
-    pieces.push({ start, end: start + BigInt(record.validBytes) });
-  }
-  for (const partial of inventory.partials.filter((p) => p.timeline === timeline)) {
-    pieces.push({ start: partial.startLsn, end: partial.startLsn + BigInt(partial.validBytes) });
-  }
-  pieces.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  const ranges: Array<{ start: Lsn; end: Lsn }> = [];
-  for (const piece of pieces) {
+): Array<{ start: Lsn; end: Lsn; timeline: number }> {
+  const ranges: Array<{ start: Lsn; end: Lsn; timeline: number }> = [];
+  for (const piece of chainPieces(inventory, timelineChain(inventory, timeline), segmentSize)) {
     const last = ranges.at(-1);
     if (last && piece.start <= last.end) {
-      if (piece.end > last.end) last.end = piece.end;
+      if (piece.end > last.end) {
+        last.end = piece.end;
+        last.timeline = piece.timeline;
+      }
     } else {
       ranges.push({ ...piece });
     }
   }
-  void segmentSize;
   return ranges;
 }
 
@@ -70,11 +67,12 @@ export function restorableWindow(
   const gaps: WalGap[] = [];
   for (let i = 1; i < ranges.length; i += 1) {
     const from = ranges[i - 1]!.end;
+    const gapTimeline = ranges[i - 1]!.timeline;
     gaps.push({
-      timeline,
+      timeline: gapTimeline,
       from: formatLsn(from),
       to: formatLsn(ranges[i]!.start),
-      firstMissingSegment: segmentName(timeline, from, segmentSize),
+      firstMissingSegment: segmentName(gapTimeline, from, segmentSize),
     });
   }
   const lastRange = ranges.at(-1);
@@ -84,7 +82,7 @@ export function restorableWindow(
   );
   const latestTimes: number[] = [];
   if (latestCommit) latestTimes.push(latestCommit.getTime());
-  for (const record of inventory.segments.get(timeline) ?? []) {
+  for (const record of chainSegments(inventory, timelineChain(inventory, timeline), segmentSize)) {
     if (record.lastCommitTime) latestTimes.push(Date.parse(record.lastCommitTime));
   }
   const state = inventory.streamState;

@@ -3,6 +3,7 @@ import type { BackupRecord } from '../repository/backup-catalog.ts';
 import type { PartialSegment, SegmentRecord, WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, segmentStart, type Lsn } from '../wal/lsn.ts';
 import { newestTimeline, restorableWindow, walRanges, type RestorableWindow } from './restorable-window.ts';
+import { chainSegments, onChain, timelineChain } from './timeline-chain.ts';
 
 export type RestoreTarget =
   | { kind: 'time'; time: Date }
@@ -60,15 +61,21 @@ export function planRestore(
       },
     );
   }
+  const chain = timelineChain(inventory, timeline);
+  // A backup is usable when it lies on this history (not on a branch that was abandoned) and
+  // the WAL from its start through the archive's end is continuous.
   const usable = backups.filter(
-    (b) => parseLsn(b.startLsn) >= range.start && parseLsn(b.endLsn) <= range.end,
+    (b) =>
+      onChain(chain, b.timeline, parseLsn(b.endLsn)) &&
+      parseLsn(b.startLsn) >= range.start &&
+      parseLsn(b.endLsn) <= range.end,
   );
   const named =
     target.kind === 'name'
       ? chooseForRestorePoint(
           target.name,
           usable,
-          archivedRestorePoints(inventory, timeline, partialRestorePoints),
+          archivedRestorePoints(inventory, timeline, segmentSize, partialRestorePoints),
           range,
           window,
         )
@@ -101,7 +108,9 @@ export function planRestore(
   }
   if (Object.keys(recovery).length > 0) recovery.recovery_target_action = 'promote';
   const segments = segmentsThrough(inventory, timeline, backup, segmentSize, stopLsn);
-  const lastSegmentEnd = segments.length ? parseLsn(segments.at(-1)!.startLsn) + BigInt(segmentSize) : 0n;
+  const lastSegmentEnd = segments.length
+    ? parseLsn(segments.at(-1)!.startLsn) + BigInt(segments.at(-1)!.timeline === timeline ? segmentSize : 0)
+    : 0n;
   const partial = inventory.partials.find(
     (p) =>
       p.timeline === timeline &&
@@ -154,10 +163,11 @@ function chooseBackup(
 function archivedRestorePoints(
   inventory: WalInventory,
   timeline: number,
+  segmentSize: number,
   partialRestorePoints: readonly RestorePointInfo[],
 ): RestorePointInfo[] {
   const byLsn = new Map<Lsn, RestorePointInfo>();
-  for (const record of inventory.segments.get(timeline) ?? []) {
+  for (const record of chainSegments(inventory, timelineChain(inventory, timeline), segmentSize)) {
     for (const rp of record.restorePoints ?? []) {
       byLsn.set(parseLsn(rp.lsn), { name: rp.name, lsn: parseLsn(rp.lsn), time: new Date(rp.time) });
     }
@@ -213,7 +223,7 @@ function segmentsThrough(
   stopLsn: Lsn | undefined,
 ): SegmentRecord[] {
   const first = segmentStart(parseLsn(backup.startLsn), segmentSize);
-  return (inventory.segments.get(timeline) ?? []).filter((record) => {
+  return chainSegments(inventory, timelineChain(inventory, timeline), segmentSize).filter((record) => {
     const start = parseLsn(record.startLsn);
     return start >= first && (stopLsn === undefined || start < stopLsn);
   });

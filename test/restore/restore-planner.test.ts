@@ -12,6 +12,7 @@ const seg = (n: number) => BigInt(n * SEGMENT_SIZE);
 function backup(id: string, segmentNo: number): BackupRecord {
   return {
     id,
+    timeline: 1,
     startLsn: formatLsn(seg(segmentNo) + 0x28n),
     endLsn: formatLsn(seg(segmentNo) + 0x200n),
     startTime: new Date(Date.UTC(2024, 0, segmentNo)).toISOString(),

@@ -155,15 +155,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Reads an object whole. When the object is replaced while a resumed read is under way (the
+   * partial WAL segment is re-uploaded on every sync) the ranged GET pinned to the old ETag fails
+   * (412, or 416 when the new version is shorter): the read then starts over on the new version.
+   */
   async getBuffer(key: string): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of this.get(key)) chunks.push(chunk as Buffer);
-    } catch (error) {
-      if (error instanceof WardenError) throw error;
-      throw s3Error(error, 'reading', key, this.location);
+    for (let attempt = 1; ; attempt += 1) {
+      const chunks: Buffer[] = [];
+      try {
+        for await (const chunk of this.get(key)) chunks.push(chunk as Buffer);
+        return Buffer.concat(chunks);
+      } catch (error) {
+        const status = ((error as WardenError).details?.status ?? 0) as number;
+        if ((status === 412 || status === 416) && attempt < 3) continue;
+        if (error instanceof WardenError) throw error;
+        throw s3Error(error, 'reading', key, this.location);
+      }
     }
-    return Buffer.concat(chunks);
   }
 
   async stat(key: string): Promise<{ size: number } | undefined> {

@@ -5,6 +5,7 @@ import { WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import { compressionExtension } from '../pipeline/compression.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { ObjectSink } from '../pipeline/object-sink.ts';
 import { assertToolNewEnough, collectTail, findClientTool, libpqEnv } from '../postgres/client-tool.ts';
 import { connect } from '../postgres/connect.ts';
@@ -25,6 +26,8 @@ export interface DumpOptions {
   signal?: AbortSignal;
   /** Where WARDEN_PG_BINDIR and PATH come from (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Recipients to encrypt the dump to (as for backups). */
+  keys?: RepositoryKeys;
 }
 
 export interface DumpReport {
@@ -77,7 +80,16 @@ export async function takeDump(options: DumpOptions): Promise<DumpReport> {
     'pg_dump',
     async () => {
       try {
-        return await runDump(tool.path, connection, env, options.store, key, compression, options.signal);
+        return await runDump(
+          tool.path,
+          connection,
+          env,
+          options.store,
+          key,
+          compression,
+          options.signal,
+          options.keys,
+        );
       } catch (error) {
         await removeAttempt(options.store, id);
         throw error;
@@ -141,6 +153,7 @@ async function runDump(
   key: string,
   compression: Compression,
   signal?: AbortSignal,
+  keys?: RepositoryKeys,
 ) {
   const child = spawn(
     file,
@@ -151,7 +164,7 @@ async function runDump(
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
   const onAbort = () => child.kill('SIGTERM');
   signal?.addEventListener('abort', onAbort, { once: true });
-  const sink = new ObjectSink(store, key, compression, undefined, signal);
+  const sink = new ObjectSink(store, key, compression, undefined, signal, keys?.recipients);
   try {
     for await (const chunk of child.stdout as AsyncIterable<Buffer>) await sink.write(chunk);
     const [code, killedBy] = await exited;

@@ -68,6 +68,7 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
           compression: deps.compression,
           logger: deps.logger,
           signal,
+          ...(deps.keys ? { keys: deps.keys } : {}),
         });
         ids.push(`${database}: ${report.dump.id}`);
       }

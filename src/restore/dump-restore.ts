@@ -12,6 +12,7 @@ import { getDump } from '../repository/dump-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { readVerified } from './verified-reader.ts';
 
 export interface DumpRestoreOptions {
@@ -24,6 +25,8 @@ export interface DumpRestoreOptions {
   logger?: Logger;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
+  /** Identities for an encrypted dump. */
+  keys?: RepositoryKeys;
 }
 
 export interface DumpRestoreReport {
@@ -81,7 +84,7 @@ export async function restoreDump(options: DumpRestoreOptions): Promise<DumpRest
       },
       (t) => t.path,
     );
-    const reader = readVerified(options.store, dump.object, dump.compression);
+    const reader = readVerified(options.store, dump.object, dump.compression, options.keys);
     const chunks = (reader.stream as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
     const first = await steps.run('read dump', async () => {
       try {

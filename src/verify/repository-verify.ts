@@ -2,6 +2,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { WardenError } from '../errors.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { silentLogger } from '../logger.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import type { ArchiveObject, BackupRecord, StoredObject } from '../repository/backup-catalog.ts';
@@ -40,6 +41,8 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   /** Segments read and checked at once (default 4). */
   concurrency?: number;
+  /** Identities for encrypted repositories; without them encrypted objects are reported. */
+  keys?: RepositoryKeys;
 }
 
 const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
@@ -69,7 +72,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
 
   const meta = await steps.run('repository metadata', () => readMeta(store, problems));
   checked.objects += 1;
-  const repository = new Repository(store, meta ?? fallbackMeta());
+  const repository = new Repository(store, meta ?? fallbackMeta(), options.keys);
   const segmentSize = repository.meta.walSegmentSize;
 
   const backups = await steps.run(
@@ -80,7 +83,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
         abortCheck();
         checked.backups += 1;
         checked.objects += 1;
-        const damaged = await verifyBackup(store, record, problems, checked);
+        const damaged = await verifyBackup(store, record, problems, checked, options.keys);
         good.push(record);
         if (damaged) logger.info({ backup: record.id }, 'backup damaged');
       }
@@ -97,7 +100,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
 
   await steps.run(
     'logical dumps',
-    () => verifyDumps(store, problems, checked),
+    () => verifyDumps(store, problems, checked, options.keys),
     () => `${checked.dumps} dump(s)`,
   );
 
@@ -227,6 +230,7 @@ async function verifyBackup(
   record: BackupRecord,
   problems: VerifyProblem[],
   checked: VerifyReport['checked'],
+  keys: RepositoryKeys | undefined,
 ): Promise<boolean> {
   const before = problems.length;
   const unrestorable = `backup ${record.id} unrestorable`;
@@ -234,7 +238,7 @@ async function verifyBackup(
     problems.push({ breaks: unrestorable, backups: [record.id], ...problem });
 
   let manifest: BackupManifest | undefined;
-  const manifestData = await readObject(store, record.manifest, 'zstd', add, checked);
+  const manifestData = await readObject(store, record.manifest, 'zstd', add, checked, true, keys);
   if (manifestData) {
     try {
       manifest = parseBackupManifest(manifestData);
@@ -258,7 +262,7 @@ async function verifyBackup(
 
   const seen = new Set<string>();
   for (const archive of record.archives) {
-    await verifyArchive(store, record, archive, manifest, seen, add, checked);
+    await verifyArchive(store, record, archive, manifest, seen, add, checked, keys);
   }
   if (manifest) {
     const missing = [...manifest.files.keys()].filter((p) => !seen.has(p));
@@ -284,13 +288,14 @@ async function verifyArchive(
   seen: Set<string>,
   add: AddProblem,
   checked: VerifyReport['checked'],
+  keys: RepositoryKeys | undefined,
 ): Promise<void> {
   checked.objects += 1;
   if (!(await store.stat(archive.key))) {
     add({ kind: 'missing', object: archive.key, message: `archive ${archive.archive} is missing` });
     return;
   }
-  const reader = readVerified(store, archive, compressionOfKey(archive.key));
+  const reader = readVerified(store, archive, compressionOfKey(archive.key), keys);
   const counter = new ByteCounter();
   const prefix = archive.tablespace ? `pg_tblspc/${archive.tablespace.oid}/` : '';
   try {
@@ -346,13 +351,14 @@ async function readObject(
   add: AddProblem,
   checked: VerifyReport['checked'],
   keep = true,
+  keys?: RepositoryKeys,
 ): Promise<Buffer | undefined> {
   checked.objects += 1;
   if (!(await store.stat(object.key))) {
     add({ kind: 'missing', object: object.key, message: `${object.key} is missing` });
     return undefined;
   }
-  const reader = readVerified(store, object, compression);
+  const reader = readVerified(store, object, compression, keys);
   const chunks: Buffer[] = [];
   try {
     for await (const chunk of reader.stream as AsyncIterable<Buffer>) if (keep) chunks.push(chunk);
@@ -495,6 +501,7 @@ async function verifyDumps(
   store: ObjectStore,
   problems: VerifyProblem[],
   checked: VerifyReport['checked'],
+  keys: RepositoryKeys | undefined,
 ): Promise<void> {
   for (const key of (await store.list('dumps/')).filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
     const id = key.split('/')[1]!;
@@ -522,6 +529,7 @@ async function verifyDumps(
       (problem) => problems.push({ breaks, ...problem }),
       checked,
       false,
+      keys,
     );
   }
 }

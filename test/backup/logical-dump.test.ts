@@ -225,9 +225,15 @@ test('CLI: warden dump, dump list and restore --dump --target-database', async (
       );
     });
   const db = `${cluster.url()}?sslmode=disable`;
+  // Encrypted by default: the identity in ./.warden/identity.txt is found by both commands.
+  const keygen = await run(['repo', 'keygen', '-o', path.join(cluster.workDir, '.warden', 'identity.txt')]);
+  assert.equal(keygen.code, 0, keygen.stderr);
   const made = await run(['dump', '--database', 'waqiti', '--db', db, '--repo', repoDir, '--json']);
   assert.equal(made.code, 0, made.stderr);
-  const id = (JSON.parse(made.stdout) as { dump: { id: string } }).dump.id;
+  const dumpRecord = (JSON.parse(made.stdout) as { dump: { id: string; object: { encryption?: unknown } } })
+    .dump;
+  assert.ok(dumpRecord.object.encryption, 'the dump is encrypted');
+  const id = dumpRecord.id;
   const list = await run(['dump', 'list', '--repo', repoDir]);
   assert.equal(list.code, 0, list.stderr);
   assert.match(list.stdout, new RegExp(id));

@@ -20,6 +20,7 @@ export async function dumpCommand(
     connection: context.cluster(),
     database: flags.database,
     store: context.store,
+    keys: await context.writeKeys(),
     logger: context.logger,
     ...(signal ? { signal } : {}),
   });
@@ -77,6 +78,7 @@ export async function dumpRestoreCommand(
     store: context.store,
     dumpId: flags.dump,
     targetDatabase: flags.targetDatabase,
+    keys: await context.readKeys(),
     logger: context.logger,
     ...(signal ? { signal } : {}),
   });

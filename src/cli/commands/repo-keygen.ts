@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { WardenError } from '../../errors.ts';
 import { X25519Identity } from '../../pipeline/encryption/age-keys.ts';
@@ -24,6 +24,7 @@ export async function repoKeygenCommand(context: CommandContext, flags: KeygenFl
   }
   const file = path.resolve(flags.output);
   try {
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await writeFile(file, text, { mode: 0o600, flag: 'wx' });
   } catch (cause) {
     throw new WardenError('WARDEN_E_USAGE', `cannot create ${file}: ${(cause as Error).message}`, {

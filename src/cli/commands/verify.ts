@@ -10,6 +10,7 @@ import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts
 export async function verifyCommand(context: CommandContext, signal?: AbortSignal): Promise<number> {
   const report = await verifyRepository({
     store: context.store,
+    keys: await context.readKeys(),
     logger: context.logger,
     ...(signal ? { signal } : {}),
   });

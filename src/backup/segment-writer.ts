@@ -29,6 +29,11 @@ export class SegmentWriter {
     this.buffer = Buffer.alloc(segmentSize);
   }
 
+  /** The repository's preferred minimum time between syncs of the partial segment. */
+  get syncIntervalMs(): number {
+    return this.appender?.syncIntervalMs ?? 0;
+  }
+
   get position(): Lsn {
     return this.segmentStartLsn + BigInt(this.filled);
   }

@@ -266,18 +266,41 @@ export class WalReceiver {
       }
     };
 
+    // Flush when a burst is over, and at least every FLUSH_INTERVAL_MS under sustained load
+    // (the queue may never run empty then) — but no more often than the repository likes
+    // syncing (an object store re-uploads the partial segment on each sync). Data left unflushed
+    // because of that interval is flushed by a timer tick.
+    let tick: NodeJS.Timeout | undefined;
+    const dueForFlush = () => {
+      const since = Date.now() - lastFlushAt;
+      const minimum = segment.syncIntervalMs;
+      return (
+        since >= Math.max(FLUSH_INTERVAL_MS, minimum) || (command.events.pending === 0 && since >= minimum)
+      );
+    };
+    const scheduleTick = () => {
+      if (tick || command.events.pending > 0) return;
+      const wait = Math.max(1, lastFlushAt + segment.syncIntervalMs - Date.now());
+      tick = setTimeout(() => {
+        tick = undefined;
+        command.events.push({ kind: 'tick' });
+      }, wait);
+    };
+
     try {
       for await (const event of command.events) {
-        if (event.kind === 'copy-data' && !serverEnded) {
+        if (event.kind === 'tick') {
+          if (segment.position > flushed && !serverEnded) await flush(false);
+        } else if (event.kind === 'copy-data' && !serverEnded) {
           const type = event.data[0];
           this.current.lastMessageAt = new Date().toISOString();
           if (type === 0x77 /* 'w' */) {
             const message = decodeXLogData(event.data);
             await segment.write(message.dataStart, message.payload);
-            // Flush when the burst is over, and at least every FLUSH_INTERVAL_MS under
-            // sustained load (the queue may never run empty then).
-            if (command.events.pending === 0 || Date.now() - lastFlushAt >= FLUSH_INTERVAL_MS)
-              await flush(false);
+            const reachedStop =
+              this.options.stopAtLsn !== undefined && segment.position >= this.options.stopAtLsn;
+            if (reachedStop || dueForFlush()) await flush(false);
+            else scheduleTick();
             if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
           } else if (type === 0x6b /* 'k' */) {
             const keepalive = decodeKeepalive(event.data);
@@ -306,6 +329,7 @@ export class WalReceiver {
     } catch (error) {
       if (!this.options.signal?.aborted) throw error;
     } finally {
+      clearTimeout(tick);
       await segment.sync().catch(() => undefined);
       if (caughtUpAt)
         await this.writeState(repository, timeline, segment.position, caughtUpAt).catch(() => undefined);

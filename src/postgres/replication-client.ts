@@ -10,7 +10,9 @@ export type ReplicationEvent =
   | { kind: 'row'; values: Array<string | null> }
   | { kind: 'command-complete' }
   | { kind: 'copy-data'; data: Buffer }
-  | { kind: 'copy-done' };
+  | { kind: 'copy-done' }
+  /** Pushed by the consumer itself (a timer), never by the server. */
+  | { kind: 'tick' };
 
 export interface SystemIdentity {
   systemId: string;

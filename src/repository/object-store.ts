@@ -29,6 +29,11 @@ export interface ObjectStore {
 
 export interface Appender {
   readonly size: number;
+  /**
+   * How often syncing is worth its cost, in ms: 0 for a local file (fdatasync is cheap), about a
+   * second for object stores where each sync uploads the whole object again.
+   */
+  readonly syncIntervalMs: number;
   append(data: Buffer): Promise<void>;
   /** Makes everything appended so far durable. */
   sync(): Promise<void>;

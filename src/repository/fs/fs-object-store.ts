@@ -165,6 +165,8 @@ class FsAppender implements Appender {
     return this.currentSize;
   }
 
+  readonly syncIntervalMs = 0;
+
   async append(data: Buffer): Promise<void> {
     let written = 0;
     while (written < data.length) {

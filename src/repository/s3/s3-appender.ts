@@ -24,6 +24,9 @@ export class S3Appender implements Appender {
     return this.length;
   }
 
+  /** Each sync re-uploads the segment: at most about once a second. */
+  readonly syncIntervalMs = 1000;
+
   async append(data: Buffer): Promise<void> {
     if (this.length + data.length > this.buffer.length) {
       const grown = Buffer.alloc(Math.max(this.buffer.length * 2, this.length + data.length));

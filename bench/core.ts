@@ -316,6 +316,8 @@ function wardenMode(key: string, label: string, compression: string, where: 'cli
           '--compression',
           compression,
           ...(where === 'server' ? ['--server-compress'] : []),
+          // The peers run without encryption here; bench/encryption.ts measures its cost.
+          '--no-encryption',
           '--json',
         ],
         {},

@@ -2,38 +2,27 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
-import { WalReceiver } from '../../src/backup/wal-receiver.ts';
 import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
-import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
-import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import type { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
-import { parseLsn } from '../../src/wal/lsn.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
+import { streamInto, type StreamingRepository } from '../harness/streaming.ts';
 
 let cluster: TestCluster;
-let store: FsObjectStore;
-const abort = new AbortController();
-let receiverDone: Promise<void>;
-let flushed = 0n;
+let stream: StreamingRepository<FsObjectStore>;
 const commits: Array<{ id: number; before: number; after: number }> = [];
 
 before(async () => {
   cluster = await startCluster();
-  store = new FsObjectStore(path.join(cluster.workDir, 'repo'));
-  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
   await withClient(cluster.url(), (client) => createLedger(client));
-  const receiver = new WalReceiver({
-    connection,
-    store,
-    slotName: 'warden',
-    signal: abort.signal,
-    onFlush: (lsn) => (flushed = lsn),
+  stream = streamInto(cluster);
+  await takeBackup({
+    connection: stream.connection,
+    store: stream.store,
+    slotName: stream.slotName,
+    compression: 'zstd',
   });
-  receiverDone = receiver.run().catch((error) => {
-    if (!abort.signal.aborted) throw error;
-  });
-  await takeBackup({ connection, store, slotName: 'warden', compression: 'zstd' });
   await withClient(cluster.url(), async (client) => {
     for (let i = 0; i < 30; i += 1) {
       const before = Date.now();
@@ -41,25 +30,18 @@ before(async () => {
       commits.push({ id: done.id, before, after: Date.now() });
       await new Promise((resolve) => setTimeout(resolve, 40));
     }
-    const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    const target = parseLsn(rows[0]!.lsn);
-    const deadline = Date.now() + 30_000;
-    while (flushed < target && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   });
+  await stream.waitForArchive();
 });
 
 after(async () => {
-  abort.abort();
-  await receiverDone;
+  await stream?.stop();
   await cluster?.stop();
 });
 
 async function restoreAndCheck(name: string, target: Parameters<typeof restore>[0]['target']) {
   const targetDir = path.join(cluster.workDir, name);
-  const report = await restore({ store, target, targetDir, start: true }).catch((e) => {
-    console.error(e.details?.log);
-    throw e;
-  });
+  const report = await restore({ store: stream.store, target, targetDir, start: true });
   const instance = new LocalInstance({
     binaries: cluster.instance.binaries,
     dataDir: targetDir,

@@ -3,46 +3,32 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
-import { WalReceiver } from '../../src/backup/wal-receiver.ts';
 import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
-import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
-import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import type { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory } from '../../src/repository/wal-archive.ts';
 import { restore } from '../../src/restore/restore.ts';
-import { parseLsn } from '../../src/wal/lsn.ts';
 import { rejectsWithCode } from '../faults/helpers.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
+import { streamInto, type StreamingRepository } from '../harness/streaming.ts';
 
 const FIRST = 'pre-v1.13.0-upgrade';
 const SECOND = 'pre-v1.14.0-upgrade';
 
 let cluster: TestCluster;
 let store: FsObjectStore;
-const abort = new AbortController();
-let receiverDone: Promise<void>;
-let flushed = 0n;
+let stream: StreamingRepository<FsObjectStore>;
 /** Transfer ids committed before each restore point, and all of them. */
 const beforePoint = new Map<string, number[]>();
 const transfers: number[] = [];
 
 before(async () => {
   cluster = await startCluster();
-  store = new FsObjectStore(path.join(cluster.workDir, 'repo'));
-  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
   await withClient(cluster.url(), (client) => createLedger(client));
-  const receiver = new WalReceiver({
-    connection,
-    store,
-    slotName: 'warden',
-    signal: abort.signal,
-    onFlush: (lsn) => (flushed = lsn),
-  });
-  receiverDone = receiver.run().catch((error) => {
-    if (!abort.signal.aborted) throw error;
-  });
-  await takeBackup({ connection, store, slotName: 'warden', compression: 'zstd' });
+  stream = streamInto(cluster);
+  store = stream.store;
+  await takeBackup({ connection: stream.connection, store, slotName: stream.slotName, compression: 'zstd' });
   await withClient(cluster.url(), async (client) => {
     const transfer = async (n: number) => {
       for (let i = 0; i < n; i += 1) transfers.push((await randomTransfer(client)).id);
@@ -57,17 +43,12 @@ before(async () => {
     await client.query('SELECT pg_create_restore_point($1)', [SECOND]);
     beforePoint.set(SECOND, [...transfers]);
     await transfer(5);
-    const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    const target = parseLsn(rows[0]!.lsn);
-    const deadline = Date.now() + 30_000;
-    while (flushed < target && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.ok(flushed >= target, 'the WAL receiver flushed everything');
   });
+  await stream.waitForArchive();
 });
 
 after(async () => {
-  abort.abort();
-  await receiverDone;
+  await stream?.stop();
   await cluster?.stop();
 });
 

@@ -3,19 +3,38 @@ import os from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 
-// Plain CommonJS so the worker needs no TypeScript loader; zstd-napi is passed in by path.
+// Plain CommonJS so the worker needs no TypeScript loader; zstd-napi's native binding is passed
+// in by path. The worker compresses into one reused scratch buffer and copies the frame out, and
+// hands the input block back, so neither side accumulates garbage 4 MiB buffers between GCs.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { compress } = require(workerData.zstdPath);
-parentPort.on('message', ({ id, data, level }) => {
+const binding = require(workerData.bindingPath);
+const cctx = new binding.CCtx();
+cctx.setParameter(binding.CParameter.checksumFlag, 1);
+let level = -1;
+let scratch = Buffer.alloc(0);
+parentPort.on('message', ({ id, data, level: wanted }) => {
   try {
+    if (wanted !== level) {
+      cctx.setParameter(binding.CParameter.compressionLevel, wanted);
+      level = wanted;
+    }
     const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    parentPort.postMessage({ id, output: compress(input, { compressionLevel: level, checksumFlag: true }) });
+    const bound = binding.compressBound(input.length);
+    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+    const length = cctx.compress2(scratch, input);
+    const output = new Uint8Array(length);
+    output.set(scratch.subarray(0, length));
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+    parentPort.postMessage({ id, output, input: owned ? data.buffer : undefined }, owned ? [output.buffer, data.buffer] : [output.buffer]);
   } catch (error) {
-    parentPort.postMessage({ id, error: String(error && error.message || error) });
+    parentPort.postMessage({ id, error: String((error && error.message) || error) });
   }
 });
 `;
+
+const BLOCK_BYTES = 4 * 1024 * 1024;
+const FREE_BLOCKS_KEPT = 8;
 
 interface Job {
   resolve(output: Buffer): void;
@@ -33,23 +52,32 @@ export class ZstdPool {
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
   private nextWorker = 0;
+  private readonly freeBlocks: Buffer[] = [];
 
   private constructor(size: number) {
-    const zstdPath = createRequire(import.meta.url).resolve('zstd-napi');
+    const require = createRequire(import.meta.url);
+    const bindingPath = require.resolve('zstd-napi/binding.js');
     for (let i = 0; i < size; i += 1) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { zstdPath } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bindingPath } });
       worker.unref();
-      worker.on('message', (message: { id: number; output?: Uint8Array; error?: string }) => {
-        const job = this.jobs.get(message.id);
-        this.jobs.delete(message.id);
-        if (!job) return;
-        if (message.error !== undefined || !message.output)
-          job.reject(new Error(`zstd worker: ${message.error}`));
-        else
-          job.resolve(
-            Buffer.from(message.output.buffer, message.output.byteOffset, message.output.byteLength),
-          );
-      });
+      worker.on(
+        'message',
+        (message: { id: number; output?: Uint8Array; input?: ArrayBuffer; error?: string }) => {
+          // Only whole blocks are reused (a flushed tail block is smaller).
+          if (message.input?.byteLength === BLOCK_BYTES && this.freeBlocks.length < FREE_BLOCKS_KEPT) {
+            this.freeBlocks.push(Buffer.from(message.input));
+          }
+          const job = this.jobs.get(message.id);
+          this.jobs.delete(message.id);
+          if (!job) return;
+          if (message.error !== undefined || !message.output)
+            job.reject(new Error(`zstd worker: ${message.error}`));
+          else
+            job.resolve(
+              Buffer.from(message.output.buffer, message.output.byteOffset, message.output.byteLength),
+            );
+        },
+      );
       worker.on('error', (error) => {
         for (const job of this.jobs.values()) job.reject(error);
         this.jobs.clear();
@@ -68,6 +96,11 @@ export class ZstdPool {
     return this.workers.length;
   }
 
+  /** A 4 MiB block to fill, reused from blocks the workers handed back when possible. */
+  takeBlock(): Buffer {
+    return this.freeBlocks.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES);
+  }
+
   /** Compresses one block into a zstd frame. `block` is transferred when it owns its memory. */
   compress(block: Buffer, level: number): Promise<Buffer> {
     const id = this.nextId++;
@@ -83,17 +116,15 @@ export class ZstdPool {
   }
 }
 
-const BLOCK_BYTES = 4 * 1024 * 1024;
-
 /**
  * A Transform that cuts its input into 4 MiB blocks, compresses them on the pool and emits the
  * frames in input order. At most pool size + 1 blocks are in flight (bounded memory).
  */
 export class ParallelZstdCompressor extends Transform {
-  private block = Buffer.allocUnsafe(BLOCK_BYTES);
+  private readonly pool = ZstdPool.get();
+  private block = this.pool.takeBlock();
   private filled = 0;
   private readonly inFlight: Array<Promise<Buffer>> = [];
-  private readonly pool = ZstdPool.get();
 
   constructor(private readonly level: number) {
     super({ highWaterMark: 1024 * 1024 });
@@ -129,7 +160,7 @@ export class ParallelZstdCompressor extends Transform {
     const pending = this.pool.compress(block, this.level);
     pending.catch(() => undefined); // surfaced when awaited in order
     this.inFlight.push(pending);
-    this.block = Buffer.allocUnsafe(BLOCK_BYTES);
+    this.block = this.pool.takeBlock();
     this.filled = 0;
   }
 }

@@ -18,6 +18,8 @@ export class SegmentWriter {
   private appender: Appender | undefined;
   private segmentStartLsn: Lsn = 0n;
   private filled = 0;
+  /** Bytes of the segment already handed to the partial file (the rest is only in memory). */
+  private persisted = 0;
   private backlog: Array<Promise<void>> = [];
   private archiveError: unknown;
 
@@ -45,6 +47,7 @@ export class SegmentWriter {
   async open(startLsn: Lsn): Promise<void> {
     this.segmentStartLsn = startLsn;
     this.filled = 0;
+    this.persisted = 0;
     this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
     // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
     if (this.appender.size > 0) await this.appender.truncate(0);
@@ -62,8 +65,9 @@ export class SegmentWriter {
     while (offset < payload.length) {
       const room = this.segmentSize - this.filled;
       const piece = payload.subarray(offset, offset + room);
+      // Only into memory here: `sync` writes everything new to the partial file in one go,
+      // instead of one write call per message.
       piece.copy(this.buffer, this.filled);
-      await this.appender!.append(piece);
       this.filled += piece.length;
       offset += piece.length;
       if (this.filled === this.segmentSize) await this.finishSegment();
@@ -72,12 +76,17 @@ export class SegmentWriter {
 
   async sync(): Promise<void> {
     this.throwArchiveError();
-    await this.appender?.sync();
+    if (!this.appender) return;
+    if (this.filled > this.persisted) {
+      await this.appender.append(this.buffer.subarray(this.persisted, this.filled));
+      this.persisted = this.filled;
+    }
+    await this.appender.sync();
   }
 
   /** A full segment: make it durable, hand it to the background archiver, start the next. */
   private async finishSegment(): Promise<void> {
-    await this.appender!.sync();
+    await this.sync();
     await this.appender!.close();
     this.appender = undefined;
     this.archiveInBackground(this.name, this.buffer, this.segmentSize);
@@ -89,7 +98,7 @@ export class SegmentWriter {
   /** The timeline ended inside this segment: archive its valid prefix. */
   async finishPartial(): Promise<void> {
     if (this.filled > 0) {
-      await this.appender?.sync();
+      await this.sync();
       await this.appender?.close();
       this.appender = undefined;
       this.archiveInBackground(this.name, this.buffer, this.filled);

@@ -21,10 +21,16 @@ parentPort.on('message', ({ id, data, level: wanted }) => {
     }
     const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const bound = binding.compressBound(input.length);
-    if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-    const length = cctx.compress2(scratch, input);
+    // The scratch buffer is kept for block-sized inputs only; a larger one (a 16 MiB WAL
+    // segment) gets a temporary buffer, so the worker's footprint stays small.
+    let target = scratch;
+    if (target.length < bound) {
+      target = Buffer.allocUnsafe(bound);
+      if (bound <= workerData.scratchLimit) scratch = target;
+    }
+    const length = cctx.compress2(target, input);
     const output = new Uint8Array(length);
-    output.set(scratch.subarray(0, length));
+    output.set(target.subarray(0, length));
     const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
     parentPort.postMessage({ id, output, input: owned ? data.buffer : undefined }, owned ? [output.buffer, data.buffer] : [output.buffer]);
   } catch (error) {
@@ -58,7 +64,10 @@ export class ZstdPool {
     const require = createRequire(import.meta.url);
     const bindingPath = require.resolve('zstd-napi/binding.js');
     for (let i = 0; i < size; i += 1) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { bindingPath } });
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { bindingPath, scratchLimit: BLOCK_BYTES + 64 * 1024 },
+      });
       worker.unref();
       worker.on(
         'message',

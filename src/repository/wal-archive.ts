@@ -1,10 +1,11 @@
-import { compress, decompress } from 'zstd-napi';
+import { decompress } from 'zstd-napi';
 import { WardenError } from '../errors.ts';
 import { decryptBuffer, encryptBuffer } from '../pipeline/encryption/age-stream.ts';
 import { encryptionRecord, type ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
 import { sha256 } from '../pipeline/hashing.ts';
 import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
+import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import type { Repository } from './repository.ts';
 
@@ -87,7 +88,9 @@ export async function archiveSegment(
   const parsed = parseSegmentName(segment, segmentSize);
   if (!parsed) throw new WardenError('WARDEN_E_INTERNAL', `bad segment name ${segment}`);
   const summary = safeSummary(raw, parsed.startLsn, timeline, segmentSize, validBytes);
-  const compressed = compress(raw, { compressionLevel: 3, checksumFlag: true });
+  // Off the event loop (a worker thread), so the WAL receiver keeps receiving meanwhile. The
+  // copy leaves `raw` with the caller (the pool transfers what it is given).
+  const compressed = await ZstdPool.get().compress(Buffer.from(raw), 3);
   const recipients = repository.keys.recipients;
   const stored = recipients?.length ? await encryptBuffer(compressed, recipients) : compressed;
   const record: SegmentRecord = {

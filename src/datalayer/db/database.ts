@@ -184,19 +184,30 @@ export class Database implements Queryable {
    * Runs one statement. `write` and `batch` go to the primary; `read` goes to a healthy replica
    * within the lag bound that has replayed the session's last write, else to the primary.
    */
-  async query<R = Record<string, unknown>>(
+  query<R = Record<string, unknown>>(
     sql: string,
     params?: readonly unknown[],
-    options: QueryOptions = {},
+    options?: QueryOptions,
   ): Promise<QueryResult<R>> {
-    if (!this.started || this.closing) await this.ready();
-    const role = options.role ?? 'write';
-    if (role === 'read') return this.read<R>(sql, params, options.session);
-    return this.onPrimary(role === 'batch' ? this.batchPool : this.writePool, async (connection) => {
-      const result = await connection.query<R>(sql, params);
-      if (options.session !== undefined) await this.capturePosition(connection, options.session);
-      return result;
-    });
+    // Not async: the hot path hands back the statement's own promise without another layer.
+    if (!this.started || this.closing) return this.queryWhenReady<R>(sql, params, options);
+    const role = options?.role ?? 'write';
+    if (role === 'read') return this.read<R>(sql, params, options?.session);
+    return this.statement<R>(
+      role === 'batch' ? this.batchPool : this.writePool,
+      sql,
+      params,
+      options?.session,
+    );
+  }
+
+  private async queryWhenReady<R>(
+    sql: string,
+    params: readonly unknown[] | undefined,
+    options: QueryOptions | undefined,
+  ): Promise<QueryResult<R>> {
+    await this.ready();
+    return this.query<R>(sql, params, options);
   }
 
   /**
@@ -237,7 +248,9 @@ export class Database implements Queryable {
           Object.assign(error as object, { commitOutcome: 'unknown' });
         throw error;
       }
-      if (options.session !== undefined) await this.capturePosition(connection, options.session);
+      if (options.session !== undefined && this.tracksPositions) {
+        await this.capturePosition(connection, options.session);
+      }
       return result;
     });
   }
@@ -297,12 +310,15 @@ export class Database implements Queryable {
       }
     }
     this.routing.readsOnPrimary += 1;
-    const run = () => this.onPrimary(undefined, (connection) => connection.query<R>(sql, params));
-    // A read is safe to repeat: one retry on a fresh session hides a session that died idle.
-    return run().catch((error: unknown) => {
-      if (error instanceof WardenError && error.code === 'WARDEN_E_FAILOVER') return run();
+    try {
+      return await this.statement<R>(undefined, sql, params, undefined);
+    } catch (error) {
+      // A read is safe to repeat: one retry on a fresh session hides a session that died idle.
+      if (error instanceof WardenError && error.code === 'WARDEN_E_FAILOVER') {
+        return this.statement<R>(undefined, sql, params, undefined);
+      }
       throw error;
-    });
+    }
   }
 
   /** A connection to a replica fit for this session's read, or undefined to use the primary. */
@@ -356,7 +372,7 @@ export class Database implements Queryable {
     const pool = this.readPools.get(key);
     if (!pool) return undefined;
     try {
-      return { lease: await pool.acquire(), key };
+      return { lease: pool.tryAcquire() ?? (await pool.acquire()), key };
     } catch (error) {
       if (error instanceof WardenError && error.code === 'WARDEN_E_POOL_TIMEOUT') throw error;
       this.replicaFailed(key, error);
@@ -379,28 +395,68 @@ export class Database implements Queryable {
     work: (connection: DbConnection, lease: { poison(): void }) => Promise<T>,
   ): Promise<T> {
     const source = pool ?? this.primaryReadPool();
-    const lease = await source.acquire().catch((error: unknown) => {
-      if (pool === undefined && error instanceof WardenError && error.code === 'WARDEN_E_DB_UNREACHABLE') {
-        this.primaryLost(error);
-        throw this.failoverError(error, undefined);
-      }
-      throw error;
-    });
+    let lease: Lease;
+    try {
+      lease = source.tryAcquire() ?? (await source.acquire());
+    } catch (error) {
+      throw this.acquireFailed(pool, error);
+    }
     let poisoned = false;
     try {
       const result = await work(lease.connection, { poison: () => (poisoned = true) });
       lease.release(poisoned);
       return result;
     } catch (error) {
-      const lost = isConnectionFailure(error, lease.connection) || sqlstateIn(error) === READ_ONLY_SQLSTATE;
-      if (!lost) {
-        lease.release(poisoned);
-        throw sqlstateOf(error) ? statementError(error) : error;
-      }
-      lease.release(true);
-      this.primaryLost(error);
-      throw this.failoverError(error, lease.connection.host.key);
+      throw this.workFailed(lease, error, poisoned);
     }
+  }
+
+  /**
+   * {@link onPrimary} for a single statement (plus the session's write position), without the
+   * per-call closures: the path every `query()` takes.
+   */
+  private async statement<R>(
+    pool: ConnectionPool | undefined,
+    sql: string,
+    params: readonly unknown[] | undefined,
+    session: string | undefined,
+  ): Promise<QueryResult<R>> {
+    const source = pool ?? this.primaryReadPool();
+    let lease: Lease;
+    try {
+      lease = source.tryAcquire() ?? (await source.acquire());
+    } catch (error) {
+      throw this.acquireFailed(pool, error);
+    }
+    try {
+      const result = await lease.connection.query<R>(sql, params);
+      if (session !== undefined && this.tracksPositions)
+        await this.capturePosition(lease.connection, session);
+      lease.release(false);
+      return result;
+    } catch (error) {
+      throw this.workFailed(lease, error, false);
+    }
+  }
+
+  private acquireFailed(pool: ConnectionPool | undefined, error: unknown): unknown {
+    if (pool === undefined && error instanceof WardenError && error.code === 'WARDEN_E_DB_UNREACHABLE') {
+      this.primaryLost(error);
+      return this.failoverError(error, undefined);
+    }
+    return error;
+  }
+
+  /** Releases a lease whose work failed and returns the error to raise. */
+  private workFailed(lease: Lease, error: unknown, poisoned: boolean): unknown {
+    const lost = isConnectionFailure(error, lease.connection) || sqlstateIn(error) === READ_ONLY_SQLSTATE;
+    if (!lost) {
+      lease.release(poisoned);
+      return sqlstateOf(error) ? statementError(error) : error;
+    }
+    lease.release(true);
+    this.primaryLost(error);
+    return this.failoverError(error, lease.connection.host.key);
   }
 
   private primaryReadPool(): ConnectionPool {
@@ -493,6 +549,14 @@ export class Database implements Queryable {
     }
   }
 
+  /**
+   * Write positions only matter when reads can go to a replica: without replicas configured every
+   * read runs on the primary, so writes skip the extra position query.
+   */
+  private get tracksPositions(): boolean {
+    return this.config.replicas.length > 0;
+  }
+
   private async capturePosition(connection: DbConnection, session: string): Promise<void> {
     try {
       const { rows } = await connection.query<{ lsn: string }>(CAPTURE_LSN_SQL);
@@ -515,7 +579,8 @@ export class Database implements Queryable {
   }
 
   private async onHost<R>(key: string, sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const lease = await this.readPools.get(key)!.acquire();
+    const pool = this.readPools.get(key)!;
+    const lease = pool.tryAcquire() ?? (await pool.acquire());
     try {
       const result = await lease.connection.query<R>(sql, params);
       lease.release();

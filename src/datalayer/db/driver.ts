@@ -53,9 +53,8 @@ class PgConnection implements DbConnection {
     return (this.client as unknown as { processID?: number }).processID ?? undefined;
   }
 
-  async query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    const result = await this.client.query(sql, params as unknown[] | undefined);
-    return { rows: result.rows as R[], rowCount: result.rowCount, command: result.command };
+  query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+    return this.client.query(sql, params as unknown[] | undefined).then(toQueryResult<R>);
   }
 
   onBroken(listener: (error: Error | undefined) => void): void {
@@ -75,6 +74,10 @@ class PgConnection implements DbConnection {
     this.listeners = [];
     for (const listener of listeners) listener(error);
   }
+}
+
+function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
+  return { rows: result.rows as R[], rowCount: result.rowCount, command: result.command };
 }
 
 /** Opens one session with `pg.Client` (TCP keepalive on, bounded connect time). */

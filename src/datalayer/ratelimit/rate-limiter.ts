@@ -1,7 +1,8 @@
 import { WardenError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../logger.ts';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../redis/circuit-breaker.ts';
-import type { RedisLike } from '../redis/redis-like.ts';
+import { Deadlines } from '../redis/deadlines.ts';
+import type { RedisArg, RedisLike } from '../redis/redis-like.ts';
 import { GCRA, MemoryGcra, type GcraDecision } from './gcra.ts';
 
 /** What a limiter does when Redis cannot answer. */
@@ -57,7 +58,8 @@ export class RateLimiter {
   readonly onRedisDown: RedisDownPolicy;
   readonly #intervalMs: number;
   readonly #redis: RedisLike;
-  readonly #timeoutMs: number;
+  /** The `timeoutMs` guard: one shared timer for all calls in flight, not one per call. */
+  readonly #deadlines: Deadlines;
   readonly #breaker: CircuitBreaker;
   readonly #memory = new MemoryGcra();
   readonly #log: Logger;
@@ -73,7 +75,7 @@ export class RateLimiter {
     this.prefix = options.prefix ?? 'app:rl:';
     this.onRedisDown = options.onRedisDown ?? 'fail-open';
     this.#intervalMs = options.windowMs / options.limit;
-    this.#timeoutMs = options.timeoutMs ?? 250;
+    this.#deadlines = new Deadlines(options.timeoutMs ?? 250);
     this.#breaker = new CircuitBreaker(options.breaker);
     this.#log = (options.logger ?? silentLogger).child({ component: 'ratelimit', prefix: this.prefix });
   }
@@ -85,14 +87,20 @@ export class RateLimiter {
   async consume(key: string, cost = 1): Promise<RateLimitResult> {
     if (this.#breaker.allow()) {
       try {
-        const reply = (await this.#withTimeout(
-          this.#redis.eval(GCRA, [`${this.prefix}{${key}}`], [this.#intervalMs, this.burst, cost]),
+        const args: RedisArg[] = [this.#intervalMs, this.burst, cost];
+        const reply = (await this.#deadlines.race(
+          this.#redis.eval(GCRA, [`${this.prefix}{${key}}`], args),
         )) as number[];
         this.#breaker.success();
-        return this.#result(
-          { allowed: reply[0] === 1, remaining: reply[1]!, resetMs: reply[2]!, retryAfterMs: reply[3]! },
-          'redis',
-        );
+        // the shape #result builds, without the intermediate decision object
+        return {
+          allowed: reply[0] === 1,
+          remaining: Math.max(0, Math.min(this.burst, reply[1]!)),
+          resetMs: reply[2]!,
+          retryAfterMs: reply[3]!,
+          limit: this.burst,
+          source: 'redis',
+        };
       } catch (error) {
         this.#breaker.failure();
         this.#log.warn({ err: error }, 'rate limiter could not reach Redis');
@@ -130,16 +138,5 @@ export class RateLimiter {
       limit: this.burst,
       source,
     };
-  }
-
-  #withTimeout<T>(promise: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`Redis did not answer within ${this.#timeoutMs} ms`)),
-        this.#timeoutMs,
-      );
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 }

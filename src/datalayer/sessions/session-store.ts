@@ -3,7 +3,7 @@ import { silentLogger, type Logger } from '../../logger.ts';
 import { escapeGlob } from '../redis/glob.ts';
 import type { RedisArg, RedisLike } from '../redis/redis-like.ts';
 import type { LuaScript } from '../redis/lua-script.ts';
-import { decryptSessionData, encryptSessionData } from './session-crypto.ts';
+import { decryptSessionData, encryptSessionData, SessionKeyCache } from './session-crypto.ts';
 import { generateSessionId, sessionHandle } from './session-id.ts';
 import {
   DESTROY,
@@ -79,6 +79,7 @@ export class SessionStore {
   readonly absoluteLifetimeMs: number;
   readonly #redis: RedisLike;
   readonly #salt: string | undefined;
+  readonly #keys: SessionKeyCache | undefined;
   readonly #maxBytes: number;
   readonly #log: Logger;
 
@@ -97,6 +98,7 @@ export class SessionStore {
     this.#salt = encryption
       ? (typeof encryption === 'object' && encryption.salt) || 'warden-session'
       : undefined;
+    this.#keys = this.#salt === undefined ? undefined : new SessionKeyCache(this.#salt);
     this.#maxBytes = options.maxBytes ?? 65_536;
     this.#log = (options.logger ?? silentLogger).child({ component: 'sessions' });
   }
@@ -133,7 +135,9 @@ export class SessionStore {
         details: { handle, bytes: Buffer.byteLength(text) },
       });
     }
-    if (this.#salt !== undefined) text = encryptSessionData(text, id, handle, this.#salt);
+    if (this.#keys !== undefined) {
+      text = encryptSessionData(text, id, handle, this.#keys.salt, this.#keys.keyOf(id, handle));
+    }
     const userId = options.userId ?? '';
     const reply = (await this.#run(
       'save',
@@ -143,7 +147,9 @@ export class SessionStore {
     )) as number[];
     if (reply[0] !== 1) return undefined;
     const expiresAt = Number(reply[3]);
-    if (userId !== '') await this.#run('index', INDEX_ADD, [this.#userKey(userId)], [handle, expiresAt]);
+    if (userId !== '' && reply[4] !== 0) {
+      await this.#run('index', INDEX_ADD, [this.#userKey(userId)], [handle, expiresAt]);
+    }
     return {
       handle,
       userId: userId || undefined,
@@ -182,7 +188,7 @@ export class SessionStore {
     ];
     let text = stored;
     if (encrypted === '1') {
-      if (this.#salt === undefined) {
+      if (this.#keys === undefined) {
         throw new WardenError(
           'WARDEN_E_SESSION_INVALID',
           'session is encrypted but the store has no encryption configured',
@@ -191,7 +197,7 @@ export class SessionStore {
           },
         );
       }
-      text = decryptSessionData(stored, id, handle, this.#salt);
+      text = decryptSessionData(stored, id, handle, this.#keys.salt, this.#keys.keyOf(id, handle));
     }
     return {
       data: JSON.parse(text) as T,

@@ -5,7 +5,7 @@ import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
 
 /** Completed segments waiting for compression and upload before `write` waits for them. */
-const MAX_ARCHIVE_BACKLOG = 2;
+const MAX_ARCHIVE_BACKLOG = 1;
 
 /**
  * The segment being received: kept in memory and appended to the repository's partial file.

@@ -75,7 +75,8 @@ export function historyKey(timeline: number): string {
 
 /**
  * Compresses (and, when the repository handle has recipients, encrypts) and stores one finished
- * segment, then its record (the segment's commit marker).
+ * segment, then its record (the segment's commit marker). Takes ownership of `raw`: it is
+ * transferred to a compression worker, so callers must not use it afterwards.
  */
 export async function archiveSegment(
   repository: Repository,
@@ -88,9 +89,9 @@ export async function archiveSegment(
   const parsed = parseSegmentName(segment, segmentSize);
   if (!parsed) throw new WardenError('WARDEN_E_INTERNAL', `bad segment name ${segment}`);
   const summary = safeSummary(raw, parsed.startLsn, timeline, segmentSize, validBytes);
-  // Off the event loop (a worker thread), so the WAL receiver keeps receiving meanwhile. The
-  // copy leaves `raw` with the caller (the pool transfers what it is given).
-  const compressed = await ZstdPool.get().compress(Buffer.from(raw), 3);
+  // Off the event loop (a worker thread), so the WAL receiver keeps receiving meanwhile.
+  // `raw` is handed over (transferred when it owns its memory): callers give up the buffer.
+  const compressed = await ZstdPool.get().compress(raw, 3);
   const recipients = repository.keys.recipients;
   const stored = recipients?.length ? await encryptBuffer(compressed, recipients) : compressed;
   const record: SegmentRecord = {

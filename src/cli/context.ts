@@ -35,9 +35,9 @@ export interface CommandContext {
   readKeys(store?: ObjectStore): Promise<RepositoryKeys>;
 }
 
-export function createContext(options: GlobalOptions): CommandContext {
+export async function createContext(options: GlobalOptions): Promise<CommandContext> {
   const config = loadConfig({ flags: options, env: process.env, cwd: process.cwd() });
-  const store = openObjectStore(config.repository);
+  const store = await openObjectStore(config.repository);
   return {
     config,
     store,

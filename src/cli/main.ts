@@ -1,20 +1,11 @@
 import { Command, Option } from 'commander';
 import { WardenError } from '../errors.ts';
-import { backupCommand } from './commands/backup.ts';
-import { backupListCommand, backupShowCommand } from './commands/backup-list.ts';
-import { backupDeleteCommand, expireCommand, type ExpireFlags } from './commands/expire.ts';
-import { dumpCommand, dumpListCommand } from './commands/dump.ts';
-import { restoreCommand, type RestoreFlags } from './commands/restore.ts';
-import { drillCommand } from './commands/drill.ts';
-import { runEmbeddedCommand } from './commands/run.ts';
-import { serveCommand, type ServeFlags } from './commands/serve.ts';
-import { statusCommand } from './commands/status.ts';
-import { verifyCommand } from './commands/verify.ts';
-import { walStreamCommand } from './commands/wal-stream.ts';
-import { createContext, type GlobalOptions } from './context.ts';
-import { repoKeygenCommand, type KeygenFlags } from './commands/repo-keygen.ts';
-import { repoKeysCommand } from './commands/repo-keys.ts';
-import { repoCopyCommand, type RepoCopyFlags } from './commands/repo-copy.ts';
+import type { ExpireFlags } from './commands/expire.ts';
+import type { RestoreFlags } from './commands/restore.ts';
+import type { ServeFlags } from './commands/serve.ts';
+import { createContext, type CommandContext, type GlobalOptions } from './context.ts';
+import type { KeygenFlags } from './commands/repo-keygen.ts';
+import type { RepoCopyFlags } from './commands/repo-copy.ts';
 import { reportError } from './render.ts';
 
 /** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
@@ -58,11 +49,11 @@ function collect(value: string, previous: string[] | undefined): string[] {
 
 async function execute(
   options: GlobalOptions,
-  action: (context: ReturnType<typeof createContext>) => Promise<number>,
+  action: (context: CommandContext) => Promise<number>,
 ): Promise<void> {
   let code: number;
   try {
-    code = await action(createContext(options));
+    code = await action(await createContext(options));
   } catch (error) {
     code = reportError(error, options.json === true);
   }
@@ -74,7 +65,9 @@ export function buildProgram(): Command {
     .description('Physical backups, continuous WAL and point-in-time restore for PostgreSQL')
     .showHelpAfterError()
     .action(async (options: GlobalOptions) =>
-      execute(options, (context) => runEmbeddedCommand(context, shutdownSignal())),
+      execute(options, async (context) =>
+        (await import('./commands/run.ts')).runEmbeddedCommand(context, shutdownSignal()),
+      ),
     );
 
   const backup = withGlobals(program.command('backup').description('take a full physical base backup now'))
@@ -83,16 +76,22 @@ export function buildProgram(): Command {
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { name?: string }>();
-      await execute(options, (context) => backupCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/backup.ts')).backupCommand(context, options),
+      );
     });
   withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), (context) => backupListCommand(context)),
+      execute(command.optsWithGlobals(), async (context) =>
+        (await import('./commands/backup-list.ts')).backupListCommand(context),
+      ),
   );
   withGlobals(
     backup.command('show').argument('<id>', 'backup id or name').description('show one backup'),
   ).action(async (id: string, _options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), (context) => backupShowCommand(context, id)),
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/backup-list.ts')).backupShowCommand(context, id),
+    ),
   );
 
   withGlobals(
@@ -104,7 +103,9 @@ export function buildProgram(): Command {
     .option('--force', 'also delete the newest restorable backup')
     .action(async (id: string, _options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { force?: boolean }>();
-      await execute(options, (context) => backupDeleteCommand(context, id, options));
+      await execute(options, async (context) =>
+        (await import('./commands/expire.ts')).backupDeleteCommand(context, id, options),
+      );
     });
 
   withGlobals(program.command('expire').description('delete backups and WAL the retention policy lets go'))
@@ -118,7 +119,9 @@ export function buildProgram(): Command {
     .option('--recovery-window <duration>', 'restorable to any second in the last DURATION (e.g. 7d)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ExpireFlags>();
-      await execute(options, (context) => expireCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/expire.ts')).expireCommand(context, options),
+      );
     });
 
   const repo = program.command('repo').description('repository keys');
@@ -128,23 +131,31 @@ export function buildProgram(): Command {
     .option('-o, --output <file>', 'write the identity to this file (mode 0600) instead of stdout')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & KeygenFlags>();
-      await execute(options, (context) => repoKeygenCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
+      );
     });
   withGlobals(repo.command('keys').description('which key each backup and WAL range needs')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), (context) => repoKeysCommand(context)),
+      execute(command.optsWithGlobals(), async (context) =>
+        (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+      ),
   );
   withGlobals(repo.command('copy').description('copy committed backups and WAL to a second repository'))
     .requiredOption('--to <repo>', 'target repository: a directory or s3://bucket/prefix')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RepoCopyFlags>();
-      await execute(options, (context) => repoCopyCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/repo-copy.ts')).repoCopyCommand(context, options),
+      );
     });
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), (context) => walStreamCommand(context, shutdownSignal())),
+      execute(command.optsWithGlobals(), async (context) =>
+        (await import('./commands/wal-stream.ts')).walStreamCommand(context, shutdownSignal()),
+      ),
   );
 
   withGlobals(program.command('restore').description('restore into a new data directory'))
@@ -160,7 +171,9 @@ export function buildProgram(): Command {
     .option('--target-database <name>', 'new database to restore the dump into')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
-      await execute(options, (context) => restoreCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/restore.ts')).restoreCommand(context, options),
+      );
     });
 
   const dump = withGlobals(
@@ -171,11 +184,15 @@ export function buildProgram(): Command {
     .option('--database <name>', 'database to dump')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { database?: string }>();
-      await execute(options, (context) => dumpCommand(context, options, shutdownSignal()));
+      await execute(options, async (context) =>
+        (await import('./commands/dump.ts')).dumpCommand(context, options, shutdownSignal()),
+      );
     });
   withGlobals(dump.command('list').description('list committed logical dumps')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), (context) => dumpListCommand(context)),
+      execute(command.optsWithGlobals(), async (context) =>
+        (await import('./commands/dump.ts')).dumpListCommand(context),
+      ),
   );
 
   withGlobals(
@@ -183,7 +200,9 @@ export function buildProgram(): Command {
       .command('verify')
       .description('check every object, backup and the WAL continuity of the repository'),
   ).action(async (_options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), (context) => verifyCommand(context, shutdownSignal())),
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/verify.ts')).verifyCommand(context, shutdownSignal()),
+    ),
   );
 
   withGlobals(program.command('serve').description('the daemon: WAL stream, scheduled jobs, status API'))
@@ -195,7 +214,9 @@ export function buildProgram(): Command {
     .option('--no-http', 'do not serve the status API')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, (context) => serveCommand(context, options, shutdownSignal()));
+      await execute(options, async (context) =>
+        (await import('./commands/serve.ts')).serveCommand(context, options, shutdownSignal()),
+      );
     });
   withGlobals(
     program
@@ -205,7 +226,9 @@ export function buildProgram(): Command {
     .option('--profile <name>', 'environment profile: dev, uat or prod')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, (context) => statusCommand(context, options));
+      await execute(options, async (context) =>
+        (await import('./commands/status.ts')).statusCommand(context, options),
+      );
     });
   withGlobals(program.command('drill').description('DR drill: restore the latest point, measure RTO/RPO'))
     .option('--profile <name>', 'environment profile whose objectives apply: dev, uat or prod')
@@ -213,7 +236,9 @@ export function buildProgram(): Command {
     .option('--rpo <duration>', 'RPO objective, e.g. 1h (overrides the profile)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, (context) => drillCommand(context, options, shutdownSignal()));
+      await execute(options, async (context) =>
+        (await import('./commands/drill.ts')).drillCommand(context, options, shutdownSignal()),
+      );
     });
 
   program.exitOverride((error) => {

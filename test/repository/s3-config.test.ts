@@ -32,7 +32,7 @@ test('--repo s3://bucket/prefix takes endpoint and region from the AWS environme
     forcePathStyle: true,
   });
   assert.equal(config.repository.path, 's3://backups/prod/db1');
-  assert.equal(openObjectStore(config.repository).location, 's3://backups/prod/db1');
+  assert.equal((await openObjectStore(config.repository)).location, 's3://backups/prod/db1');
   assert.ok(!JSON.stringify(config).includes('hush'), 'env secrets are left to the SDK, never copied');
 });
 
@@ -45,7 +45,7 @@ test('a repository.s3 section names the repository; its location never shows the
   assert.equal(config.repository.s3?.forcePathStyle, true);
   assert.deepEqual(config.repository.s3?.credentials, { accessKeyId: 'AKIA1', secretAccessKey: 's3cr3t' });
   assert.equal(config.repository.path, 's3://backups/db1');
-  assert.ok(!openObjectStore(config.repository).location.includes('s3cr3t'));
+  assert.ok(!(await openObjectStore(config.repository)).location.includes('s3cr3t'));
 });
 
 test('config errors name the repository.s3 field', async () => {

@@ -16,7 +16,7 @@ export async function repoCopyCommand(
   context: CommandContext,
   options: GlobalOptions & RepoCopyFlags,
 ): Promise<number> {
-  const target = openObjectStore(
+  const target = await openObjectStore(
     loadConfig({ flags: { ...options, repo: options.to }, env: process.env, cwd: process.cwd() }).repository,
   );
   const report = await copyRepository(context.store, target);

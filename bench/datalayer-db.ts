@@ -19,33 +19,52 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const OPS = Number(process.env.BENCH_OPS ?? 20_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 
-/** Runs `op` OPS times with CONCURRENCY workers; returns ops/s. */
-async function throughput(op: (i: number) => Promise<unknown>): Promise<number> {
+interface Measured {
+  ops: number;
+  /** client-side CPU (user + system) per query, µs: far less sensitive to other load than ops/s */
+  cpu: number;
+}
+
+/** Runs `op` OPS times with CONCURRENCY workers; returns ops/s and client CPU µs per op. */
+async function throughput(op: (i: number) => Promise<unknown>): Promise<Measured> {
   let next = 0;
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   await Promise.all(
     Array.from({ length: CONCURRENCY }, async () => {
       while (next < OPS) await op(next++);
     }),
   );
-  return OPS / (Number(process.hrtime.bigint() - started) / 1e9);
+  const cpu = process.cpuUsage(cpuBefore);
+  return {
+    ops: OPS / (Number(process.hrtime.bigint() - started) / 1e9),
+    cpu: (cpu.user + cpu.system) / OPS,
+  };
 }
 
 interface Summary {
   median: number;
   min: number;
   max: number;
+  /** median client CPU µs per query */
+  cpu: number;
 }
 
-function summarize(values: number[]): Summary {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)! };
+function summarize(values: Measured[]): Summary {
+  const sorted = [...values].sort((a, b) => a.ops - b.ops);
+  const cpus = values.map((v) => v.cpu).sort((a, b) => a - b);
+  return {
+    median: sorted[Math.floor(sorted.length / 2)]!.ops,
+    min: sorted[0]!.ops,
+    max: sorted.at(-1)!.ops,
+    cpu: cpus[Math.floor(cpus.length / 2)]!,
+  };
 }
 
 /** Runs the sides in rotating order RUNS times after one warm-up each, so drift hits all. */
 async function compare(sides: Array<(i: number) => Promise<unknown>>): Promise<Summary[]> {
   for (const side of sides) await throughput(side);
-  const results: number[][] = sides.map(() => []);
+  const results: Measured[][] = sides.map(() => []);
   for (let r = 0; r < RUNS; r += 1) {
     for (let k = 0; k < sides.length; k += 1) {
       const index = (r + k) % sides.length;
@@ -120,15 +139,15 @@ async function main(): Promise<void> {
     `harness cluster (fsync off). ${CONNECTIONS} connections on each side, concurrency ${CONCURRENCY},`,
     `${OPS} queries per run; median of ${RUNS} alternating runs after a warm-up; spread is min–max.`,
     '',
-    '| workload | side | ops/s (median) | spread (min–max) | overhead vs raw |',
-    '|---|---|---:|---|---:|',
+    '| workload | side | ops/s (median) | spread (min–max) | overhead vs raw | client CPU µs/query |',
+    '|---|---|---:|---|---:|---:|',
     ...results.flatMap((r) => {
       const [withStacks, lean, raw] = r.summaries as [Summary, Summary, Summary];
       const overhead = (s: Summary) => `${(100 * (1 - s.median / raw.median)).toFixed(1)} %`;
       return [
-        `| ${r.name} | router, defaults (leak stacks on) | ${fmt(withStacks.median)} | ${spread(withStacks)} | ${overhead(withStacks)} |`,
-        `| ${r.name} | router, \`leakDetectionStacks: false\` | ${fmt(lean.median)} | ${spread(lean)} | ${overhead(lean)} |`,
-        `| ${r.name} | raw \`pg.Pool\` | ${fmt(raw.median)} | ${spread(raw)} | — |`,
+        `| ${r.name} | router, defaults (leak stacks on) | ${fmt(withStacks.median)} | ${spread(withStacks)} | ${overhead(withStacks)} | ${withStacks.cpu.toFixed(1)} |`,
+        `| ${r.name} | router, \`leakDetectionStacks: false\` | ${fmt(lean.median)} | ${spread(lean)} | ${overhead(lean)} | ${lean.cpu.toFixed(1)} |`,
+        `| ${r.name} | raw \`pg.Pool\` | ${fmt(raw.median)} | ${spread(raw)} | — | ${raw.cpu.toFixed(1)} |`,
       ];
     }),
     '',
@@ -137,10 +156,15 @@ async function main(): Promise<void> {
     '  (validation after 500 ms idle, lifetime timers, leak detection at 60 s), the routing decision',
     "  (no replica configured, so reads land on the primary's read pool) and error classification.",
     '  The first row captures the acquiring stack on every checkout for leak warnings (HikariCP',
-    '  semantics, the default); the second keeps leak detection but without stacks.',
+    "  semantics, the default: V8 walks the caller's frames, starting above the pool, into one",
+    '  holder per connection; formatting waits until a warning needs it); the second keeps leak',
+    '  detection but without stacks. A checkout of an idle connection that needs no validation is',
+    '  synchronous (no promise, no microtask hop).',
     '  Raw side: `pg.Pool.query` with the same connection count.',
     '- Target: router overhead < 5 %. Negative overhead means the router was faster within noise.',
     '- The machine is shared with other test runs (2 cores), so spreads are wide; compare medians.',
+    '  Client CPU µs/query (user + system of the benchmark process, median run) is far less',
+    '  sensitive to that load and shows what each side costs per query.',
     `- Router read pool at the end: ${
       stats
         ? Object.values(stats)

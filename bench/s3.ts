@@ -10,6 +10,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { takeBackup } from '../src/backup/base-backup.ts';
+import { X25519Identity } from '../src/pipeline/encryption/age-keys.ts';
 import type { Compression } from '../src/pipeline/compression.ts';
 import { connectionFromUrl } from '../src/postgres/connection-config.ts';
 import { FsObjectStore } from '../src/repository/fs/fs-object-store.ts';
@@ -45,7 +46,13 @@ try {
   const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
   const work = path.join(cluster.workDir, 'bench-s3');
 
-  const modes: Array<{ label: string; compression: Compression; store: () => Promise<ObjectStore> }> = [];
+  const identity = X25519Identity.generate();
+  const modes: Array<{
+    label: string;
+    compression: Compression;
+    store: () => Promise<ObjectStore>;
+    encrypted?: boolean;
+  }> = [];
   for (const compression of ['zstd', 'none'] as const) {
     modes.push({
       label: `filesystem, ${compression}`,
@@ -63,6 +70,24 @@ try {
     });
   }
 
+  // The same zstd modes with client-side encryption (age, X25519) on every object.
+  modes.push({
+    label: 'filesystem, zstd + encryption',
+    compression: 'zstd',
+    encrypted: true,
+    store: async () => new FsObjectStore(path.join(work, `fs-enc-${Date.now()}`)),
+  });
+  modes.push({
+    label: 'S3 (local s3rver), zstd + encryption',
+    compression: 'zstd',
+    encrypted: true,
+    store: async () => {
+      const store = await s3.newStore();
+      stores.push(store);
+      return store;
+    },
+  });
+
   const results: Array<{ label: string; samples: Sample[] }> = [];
   for (const mode of modes) {
     const samples: Sample[] = [];
@@ -74,11 +99,17 @@ try {
         store,
         slotName: 'bench',
         compression: mode.compression,
+        ...(mode.encrypted ? { keys: { recipients: [identity.recipient] } } : {}),
       });
       const backupMs = performance.now() - started;
       const targetDir = path.join(work, `restore-${results.length}-${round}`);
       const restoreStarted = performance.now();
-      await restore({ store, target: { kind: 'backup', id: backup.id }, targetDir });
+      await restore({
+        store,
+        target: { kind: 'backup', id: backup.id },
+        targetDir,
+        ...(mode.encrypted ? { keys: { identities: [identity] } } : {}),
+      });
       const restoreMs = performance.now() - restoreStarted;
       await rm(targetDir, { recursive: true, force: true });
       const objects = [...backup.archives, backup.manifest];

@@ -77,8 +77,16 @@ async function restoreToName(dirName: string, name: string) {
 }
 
 test('archived segments record the restore point they hold', async () => {
-  const inventory = await readWalInventory(await Repository.open(store));
-  const recorded = [...inventory.segments.values()].flat().flatMap((s) => s.restorePoints ?? []);
+  // Completed segments are archived in the background: wait for the one holding the point.
+  const recordedPoints = async () => {
+    const inventory = await readWalInventory(await Repository.open(store));
+    return [...inventory.segments.values()].flat().flatMap((s) => s.restorePoints ?? []);
+  };
+  let recorded = await recordedPoints();
+  for (let tries = 0; recorded.length === 0 && tries < 100; tries += 1) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    recorded = await recordedPoints();
+  }
   assert.deepEqual(
     recorded.map((rp) => rp.name),
     [FIRST],

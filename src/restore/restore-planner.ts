@@ -24,7 +24,13 @@ export interface RestorePlan {
   backup: BackupRecord;
   timeline: number;
   segments: SegmentRecord[];
+  /** The first of `partials` (kept for callers that show one). */
   partial?: PartialSegment;
+  /**
+   * Segments still being received, in LSN order: usually one, but two while a completed segment
+   * is being archived in the background (its full partial file and the next one).
+   */
+  partials: PartialSegment[];
   /** Settings for postgresql.auto.conf that stop recovery at the target. */
   recovery: Record<string, string>;
   window: RestorableWindow;
@@ -111,13 +117,16 @@ export function planRestore(
   const lastSegmentEnd = segments.length
     ? parseLsn(segments.at(-1)!.startLsn) + BigInt(segments.at(-1)!.timeline === timeline ? segmentSize : 0)
     : 0n;
-  const partial = inventory.partials.find(
-    (p) =>
-      p.timeline === timeline &&
-      p.startLsn >= lastSegmentEnd &&
-      (stopLsn === undefined || p.startLsn < stopLsn),
-  );
-  return { backup, timeline, segments, ...(partial ? { partial } : {}), recovery, window, target };
+  const partials = inventory.partials
+    .filter(
+      (p) =>
+        p.timeline === timeline &&
+        p.startLsn >= lastSegmentEnd &&
+        (stopLsn === undefined || p.startLsn < stopLsn),
+    )
+    .sort((a, b) => (a.startLsn < b.startLsn ? -1 : a.startLsn > b.startLsn ? 1 : 0));
+  const partial = partials[0];
+  return { backup, timeline, segments, ...(partial ? { partial } : {}), partials, recovery, window, target };
 }
 
 function chooseBackup(

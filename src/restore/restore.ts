@@ -86,7 +86,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
           partial?.restorePoints,
         );
       },
-      (p) => `backup ${p.backup.id}, ${p.segments.length + (p.partial ? 1 : 0)} WAL segment(s)`,
+      (p) => `backup ${p.backup.id}, ${p.segments.length + p.partials.length} WAL segment(s)`,
     );
     await steps.run(
       'check keys',
@@ -103,7 +103,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       await extractArchives(options.store, plan.backup.archives, targetDir, repository.keys);
       await writeManifest(options.store, plan.backup.manifest, targetDir, repository.keys);
     });
-    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, partialRaw));
+    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
     const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
@@ -120,7 +120,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       targetDir,
       target: options.target,
       recovery: plan.recovery,
-      walSegments: plan.segments.length + (plan.partial ? 1 : 0),
+      walSegments: plan.segments.length + plan.partials.length,
       ...(port !== undefined ? { port } : {}),
       restoreMs: Math.round(performance.now() - started),
       steps: steps.steps,
@@ -211,12 +211,7 @@ async function writeManifest(
   reader.check();
 }
 
-async function placeWal(
-  repository: Repository,
-  plan: RestorePlan,
-  targetDir: string,
-  partialRaw?: Buffer,
-): Promise<void> {
+async function placeWal(repository: Repository, plan: RestorePlan, targetDir: string): Promise<void> {
   const walDir = path.join(targetDir, 'pg_wal');
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
@@ -242,7 +237,11 @@ async function placeWal(
     pending = next ? readAhead(next) : undefined;
     await writeFile(path.join(walDir, plan.segments[i]!.segment), data);
   }
-  if (plan.partial && partialRaw) await writeFile(path.join(walDir, plan.partial.segment), partialRaw);
+  // Each partial under its own name: with two (one being archived), each holds its own bytes.
+  for (const partial of plan.partials) {
+    const raw = await readPartial(repository.store, partial, repository.meta.walSegmentSize);
+    await writeFile(path.join(walDir, partial.segment), raw);
+  }
 }
 
 async function readPartial(

@@ -3,12 +3,11 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
-import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
+import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import { isWardenError } from '../../src/errors.ts';
 import { X25519Identity } from '../../src/pipeline/encryption/age-keys.ts';
 import type { RepositoryKeys } from '../../src/pipeline/encryption/repository-keys.ts';
 import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import type { ObjectStore } from '../../src/repository/object-store.ts';
@@ -17,6 +16,7 @@ import { copyRepository } from '../../src/repository/repository-copy.ts';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
+import { restoredLedger } from '../harness/restored-ledger.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { startS3, type TestS3 } from '../harness/s3.ts';
 
@@ -66,28 +66,8 @@ after(async () => {
   await Promise.all([cluster?.stop(), s3?.stop()]);
 });
 
-async function restoreLatestLedger(from: ObjectStore, name: string) {
-  const targetDir = path.join(cluster.workDir, name);
-  const report = await restore({
-    store: from,
-    target: { kind: 'latest' },
-    targetDir,
-    start: true,
-    keys: readKeys,
-  });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) =>
-      checkLedger(client),
-    );
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
-}
+const restoreLatestLedger = (from: ObjectStore, name: string) =>
+  restoredLedger(cluster, from, name, { kind: 'latest' }, readKeys);
 
 test('an encrypted S3 repository restores the same ledger as its directory copy', async () => {
   const [backup] = await listBackups(await Repository.open(store));

@@ -4,10 +4,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
-import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
+import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import { WardenError } from '../../src/errors.ts';
 import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import type { ObjectStore } from '../../src/repository/object-store.ts';
@@ -17,6 +16,7 @@ import { readWalInventory } from '../../src/repository/wal-archive.ts';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
+import { restoredLedger } from '../harness/restored-ledger.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { startFaultProxy, startS3, type FaultProxy, type TestS3 } from '../harness/s3.ts';
 
@@ -71,22 +71,7 @@ async function writeTransfers(count: number): Promise<void> {
   });
 }
 
-async function restoreLatestLedger(from: ObjectStore, name: string) {
-  const targetDir = path.join(cluster.workDir, name);
-  const report = await restore({ store: from, target: { kind: 'latest' }, targetDir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) =>
-      checkLedger(client),
-    );
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
-}
+const restoreLatestLedger = (from: ObjectStore, name: string) => restoredLedger(cluster, from, name);
 
 /** Ends the current WAL segment and waits until the receiver archived it (copies take archived WAL). */
 async function switchAndArchive(): Promise<void> {

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
-import { checkLedger, createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
+import type { RestoreTarget } from '../../src/restore/restore-planner.ts';
+import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import type { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
-import { restore } from '../../src/restore/restore.ts';
+import { restoredLedger } from '../harness/restored-ledger.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { streamInto, type StreamingRepository } from '../harness/streaming.ts';
 
@@ -39,22 +38,8 @@ after(async () => {
   await cluster?.stop();
 });
 
-async function restoreAndCheck(name: string, target: Parameters<typeof restore>[0]['target']) {
-  const targetDir = path.join(cluster.workDir, name);
-  const report = await restore({ store: stream.store, target, targetDir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) =>
-      checkLedger(client),
-    );
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
-}
+const restoreAndCheck = (name: string, target: RestoreTarget) =>
+  restoredLedger(cluster, stream.store, name, target);
 
 test('restores to points in time find exactly the transfers committed by then, ledger balanced', async () => {
   for (const index of [4, 17]) {

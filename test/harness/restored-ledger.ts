@@ -1,0 +1,36 @@
+import path from 'node:path';
+import { checkLedger, type LedgerCheck } from '../../src/embedded/ledger.ts';
+import type { RepositoryKeys } from '../../src/pipeline/encryption/repository-keys.ts';
+import { LocalInstance } from '../../src/postgres/local-instance.ts';
+import type { ObjectStore } from '../../src/repository/object-store.ts';
+import type { RestoreTarget } from '../../src/restore/restore-planner.ts';
+import { restore } from '../../src/restore/restore.ts';
+import { withClient, type TestCluster } from './postgres.ts';
+
+/**
+ * Restores `store` to `target` into a new directory under the cluster's work dir, starts it,
+ * reads the ledger (transfer ids, balanced, consistent) with the source's credentials, and stops
+ * the restored instance again.
+ */
+export async function restoredLedger(
+  cluster: TestCluster,
+  store: ObjectStore,
+  dirName: string,
+  target: RestoreTarget = { kind: 'latest' },
+  keys?: RepositoryKeys,
+): Promise<LedgerCheck> {
+  const targetDir = path.join(cluster.workDir, dirName);
+  const report = await restore({ store, target, targetDir, start: true, ...(keys ? { keys } : {}) });
+  const instance = new LocalInstance({
+    binaries: cluster.instance.binaries,
+    dataDir: targetDir,
+    port: report.port!,
+  });
+  try {
+    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), (client) =>
+      checkLedger(client),
+    );
+  } finally {
+    await instance.stop({ mode: 'immediate' });
+  }
+}

@@ -1,30 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { runWarden, type CliRun } from '../harness/cli.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
-const bin = path.resolve('bin/warden.js');
 let cluster: TestCluster;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function warden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      'node',
-      [bin, ...args],
-      { env: { ...process.env, ...env }, cwd: cluster.workDir },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const warden = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> =>
+  runWarden(args, { cwd: cluster.workDir, env });
 
 before(async () => {
   cluster = await startCluster();

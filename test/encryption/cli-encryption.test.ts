@@ -1,32 +1,18 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
+import { runWarden, type CliRun } from '../harness/cli.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
-const bin = fileURLToPath(new URL('../../bin/warden.js', import.meta.url));
 let cluster: TestCluster;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function warden(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [bin, ...args],
-      { env: { ...process.env, ...env }, cwd: cluster.workDir },
-      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const warden = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> =>
+  runWarden(args, { cwd: cluster.workDir, env });
 
 const errorCode = (run: Run) => (JSON.parse(run.stdout) as { error: { code: string } }).error.code;
 

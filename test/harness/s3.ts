@@ -111,6 +111,8 @@ export async function startS3(): Promise<TestS3> {
 export type Fault =
   | { kind: 'status'; status: number; code?: string }
   | { kind: 'slow'; delayMs: number }
+  /** Closes the connection at once, forwarding nothing (the server is unreachable). */
+  | { kind: 'reset' }
   /** Reads part of the request body, then destroys the connection (a reset mid-upload). */
   | { kind: 'drop-mid-upload'; afterBytes: number }
   /** Forwards the request, then destroys the connection before the response reaches the client. */
@@ -160,6 +162,10 @@ export async function startFaultProxy(target: TestS3): Promise<FaultProxy> {
           `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`,
         );
       });
+      return;
+    }
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
       return;
     }
     if (fault?.kind === 'drop-mid-upload') {

@@ -26,7 +26,7 @@ function pool(minIdle: number, maxSize: number, overrides: Partial<PoolSettings>
     connectionTimeoutMs: 20_000,
     maxLifetimeMs: 30 * MINUTE,
     leakDetectionThresholdMs: MINUTE,
-    leakDetectionStacks: true,
+    leakDetectionStacks: 'per-statement',
     validateAfterIdleMs: 500,
     validationTimeoutMs: 5_000,
     ...overrides,
@@ -113,7 +113,7 @@ const poolSchema = z
     connectionTimeoutMs: z.number().int().min(1),
     maxLifetimeMs: ms,
     leakDetectionThresholdMs: ms,
-    leakDetectionStacks: z.boolean(),
+    leakDetectionStacks: z.enum(['per-statement', 'every-checkout', 'off']),
     validateAfterIdleMs: ms,
     validationTimeoutMs: z.number().int().min(1),
   })

@@ -192,13 +192,13 @@ export class Database implements Queryable {
     // Not async: the hot path hands back the statement's own promise without another layer.
     if (!this.started || this.closing) return this.queryWhenReady<R>(sql, params, options);
     const role = options?.role ?? 'write';
-    if (role === 'read') return this.read<R>(sql, params, options?.session);
-    return this.statement<R>(
-      role === 'batch' ? this.batchPool : this.writePool,
-      sql,
-      params,
-      options?.session,
-    );
+    if (role !== 'read') {
+      const pool = role === 'batch' ? this.batchPool : this.writePool;
+      return this.statement<R>(pool, sql, params, options?.session, false);
+    }
+    if (this.config.replicas.length > 0) return this.read<R>(sql, params, options?.session);
+    this.routing.readsOnPrimary += 1;
+    return this.statement<R>(undefined, sql, params, undefined, true);
   }
 
   private async queryWhenReady<R>(
@@ -292,7 +292,7 @@ export class Database implements Queryable {
     params: readonly unknown[] | undefined,
     session: string | undefined,
   ): Promise<QueryResult<R>> {
-    const replica = this.config.replicas.length > 0 ? await this.leaseReplica(session) : undefined;
+    const replica = await this.leaseReplica(sql, session);
     if (replica) {
       const { lease, key } = replica;
       try {
@@ -310,19 +310,12 @@ export class Database implements Queryable {
       }
     }
     this.routing.readsOnPrimary += 1;
-    try {
-      return await this.statement<R>(undefined, sql, params, undefined);
-    } catch (error) {
-      // A read is safe to repeat: one retry on a fresh session hides a session that died idle.
-      if (error instanceof WardenError && error.code === 'WARDEN_E_FAILOVER') {
-        return this.statement<R>(undefined, sql, params, undefined);
-      }
-      throw error;
-    }
+    return this.statement<R>(undefined, sql, params, undefined, true);
   }
 
   /** A connection to a replica fit for this session's read, or undefined to use the primary. */
   private async leaseReplica(
+    sql: string,
     session: string | undefined,
   ): Promise<{ lease: Lease; key: string } | undefined> {
     const candidates = this.monitor
@@ -345,11 +338,11 @@ export class Database implements Queryable {
     if (ready.length > 0) {
       this.roundRobin = (this.roundRobin + 1) % ready.length;
       const key = ready[this.roundRobin]!.key;
-      return this.leaseFrom(key);
+      return this.leaseFrom(key, sql);
     }
     // The last poll may be older than the write: ask the most advanced replica directly.
     const best = candidates.reduce((a, b) => ((a.lsn ?? 0n) >= (b.lsn ?? 0n) ? a : b));
-    const attempt = await this.leaseFrom(best.key);
+    const attempt = await this.leaseFrom(best.key, sql);
     if (attempt && required !== undefined) {
       try {
         const { rows } = await attempt.lease.connection.query<{ lsn: string | null }>(
@@ -368,11 +361,11 @@ export class Database implements Queryable {
     return undefined;
   }
 
-  private async leaseFrom(key: string): Promise<{ lease: Lease; key: string } | undefined> {
+  private async leaseFrom(key: string, sql: string): Promise<{ lease: Lease; key: string } | undefined> {
     const pool = this.readPools.get(key);
     if (!pool) return undefined;
     try {
-      return { lease: pool.tryAcquire() ?? (await pool.acquire()), key };
+      return { lease: pool.tryAcquire(sql) ?? (await pool.acquire(sql)), key };
     } catch (error) {
       if (error instanceof WardenError && error.code === 'WARDEN_E_POOL_TIMEOUT') throw error;
       this.replicaFailed(key, error);
@@ -413,20 +406,25 @@ export class Database implements Queryable {
 
   /**
    * {@link onPrimary} for a single statement (plus the session's write position), without the
-   * per-call closures: the path every `query()` takes.
+   * per-call closures: the path every `query()` takes. With `retry` (reads, which are safe to
+   * repeat) a `WARDEN_E_FAILOVER` is retried once on a fresh session, which hides a session that
+   * died idle.
    */
   private async statement<R>(
     pool: ConnectionPool | undefined,
     sql: string,
     params: readonly unknown[] | undefined,
     session: string | undefined,
+    retry: boolean,
   ): Promise<QueryResult<R>> {
     const source = pool ?? this.primaryReadPool();
     let lease: Lease;
     try {
-      lease = source.tryAcquire() ?? (await source.acquire());
+      lease = source.tryAcquire(sql) ?? (await source.acquire(sql));
     } catch (error) {
-      throw this.acquireFailed(pool, error);
+      const failure = this.acquireFailed(pool, error);
+      if (retry && isFailover(failure)) return this.statement<R>(pool, sql, params, session, false);
+      throw failure;
     }
     try {
       const result = await lease.connection.query<R>(sql, params);
@@ -435,7 +433,9 @@ export class Database implements Queryable {
       lease.release(false);
       return result;
     } catch (error) {
-      throw this.workFailed(lease, error, false);
+      const failure = this.workFailed(lease, error, false);
+      if (retry && isFailover(failure)) return this.statement<R>(pool, sql, params, session, false);
+      throw failure;
     }
   }
 
@@ -580,7 +580,7 @@ export class Database implements Queryable {
 
   private async onHost<R>(key: string, sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
     const pool = this.readPools.get(key)!;
-    const lease = pool.tryAcquire() ?? (await pool.acquire());
+    const lease = pool.tryAcquire(sql) ?? (await pool.acquire(sql));
     try {
       const result = await lease.connection.query<R>(sql, params);
       lease.release();
@@ -594,6 +594,10 @@ export class Database implements Queryable {
   private hostDetails(): Record<string, unknown> {
     return { hosts: this.config.hosts.map((h) => ({ host: h.key, ...this.monitor.describe(h.key) })) };
   }
+}
+
+function isFailover(error: unknown): boolean {
+  return error instanceof WardenError && error.code === 'WARDEN_E_FAILOVER';
 }
 
 /** SQLSTATE of a driver error or of a WardenError wrapping one. */

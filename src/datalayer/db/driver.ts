@@ -54,7 +54,9 @@ class PgConnection implements DbConnection {
   }
 
   query<R>(sql: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
-    return this.client.query(sql, params as unknown[] | undefined).then(toQueryResult<R>);
+    // pg's result already has `rows`, `rowCount` and `command`: handed back as is (typed as our
+    // QueryResult, so no pg type leaks), which saves a promise and an object per statement.
+    return this.client.query(sql, params as unknown[] | undefined) as unknown as Promise<QueryResult<R>>;
   }
 
   onBroken(listener: (error: Error | undefined) => void): void {
@@ -74,10 +76,6 @@ class PgConnection implements DbConnection {
     this.listeners = [];
     for (const listener of listeners) listener(error);
   }
-}
-
-function toQueryResult<R>(result: pg.QueryResult): QueryResult<R> {
-  return { rows: result.rows as R[], rowCount: result.rowCount, command: result.command };
 }
 
 /** Opens one session with `pg.Client` (TCP keepalive on, bounded connect time). */

@@ -10,7 +10,7 @@ export { Database } from './database.ts';
 export type { DatabaseStats, QueryOptions, RoutingStats, TransactionOptions } from './database.ts';
 export { POOL_DEFAULTS, POOL_ROLES } from './config.ts';
 export type { DatabaseOptions, Environment } from './config.ts';
-export type { PoolSettings, PoolStats } from './pool.ts';
+export type { LeakStackMode, PoolSettings, PoolStats } from './pool.ts';
 export type { ConnectionBudget, ServerBudget } from './budget.ts';
 export type { HostInput, PoolRole, QueryResult, Queryable } from './types.ts';
 

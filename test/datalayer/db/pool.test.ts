@@ -128,6 +128,46 @@ test('a connection held past the leak threshold logs a warning with the acquirin
   }
 });
 
+for (const [mode, expected] of [
+  ['per-statement', 'firstCaller'],
+  ['every-checkout', 'slowCaller'],
+  ['off', undefined],
+] as const) {
+  test(`with leakDetectionStacks '${mode}' a statement held past the threshold is reported with its SQL and ${expected ? `the stack of ${expected}` : 'no stack'}`, async () => {
+    const { logger, warnings } = capturingLogger();
+    const { db } = await setup(
+      { minIdle: 0, maxSize: 2, leakDetectionThresholdMs: 100, leakDetectionStacks: mode },
+      { logger },
+    );
+    const sql = 'SELECT pg_sleep($1::float8)';
+    async function firstCaller() {
+      await db.query(sql, [0]);
+    }
+    async function slowCaller() {
+      await db.query(sql, [0.6]);
+    }
+    try {
+      await firstCaller();
+      await slowCaller();
+      const leaks = warnings().filter((w) => typeof w.heldMs === 'number');
+      assert.equal(leaks.length, 1);
+      assert.equal(leaks[0]!.statement, sql);
+      assert.equal(db.stats().pools.write.leaksDetected, 1);
+      if (expected === undefined) {
+        assert.equal(leaks[0]!.stack, undefined);
+      } else {
+        assert.match(String(leaks[0]!.stack), new RegExp(expected));
+        assert.doesNotMatch(
+          String(leaks[0]!.stack),
+          new RegExp(expected === 'firstCaller' ? 'slowCaller' : 'firstCaller'),
+        );
+      }
+    } finally {
+      await db.close();
+    }
+  });
+}
+
 test('a connection killed while idle is dropped and the next query runs on a new one', async () => {
   const { db } = await setup({ minIdle: 1, maxSize: 2, validateAfterIdleMs: 50 });
   try {

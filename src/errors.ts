@@ -54,6 +54,8 @@ export const ERROR_CODES = {
   WARDEN_E_KEY_MISMATCH: { exit: EXIT.usage, http: 403 },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_BACKUP_CHAIN_BROKEN: { exit: EXIT.integrity, http: 409 },
+  WARDEN_E_INCREMENTAL_UNAVAILABLE: { exit: EXIT.server, http: 409 },
   WARDEN_E_BACKUP_PROTECTED: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_NO_BACKUP: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
@@ -65,6 +67,7 @@ export const ERROR_CODES = {
   WARDEN_E_VERIFICATION_FAILED: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_DRILL_FAILED: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_INSUFFICIENT_SPACE: { exit: EXIT.unavailable, http: 507 },
+  WARDEN_E_PORT_IN_USE: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_VERIFY_FAILED: { exit: EXIT.integrity, http: 500 },
   // logical dumps (pg_dump / pg_restore)
   WARDEN_E_TOOL_MISSING: { exit: EXIT.server, http: 500 },

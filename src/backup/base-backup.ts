@@ -22,6 +22,12 @@ import { acquireLock } from '../repository/repository-lock.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
 import { ensureWalArchived } from './wal-coverage.ts';
+import {
+  incrementalUnavailable,
+  planIncremental,
+  type IncrementalBase,
+  type IncrementalMode,
+} from './incremental-plan.ts';
 
 export interface BackupOptions {
   connection: ConnectionConfig;
@@ -37,15 +43,26 @@ export interface BackupOptions {
   logger?: Logger;
   signal?: AbortSignal;
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /**
+   * Incremental backup (PostgreSQL 17+, summarize_wal on) on the newest backup of this cluster:
+   * `require` fails with WARDEN_E_INCREMENTAL_UNAVAILABLE when none can be taken, `prefer`
+   * takes a full backup instead and says why in `fallback`.
+   */
+  incremental?: IncrementalMode;
+  /** Oldest server_version_num to take incrementals from (default 170001). */
+  minIncrementalVersion?: number;
 }
 
 export interface BackupReport {
   backup: BackupRecord;
   steps: StepReport[];
+  /** Why an incremental backup was asked for (`prefer`) but a full one taken. */
+  fallback?: string;
 }
 
 /**
- * Takes a full physical base backup over the replication protocol (no pg_basebackup), streams
+ * Takes a physical base backup over the replication protocol (no pg_basebackup), full or
+ * incremental on an earlier one (PostgreSQL 17 UPLOAD_MANIFEST + BASE_BACKUP INCREMENTAL), streams
  * each tar archive through compression and SHA-256 into the repository, stores PostgreSQL's
  * backup_manifest, makes sure the WAL from start to end LSN is archived, and only then writes
  * the commit marker. Any failure removes what this attempt wrote.
@@ -53,8 +70,8 @@ export interface BackupReport {
 export async function takeBackup(options: BackupOptions): Promise<BackupReport> {
   const logger = options.logger ?? silentLogger;
   const steps = new StepRecorder();
-  await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
-  const client = await ReplicationClient.connect(options.connection);
+  const facts = await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
+  let client = await ReplicationClient.connect(options.connection);
   let release: (() => Promise<void>) | undefined;
   let prefix: string | undefined;
   try {
@@ -73,17 +90,51 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
     await client.ensureSlot(options.slotName);
 
+    let base: IncrementalBase | undefined;
+    let fallback: string | undefined;
+    if (options.incremental) {
+      const planned = await steps.run(
+        'choose parent',
+        () => planIncremental(repository, facts, identity, options.minIncrementalVersion),
+        (result) => ('parent' in result ? `incremental on ${result.parent.id}` : result.message),
+      );
+      if ('parent' in planned) base = planned;
+      else if (options.incremental === 'require')
+        throw incrementalUnavailable(planned.blocker, planned.message);
+      else fallback = planned.message;
+    }
+
     const existing = new Set((await listBackups(repository)).map((record) => record.id));
     const startTime = await serverNow(options.connection);
-    const id = newBackupId(startTime, existing);
+    let id = newBackupId(startTime, existing, base ? 'incremental' : 'full');
     prefix = backupPrefix(id);
     const started = performance.now();
-    const streamed = await steps.run(
-      'stream base backup',
-      () => streamBaseBackup(client, repository, prefix!, id, options),
-      (result) =>
-        `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
-    );
+    const streamStep = (parent: IncrementalBase | undefined) =>
+      steps.run(
+        parent ? 'stream incremental backup' : 'stream base backup',
+        () => streamBaseBackup(client, repository, prefix!, id, options, parent),
+        (result) =>
+          `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
+      );
+    let streamed: StreamedBackup;
+    try {
+      streamed = await streamStep(base);
+    } catch (error) {
+      // The server checks its WAL summaries only once asked (they may not reach back to the parent).
+      const refused = base !== undefined && (error as WardenError).code === 'WARDEN_E_SERVER_ERROR';
+      if (!refused) throw error;
+      const message = `the server cannot take an incremental backup on ${base!.parent.id}: ${(error as Error).message}`;
+      if (options.incremental === 'require') throw incrementalUnavailable('server-refused', message);
+      fallback = message;
+      base = undefined;
+      await options.store.delete(prefix).catch(() => undefined);
+      client.destroy();
+      client = await ReplicationClient.connect(options.connection);
+      id = newBackupId(startTime, existing, 'full');
+      prefix = backupPrefix(id);
+      streamed = await streamStep(undefined);
+    }
+    if (fallback) logger.warn({ id, reason: fallback }, 'full backup taken instead of an incremental one');
     await client.close();
     const endTime = await serverNow(options.connection);
     await steps.run('archive WAL to end of backup', () =>
@@ -93,7 +144,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       format: 1,
       id,
       ...(options.name ? { name: options.name } : {}),
-      kind: 'full',
+      kind: base ? 'incremental' : 'full',
+      ...(base ? { parent: base.parent.id } : {}),
       systemId: identity.systemId,
       timeline: streamed.timeline,
       startLsn: streamed.startLsn,
@@ -112,8 +164,11 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     };
     await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
     await steps.run('commit', () => commitBackup(repository, record));
-    logger.info({ id, startLsn: record.startLsn, endLsn: record.endLsn }, 'backup committed');
-    return { backup: record, steps: steps.steps };
+    logger.info(
+      { id, kind: record.kind, parent: record.parent, startLsn: record.startLsn, endLsn: record.endLsn },
+      'backup committed',
+    );
+    return { backup: record, steps: steps.steps, ...(fallback ? { fallback } : {}) };
   } catch (error) {
     if (prefix) await options.store.delete(prefix).catch(() => undefined);
     throw error;
@@ -137,7 +192,10 @@ async function streamBaseBackup(
   prefix: string,
   id: string,
   options: BackupOptions,
+  base: IncrementalBase | undefined,
 ): Promise<StreamedBackup> {
+  // The manifest goes up on the same connection, right before the BASE_BACKUP that uses it.
+  if (base) await client.uploadManifest(base.manifest);
   const serverCompressed = options.serverCompression === true && options.compression !== 'none';
   const parts = [
     `LABEL ${quoteLiteral(`warden ${id}`)}`,
@@ -147,6 +205,7 @@ async function streamBaseBackup(
     "MANIFEST 'yes'",
     "MANIFEST_CHECKSUMS 'CRC32C'",
     'TABLESPACE_MAP',
+    ...(base ? ['INCREMENTAL'] : []),
   ];
   if (serverCompressed) {
     parts.push(`COMPRESSION ${quoteLiteral(options.compression)}`);

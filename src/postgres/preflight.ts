@@ -7,6 +7,8 @@ export interface ServerFacts {
   walLevel: string;
   maxWalSenders: number;
   canReplicate: boolean;
+  /** `summarize_wal` (PostgreSQL 17+; undefined on older servers): incremental backups need it. */
+  summarizeWal?: boolean;
 }
 
 const MIN_VERSION_NUM = 150000;
@@ -20,11 +22,13 @@ export async function readServerFacts(config: ConnectionConfig): Promise<ServerF
       wal_level: string;
       senders: number;
       can_replicate: boolean;
+      summarize_wal: string | null;
     }>(
       `SELECT current_setting('server_version_num')::int AS version,
               current_setting('wal_level') AS wal_level,
               current_setting('max_wal_senders')::int AS senders,
-              coalesce((SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), false) AS can_replicate`,
+              coalesce((SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user), false) AS can_replicate,
+              current_setting('summarize_wal', true) AS summarize_wal`,
     );
     const row = rows[0]!;
     return {
@@ -32,6 +36,7 @@ export async function readServerFacts(config: ConnectionConfig): Promise<ServerF
       walLevel: row.wal_level,
       maxWalSenders: row.senders,
       canReplicate: row.can_replicate,
+      ...(row.summarize_wal !== null ? { summarizeWal: row.summarize_wal === 'on' } : {}),
     };
   } finally {
     await client.end().catch(() => undefined);

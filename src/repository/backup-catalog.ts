@@ -34,7 +34,13 @@ export interface BackupRecord {
   id: string;
   /** Optional descriptive name (`pre-v1.13.0-upgrade`); named backups are kept until deleted. */
   name?: string;
-  kind: 'full';
+  /**
+   * `full`: every file. `incremental` (PostgreSQL 17+): relation files hold only the blocks
+   * changed since `parent` (INCREMENTAL.* files); restore needs the whole chain down to a full.
+   */
+  kind: 'full' | 'incremental';
+  /** The backup an incremental backup builds on (absent for full backups). */
+  parent?: string;
   systemId: string;
   timeline: number;
   startLsn: string;
@@ -88,11 +94,16 @@ export async function commitBackup(repository: Repository, record: BackupRecord)
   );
 }
 
-/** A new backup id: UTC start time, like 20261122-143005F. */
-export function newBackupId(now: Date, existing: ReadonlySet<string>): string {
+/** A new backup id: UTC start time and kind, like 20261122-143005F (full) or 20261122-180002I. */
+export function newBackupId(
+  now: Date,
+  existing: ReadonlySet<string>,
+  kind: BackupRecord['kind'] = 'full',
+): string {
   const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-  let id = `${stamp}F`;
-  for (let n = 2; existing.has(id); n += 1) id = `${stamp}F${n}`;
+  const letter = kind === 'full' ? 'F' : 'I';
+  let id = `${stamp}${letter}`;
+  for (let n = 2; existing.has(id); n += 1) id = `${stamp}${letter}${n}`;
   return id;
 }
 

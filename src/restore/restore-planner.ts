@@ -1,5 +1,6 @@
 import { WardenError } from '../errors.ts';
 import type { BackupRecord } from '../repository/backup-catalog.ts';
+import { backupChain, completeChains } from '../repository/backup-chain.ts';
 import type { PartialSegment, SegmentRecord, WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, segmentStart, type Lsn } from '../wal/lsn.ts';
 import { newestTimeline, restorableWindow, walRanges, type RestorableWindow } from './restorable-window.ts';
@@ -22,6 +23,8 @@ export interface RestorePointInfo {
 
 export interface RestorePlan {
   backup: BackupRecord;
+  /** What restore reads, oldest first: `[backup]` for a full one, else its full backup and every incremental up to it. */
+  chain: BackupRecord[];
   timeline: number;
   segments: SegmentRecord[];
   /** The first of `partials` (kept for callers that show one). */
@@ -70,8 +73,10 @@ export function planRestore(
   const chain = timelineChain(inventory, timeline);
   // A backup is usable when it lies on this history (not on a branch that was abandoned) and
   // the WAL from its start through the archive's end is continuous.
+  const complete = new Set(completeChains(backups));
   const usable = backups.filter(
     (b) =>
+      complete.has(b) &&
       onChain(chain, b.timeline, parseLsn(b.endLsn)) &&
       parseLsn(b.startLsn) >= range.start &&
       parseLsn(b.endLsn) <= range.end,
@@ -126,7 +131,17 @@ export function planRestore(
     )
     .sort((a, b) => (a.startLsn < b.startLsn ? -1 : a.startLsn > b.startLsn ? 1 : 0));
   const partial = partials[0];
-  return { backup, timeline, segments, ...(partial ? { partial } : {}), partials, recovery, window, target };
+  return {
+    backup,
+    chain: backupChain(backup, backups),
+    timeline,
+    segments,
+    ...(partial ? { partial } : {}),
+    partials,
+    recovery,
+    window,
+    target,
+  };
 }
 
 function chooseBackup(
@@ -141,6 +156,7 @@ function chooseBackup(
       throw new WardenError('WARDEN_E_BACKUP_NOT_FOUND', `no backup "${target.id}"`, {
         details: { id: target.id },
       });
+    backupChain(found, all); // a missing parent is named before any WAL question
     if (!usable.includes(found)) throw gapError(found, window);
     return found;
   }

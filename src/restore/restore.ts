@@ -1,4 +1,5 @@
 import { createWriteStream, existsSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -8,7 +9,12 @@ import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
 import { findServerBinaries } from '../postgres/server-binaries.ts';
-import { listBackups, type ArchiveObject, type StoredObject } from '../repository/backup-catalog.ts';
+import {
+  listBackups,
+  type ArchiveObject,
+  type BackupRecord,
+  type StoredObject,
+} from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
@@ -24,6 +30,7 @@ import { StepRecorder, type StepReport } from '../util/report.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
+import { applyIncrementalTar, fullBackupLabel, pruneUnseen } from './incremental-apply.ts';
 import { readVerified } from './verified-reader.ts';
 import { waitForPromotion } from './recovery-wait.ts';
 import { checkRestoreKeys } from './key-check.ts';
@@ -92,23 +99,26 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       'check keys',
       () =>
         checkRestoreKeys(options.store, repository.keys, [
-          ...plan.backup.archives,
-          plan.backup.manifest,
+          ...plan.chain.flatMap((backup) => [...backup.archives, backup.manifest]),
           ...plan.segments.map((s) => ({ ...s, key: segmentDataKey(s.timeline, s.segment) })),
         ]),
       (r) => (r.encryptedObjects ? `${r.encryptedObjects} encrypted object(s) open` : 'not encrypted'),
     );
     const port = options.start ? await choosePort(options.port) : options.port;
-    await steps.run('restore base backup', async () => {
-      await extractArchives(options.store, plan.backup.archives, targetDir, repository.keys);
-      await writeManifest(options.store, plan.backup.manifest, targetDir, repository.keys);
-    });
+    await steps.run(
+      plan.chain.length > 1
+        ? `restore base backup and ${plan.chain.length - 1} incremental(s)`
+        : 'restore base backup',
+      () => restoreFiles(options.store, plan.chain, targetDir, repository.keys),
+    );
     await steps.run('restore WAL', () => placeWal(repository, plan, targetDir));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
     const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
     if (options.start) {
-      const binaries = await findServerBinaries();
+      const binaries = await findServerBinaries(process.env, {
+        major: serverMajor(plan.backup.serverVersion),
+      });
       const instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
       await steps.run('start and recover', async () => {
         await instance.start({ timeoutSeconds: 3600 });
@@ -167,29 +177,81 @@ async function choosePort(requested: number | undefined): Promise<number> {
   return requested;
 }
 
-async function extractArchives(
+/**
+ * Materializes the chain's files: the full backup's archives, then each incremental applied on
+ * top (changed blocks written, dropped files removed), then the last backup's labels made those
+ * of a full backup. The last backup's manifest goes beside the files only when it describes
+ * them (a full backup): an incremental one lists INCREMENTAL.* files instead.
+ */
+async function restoreFiles(
   store: ObjectStore,
-  archives: readonly ArchiveObject[],
+  chain: readonly BackupRecord[],
   targetDir: string,
   keys: RepositoryKeys,
 ): Promise<void> {
-  const tablespaceMap: string[] = [];
-  for (const archive of archives) {
-    const dir = archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
+  const [full, ...incrementals] = chain;
+  for (const archive of full!.archives) {
+    const dir = archiveDir(targetDir, archive);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
-    const reader = readVerified(store, archive, compression, keys);
-    try {
-      await extractTar(reader.stream, dir, archive.key);
-    } catch (error) {
-      throw reader.explain(error);
+    await readArchive(store, archive, keys, (stream) => extractTar(stream, dir, archive.key));
+  }
+  for (const backup of incrementals) {
+    for (const archive of backup.archives) {
+      const dir = archiveDir(targetDir, archive);
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      const applied = await readArchive(store, archive, keys, (stream) =>
+        applyIncrementalTar(stream, dir, archive.key),
+      );
+      await pruneUnseen(dir, applied.seen);
     }
-    reader.check();
-    if (archive.tablespace) tablespaceMap.push(`${archive.tablespace.oid} ${dir}`);
+    // Tablespaces dropped since the previous backup.
+    const kept = new Set(backup.archives.map((archive) => archiveDir(targetDir, archive)));
+    for (const name of await readdir(`${targetDir}_tablespaces`).catch(() => [] as string[])) {
+      const dir = path.join(`${targetDir}_tablespaces`, name);
+      if (!kept.has(dir)) await rm(dir, { recursive: true, force: true });
+    }
+  }
+  const last = chain.at(-1)!;
+  if (incrementals.length) {
+    const labelFile = path.join(targetDir, 'backup_label');
+    await writeFile(labelFile, fullBackupLabel(await readFile(labelFile, 'utf8')));
+  } else {
+    await writeManifest(store, last.manifest, targetDir, keys);
   }
   // Tablespaces are restored beside the target, never over the source's locations.
+  const tablespaceMap = last.archives
+    .filter((archive) => archive.tablespace)
+    .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, archive)}`);
   if (tablespaceMap.length)
     await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+}
+
+function archiveDir(targetDir: string, archive: ArchiveObject): string {
+  return archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
+}
+
+/** Reads one archive decompressed and verified against its recorded checksum. */
+async function readArchive<T>(
+  store: ObjectStore,
+  archive: ArchiveObject,
+  keys: RepositoryKeys,
+  consume: (stream: Readable) => Promise<T>,
+): Promise<T> {
+  const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
+  const reader = readVerified(store, archive, compression, keys);
+  let result: T;
+  try {
+    result = await consume(reader.stream);
+  } catch (error) {
+    throw reader.explain(error);
+  }
+  reader.check();
+  return result;
+}
+
+/** 17 from "17.10", 15 from "15.19 (Debian 15.19-0+deb12u1)". */
+function serverMajor(serverVersion: string): number {
+  return Number(/^(\d+)/.exec(serverVersion)?.[1] ?? 0);
 }
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */

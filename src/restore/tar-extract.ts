@@ -22,16 +22,7 @@ export async function extractTar(source: Readable, targetDir: string, label: str
   const consume = (async () => {
     for await (const entry of extract) {
       const header = entry.header;
-      const destination = path.resolve(targetDir, header.name);
-      if (destination !== targetDir && !destination.startsWith(targetDir + path.sep)) {
-        throw new WardenError(
-          'WARDEN_E_REPO_CORRUPT',
-          `${label} holds an entry outside the target: ${header.name}`,
-          {
-            details: { object: label, entry: header.name },
-          },
-        );
-      }
+      const destination = safeDestination(targetDir, header.name, label);
       if (header.type === 'directory') {
         await ensureDir(destination);
         entry.resume();
@@ -56,4 +47,15 @@ export async function extractTar(source: Readable, targetDir: string, label: str
   consume.catch((error: unknown) => extract.destroy(error as Error));
   await Promise.all([pipeline(source, extract), consume]);
   return files;
+}
+
+/** Where a tar entry lands; refuses names that would leave `targetDir` (`../`, absolute paths). */
+export function safeDestination(targetDir: string, name: string, label: string): string {
+  const destination = path.resolve(targetDir, name);
+  if (destination !== targetDir && !destination.startsWith(targetDir + path.sep)) {
+    throw new WardenError('WARDEN_E_REPO_CORRUPT', `${label} holds an entry outside the target: ${name}`, {
+      details: { object: label, entry: name },
+    });
+  }
+  return destination;
 }

@@ -28,6 +28,8 @@ export interface TestCluster {
 export interface StartClusterOptions {
   settings?: Record<string, string | number>;
   hbaLines?: string[];
+  /** Server major version (default: whatever findServerBinaries() picks, the system's 15 here). */
+  major?: number;
 }
 
 /**
@@ -36,7 +38,10 @@ export interface StartClusterOptions {
  * `stop()` (or process exit) removes everything.
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<TestCluster> {
-  const binaries = await findServerBinaries();
+  const binaries = await findServerBinaries(
+    process.env,
+    options.major !== undefined ? { major: options.major } : {},
+  );
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'warden-pg-'));
   const port = await freePort();
   const password = randomBytes(12).toString('hex');

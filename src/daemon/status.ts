@@ -12,7 +12,7 @@ import { readAllJobStates } from '../scheduler/job-state.ts';
 import type { JobStatus } from '../scheduler/scheduler.ts';
 import { describeDuration } from '../scheduler/duration.ts';
 import { listDrills } from '../verify/drill.ts';
-import { listVerifications } from '../verify/restore-check.ts';
+import { listVerifications, type VerificationReport } from '../verify/restore-check.ts';
 import { parseLsn } from '../wal/lsn.ts';
 import type { ClusterPlan } from './daemon-config.ts';
 import { JOB_NAMES } from './profiles.ts';
@@ -36,7 +36,14 @@ export interface ClusterStatus {
   rpoExposureSource?: 'server' | 'stream-state';
   restorableWindow?: RestorableWindow;
   lastBackup: { full?: BackupSummary; named?: BackupSummary };
-  lastVerification?: { backupId?: string; startedAt: string; passed: boolean; failed: string[] };
+  lastVerification?: {
+    backupId?: string;
+    startedAt: string;
+    passed: boolean;
+    failed: string[];
+    /** Why each failed check failed (e.g. `prepare`: WARDEN_E_INSUFFICIENT_SPACE). */
+    errors: CheckError[];
+  };
   lastDrill?: {
     startedAt: string;
     passed: boolean;
@@ -44,10 +51,17 @@ export interface ClusterStatus {
     rpoMs?: number;
     objectives: { rtoMs: number; rpoMs: number };
     failures: string[];
+    errors: CheckError[];
   };
   jobs: JobStatus[];
   /** What needs a person: failed verification or drill, unreachable repository, stopped stream. */
   alerts: string[];
+}
+
+export interface CheckError {
+  check: string;
+  code: string;
+  message: string;
 }
 
 interface BackupSummary {
@@ -132,10 +146,11 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
         startedAt: verification.startedAt,
         passed: verification.passed,
         failed: verification.checks.filter((c) => c.status === 'failed').map((c) => c.name),
+        errors: checkErrors(verification),
       };
       if (!verification.passed)
         alerts.push(
-          `verification of ${verification.backupId ?? 'the latest backup'} at ${verification.startedAt} FAILED: ${status.lastVerification.failed.join(', ')}`,
+          `verification of ${verification.backupId ?? 'the latest backup'} at ${verification.startedAt} FAILED: ${describeFailed(verification)}`,
         );
     }
     const drill = (await listDrills(store)).at(-1);
@@ -147,6 +162,7 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
         ...(drill.measured.rpoMs !== undefined ? { rpoMs: drill.measured.rpoMs } : {}),
         objectives: drill.objectives,
         failures: drill.failures,
+        errors: checkErrors(drill.verification),
       };
       if (!drill.passed) alerts.push(`DR drill at ${drill.startedAt} FAILED: ${drill.failures.join('; ')}`);
     }
@@ -190,6 +206,20 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
       );
   }
   return status;
+}
+
+function checkErrors(report: VerificationReport): CheckError[] {
+  return report.checks.flatMap((c) =>
+    c.status === 'failed' && c.error ? [{ check: c.name, code: c.error.code, message: c.error.message }] : [],
+  );
+}
+
+/** `prepare (WARDEN_E_INSUFFICIENT_SPACE: /scratch has … free)`: the failed checks with their causes. */
+function describeFailed(report: VerificationReport): string {
+  return report.checks
+    .filter((c) => c.status === 'failed')
+    .map((c) => (c.error ? `${c.name} (${c.error.code}: ${c.error.message})` : c.name))
+    .join(', ');
 }
 
 function jobsFromSchedules(plan: ClusterPlan, now: Date): JobStatus[] {

@@ -44,7 +44,7 @@ export interface CheckResult {
 export interface ScratchOptions {
   /** Parent directory of scratch instances (default the OS temp directory). */
   scratchDir?: string;
-  /** Port for the scratch instance (default a free one; a taken one is replaced by a free one). */
+  /** Port for the scratch instance (default a free one); a configured port that is taken fails the run. */
   port?: number;
 }
 
@@ -129,10 +129,10 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
     const backup = await chooseBackup(options.store, options.target);
     backupId = backup.id;
     await checkFreeSpace(scratchParent, backup);
+    port = await choosePort(options.scratch?.port);
     scratchRoot = await mkdtemp(path.join(scratchParent, 'warden-scratch-'));
     if (runAs) await chown(scratchRoot, runAs.uid, runAs.gid);
     const dataDir = path.join(scratchRoot, 'data');
-    port = await choosePort(options.scratch?.port, logger);
     const restoreTarget: RestoreTarget =
       options.target.kind === 'latest' ? { kind: 'latest' } : { kind: 'time', time: options.target.time };
     const restored = await step('restore', async () => {
@@ -263,12 +263,20 @@ async function checkFreeSpace(dir: string, backup: BackupRecord): Promise<void> 
   }
 }
 
-async function choosePort(requested: number | undefined, logger: Logger): Promise<number> {
+/**
+ * A configured port is used as configured or refused: it was set for a reason (a firewall or
+ * SELinux port policy, or a leftover scratch instance of a killed run still listening there),
+ * and silently moving elsewhere would hide that. Unconfigured, any free port does.
+ */
+async function choosePort(requested: number | undefined): Promise<number> {
   if (requested === undefined) return freePort();
-  if (!(await portInUse(requested))) return requested;
-  const port = await freePort();
-  logger.warn({ requested, port }, 'scratch port taken; using a free one');
-  return port;
+  if (await portInUse(requested)) {
+    throw new WardenError('WARDEN_E_PORT_IN_USE', `scratch port ${requested} on 127.0.0.1 is in use`, {
+      hint: 'Stop what listens there, or change daemon.verification.port (unset, a free port is used).',
+      details: { port: requested, field: 'daemon.verification.port' },
+    });
+  }
+  return requested;
 }
 
 /** pg_verifybackup where installed; else each manifest entry's size (the npm server package lacks the tool). */

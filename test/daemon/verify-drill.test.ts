@@ -60,12 +60,11 @@ test('verification restores into a scratch instance and passes manifest, recover
     connection,
     target: { kind: 'latest' },
     checks: CHECKS,
-    // The source's own port is taken: the scratch instance picks another.
-    scratch: { scratchDir: cluster.workDir, port: cluster.port },
+    scratch: { scratchDir: cluster.workDir },
   });
   assert.ok(report.passed, JSON.stringify(report.checks, null, 2));
   assert.equal(report.backupId, backupId);
-  assert.notEqual(report.port, cluster.port);
+  assert.ok(report.port, 'a free port was picked');
   assert.deepEqual(
     report.checks.map((c) => [c.name, c.status]),
     [

@@ -52,7 +52,7 @@ export function renderStatus(c: ClusterStatus): string {
   );
   const v = c.lastVerification;
   lines.push(
-    `  verification   ${v ? `${v.passed ? 'passed' : `FAILED (${v.failed.join(', ')})`} at ${v.startedAt}, backup ${v.backupId ?? '-'}` : 'never'}`,
+    `  verification   ${v ? `${v.passed ? 'passed' : `FAILED (${v.failed.map((name) => [name, ...v.errors.filter((e) => e.check === name).map((e) => e.code)].join(': ')).join(', ')})`} at ${v.startedAt}, backup ${v.backupId ?? '-'}` : 'never'}`,
   );
   const d = c.lastDrill;
   lines.push(

@@ -68,7 +68,6 @@ export const ERROR_CODES = {
   WARDEN_E_DRILL_FAILED: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_INSUFFICIENT_SPACE: { exit: EXIT.unavailable, http: 507 },
   WARDEN_E_PORT_IN_USE: { exit: EXIT.conflict, http: 409 },
-  WARDEN_E_PORT_IN_USE: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_VERIFY_FAILED: { exit: EXIT.integrity, http: 500 },
   // logical dumps (pg_dump / pg_restore)
   WARDEN_E_TOOL_MISSING: { exit: EXIT.server, http: 500 },

@@ -1,4 +1,5 @@
 import { WardenError } from '../errors.ts';
+import { BlockPool } from '../pipeline/block-pool.ts';
 import type { Appender } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
 import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
@@ -28,7 +29,7 @@ export class SegmentWriter {
     private readonly timeline: number,
     private readonly segmentSize: number,
   ) {
-    this.buffer = Buffer.alloc(segmentSize);
+    this.buffer = newSegmentBuffer(segmentSize);
   }
 
   /** The repository's preferred minimum time between syncs of the partial segment. */
@@ -90,7 +91,7 @@ export class SegmentWriter {
     await this.appender!.close();
     this.appender = undefined;
     this.archiveInBackground(this.name, this.buffer, this.segmentSize);
-    this.buffer = Buffer.alloc(this.segmentSize);
+    this.buffer = newSegmentBuffer(this.segmentSize);
     if (this.backlog.length > MAX_ARCHIVE_BACKLOG) await this.backlog[0];
     await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
   }
@@ -133,4 +134,13 @@ export class SegmentWriter {
     this.appender = undefined;
     this.throwArchiveError();
   }
+}
+
+/**
+ * A zeroed segment buffer, reusing the memory of one the compression worker handed back: a fresh
+ * 16 MiB buffer per segment stays resident until a late GC, which showed as the peak RSS of a
+ * backup's WAL catch-up. Zeroed because a partial segment is archived with its unwritten tail.
+ */
+function newSegmentBuffer(size: number): Buffer {
+  return BlockPool.get().take(size).fill(0);
 }

@@ -2,45 +2,57 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import { BLOCK_BYTES, BlockPool } from './block-pool.ts';
 
 // Plain CommonJS so the worker needs no TypeScript loader; zstd-napi's native binding is passed
 // in by path. The worker compresses into one reused scratch buffer and copies the frame out, and
-// hands the input block back, so neither side accumulates garbage 4 MiB buffers between GCs.
+// hands transferred input memory back, so neither side accumulates garbage 4 MiB buffers between
+// GCs. An input whose frame may not fit the scratch buffer (a 16 MiB WAL segment) is compressed
+// as a stream through it, so the worker never allocates more than one block's worth.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const binding = require(workerData.bindingPath);
 const cctx = new binding.CCtx();
 cctx.setParameter(binding.CParameter.checksumFlag, 1);
-let level = -1;
-let scratch = Buffer.alloc(0);
-parentPort.on('message', ({ id, data, level: wanted }) => {
+let level = undefined;
+const scratch = Buffer.allocUnsafe(binding.compressBound(workerData.blockBytes));
+function compress(input) {
+  if (binding.compressBound(input.length) <= scratch.length) {
+    const length = cctx.compress2(scratch, input);
+    const output = new Uint8Array(length);
+    output.set(scratch.subarray(0, length));
+    return output;
+  }
+  const pieces = [];
+  let total = 0;
+  let consumed = 0;
+  for (;;) {
+    const [remaining, produced, used] = cctx.compressStream2(scratch, input.subarray(consumed), binding.EndDirective.end);
+    consumed += used;
+    pieces.push(Buffer.from(scratch.subarray(0, produced)));
+    total += produced;
+    if (remaining === 0) break;
+  }
+  const output = new Uint8Array(total);
+  let offset = 0;
+  for (const piece of pieces) { output.set(piece, offset); offset += piece.length; }
+  return output;
+}
+parentPort.on('message', ({ id, data, level: wanted, transferred }) => {
   try {
     if (wanted !== level) {
       cctx.setParameter(binding.CParameter.compressionLevel, wanted);
       level = wanted;
     }
-    const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const bound = binding.compressBound(input.length);
-    // The scratch buffer is kept for block-sized inputs only; a larger one (a 16 MiB WAL
-    // segment) gets a temporary buffer, so the worker's footprint stays small.
-    let target = scratch;
-    if (target.length < bound) {
-      target = Buffer.allocUnsafe(bound);
-      if (bound <= workerData.scratchLimit) scratch = target;
-    }
-    const length = cctx.compress2(target, input);
-    const output = new Uint8Array(length);
-    output.set(target.subarray(0, length));
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
-    parentPort.postMessage({ id, output, input: owned ? data.buffer : undefined }, owned ? [output.buffer, data.buffer] : [output.buffer]);
+    const output = compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    const input = transferred ? data.buffer : undefined;
+    parentPort.postMessage({ id, output, input }, input ? [output.buffer, input] : [output.buffer]);
   } catch (error) {
+    cctx.reset(binding.ResetDirective.sessionOnly);
     parentPort.postMessage({ id, error: String((error && error.message) || error) });
   }
 });
 `;
-
-const BLOCK_BYTES = 4 * 1024 * 1024;
-const FREE_BLOCKS_KEPT = 8;
 
 interface Job {
   resolve(output: Buffer): void;
@@ -58,24 +70,23 @@ export class ZstdPool {
   private readonly jobs = new Map<number, Job>();
   private nextId = 0;
   private nextWorker = 0;
-  private readonly freeBlocks: Buffer[] = [];
 
-  private constructor(size: number) {
+  private constructor(
+    size: number,
+    private readonly blocks: BlockPool,
+  ) {
     const require = createRequire(import.meta.url);
     const bindingPath = require.resolve('zstd-napi/binding.js');
     for (let i = 0; i < size; i += 1) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { bindingPath, scratchLimit: BLOCK_BYTES + 64 * 1024 },
+        workerData: { bindingPath, blockBytes: BLOCK_BYTES },
       });
       worker.unref();
       worker.on(
         'message',
         (message: { id: number; output?: Uint8Array; input?: ArrayBuffer; error?: string }) => {
-          // Only whole blocks are reused (a flushed tail block is smaller).
-          if (message.input?.byteLength === BLOCK_BYTES && this.freeBlocks.length < FREE_BLOCKS_KEPT) {
-            this.freeBlocks.push(Buffer.from(message.input));
-          }
+          if (message.input) this.blocks.giveBack(message.input);
           const job = this.jobs.get(message.id);
           this.jobs.delete(message.id);
           if (!job) return;
@@ -97,7 +108,7 @@ export class ZstdPool {
 
   /** One pool per process, one worker per core (at least two). */
   static get(): ZstdPool {
-    ZstdPool.shared ??= new ZstdPool(Math.max(2, os.availableParallelism()));
+    ZstdPool.shared ??= new ZstdPool(Math.max(2, os.availableParallelism()), BlockPool.get());
     return ZstdPool.shared;
   }
 
@@ -105,33 +116,42 @@ export class ZstdPool {
     return this.workers.length;
   }
 
-  /** A 4 MiB block to fill, reused from blocks the workers handed back when possible. */
-  takeBlock(): Buffer {
-    return this.freeBlocks.pop() ?? Buffer.allocUnsafe(BLOCK_BYTES);
-  }
-
-  /** Compresses one block into a zstd frame. `block` is transferred when it owns its memory. */
-  compress(block: Buffer, level: number): Promise<Buffer> {
+  /**
+   * Compresses `data` into one zstd frame. Its memory is transferred to the worker (the caller
+   * gives the buffer up) when it is a block of the shared BlockPool or owns its whole
+   * ArrayBuffer; otherwise it is copied. Transferred blocks return to the BlockPool.
+   */
+  compress(data: Buffer, level: number): Promise<Buffer> {
     const id = this.nextId++;
     const worker = this.workers[this.nextWorker++ % this.workers.length]!;
-    const ownsMemory = block.byteOffset === 0 && block.byteLength === block.buffer.byteLength;
+    const memory = data.buffer as ArrayBuffer;
+    const transferred =
+      this.blocks.owns(data) || (data.byteOffset === 0 && data.byteLength === memory.byteLength);
     return new Promise<Buffer>((resolve, reject) => {
       this.jobs.set(id, { resolve, reject });
       worker.ref();
-      worker.postMessage({ id, data: block, level }, ownsMemory ? [block.buffer as ArrayBuffer] : []);
+      worker.postMessage({ id, data, level, transferred }, transferred ? [memory] : []);
     }).finally(() => {
-      if (![...this.jobs.keys()].length) for (const w of this.workers) w.unref();
+      if (this.jobs.size === 0) for (const w of this.workers) w.unref();
     });
   }
 }
 
+/** A BlockPool block at least this full is compressed in place rather than copied. */
+const ZERO_COPY_MIN = BLOCK_BYTES / 2;
+
 /**
  * A Transform that cuts its input into 4 MiB blocks, compresses them on the pool and emits the
  * frames in input order. At most pool size + 1 blocks are in flight (bounded memory).
+ *
+ * Input chunks that are (mostly full) BlockPool blocks — what the replication client coalesces
+ * BASE_BACKUP data into — become frames as they are, without a copy: writing such a chunk hands
+ * its memory over. Other input is copied into blocks.
  */
 export class ParallelZstdCompressor extends Transform {
   private readonly pool = ZstdPool.get();
-  private block = this.pool.takeBlock();
+  private readonly blocks = BlockPool.get();
+  private block: Buffer | undefined;
   private filled = 0;
   private readonly inFlight: Array<Promise<Buffer>> = [];
 
@@ -145,31 +165,50 @@ export class ParallelZstdCompressor extends Transform {
 
   override _flush(callback: TransformCallback): void {
     (async () => {
-      if (this.filled > 0) this.dispatch();
+      if (this.filled > 0) this.dispatch(this.block!.subarray(0, this.filled));
+      this.block = undefined;
+      this.filled = 0;
       while (this.inFlight.length > 0) this.push(await this.inFlight.shift()!);
     })().then(() => callback(), callback);
   }
 
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.block) this.blocks.giveBack(this.block.buffer);
+    this.block = undefined;
+    callback(error);
+  }
+
   private async accept(chunk: Buffer): Promise<void> {
+    const pooled = this.blocks.owns(chunk);
+    if (pooled && this.filled === 0 && chunk.length >= ZERO_COPY_MIN) {
+      this.dispatch(chunk);
+      await this.limitInFlight();
+      return;
+    }
     let offset = 0;
     while (offset < chunk.length) {
+      this.block ??= this.blocks.take();
       const n = Math.min(chunk.length - offset, BLOCK_BYTES - this.filled);
       chunk.copy(this.block, this.filled, offset, offset + n);
       this.filled += n;
       offset += n;
       if (this.filled === BLOCK_BYTES) {
-        this.dispatch();
-        if (this.inFlight.length > this.pool.size) this.push(await this.inFlight.shift()!);
+        this.dispatch(this.block);
+        this.block = undefined;
+        this.filled = 0;
+        await this.limitInFlight();
       }
     }
+    if (pooled) this.blocks.giveBack(chunk.buffer);
   }
 
-  private dispatch(): void {
-    const block = this.filled === BLOCK_BYTES ? this.block : Buffer.from(this.block.subarray(0, this.filled));
+  private dispatch(block: Buffer): void {
     const pending = this.pool.compress(block, this.level);
     pending.catch(() => undefined); // surfaced when awaited in order
     this.inFlight.push(pending);
-    this.block = this.pool.takeBlock();
-    this.filled = 0;
+  }
+
+  private async limitInFlight(): Promise<void> {
+    if (this.inFlight.length > this.pool.size) this.push(await this.inFlight.shift()!);
   }
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { WardenError } from '../errors.ts';
+import { BLOCK_BYTES, BlockPool } from '../pipeline/block-pool.ts';
 import { EventQueue } from '../util/event-queue.ts';
 import { connect } from './connect.ts';
 import type { ConnectionConfig } from './connection-config.ts';
@@ -31,15 +32,16 @@ interface WireConnection {
 }
 
 const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
-const COALESCE_BYTES = 1024 * 1024;
 
 export interface StreamOptions {
   /** Sent as CopyData when the server asks for input (CopyInResponse), then CopyDone. */
   copyIn?: Buffer;
   /**
-   * Copy consecutive CopyData messages starting with this type byte into one buffer of up to
-   * 1 MiB (keeping the type byte in front): BASE_BACKUP sends ~32 KiB 'd' messages, and one
-   * copy into a large block instead of a small buffer per message cuts allocation and GC churn.
+   * Copy consecutive CopyData messages starting with this type byte into one 4 MiB BlockPool
+   * block (the type byte in front, then up to 4 MiB - 1 bytes of payload): BASE_BACKUP sends
+   * ~32 KiB 'd' messages, and one copy into a recycled block, which the compressor then hands
+   * to a worker as it is, replaces a fresh buffer per message and a second copy. Such events'
+   * `data` is pool memory: a consumer that writes it to a compressor gives it up.
    */
   coalesceType?: number;
 }
@@ -114,10 +116,10 @@ export class StreamingCommand {
   handleCopyData(message: { chunk: Buffer }): void {
     const chunk = message.chunk;
     const type = this.options.coalesceType;
-    if (type !== undefined && chunk[0] === type && chunk.length <= COALESCE_BYTES) {
-      if (this.block && this.blockLength + chunk.length - 1 > COALESCE_BYTES) this.flushBlock();
+    if (type !== undefined && chunk[0] === type && chunk.length <= BLOCK_BYTES) {
+      if (this.block && this.blockLength + chunk.length - 1 > BLOCK_BYTES) this.flushBlock();
       if (!this.block) {
-        this.block = Buffer.allocUnsafe(COALESCE_BYTES + 1);
+        this.block = BlockPool.get().take();
         this.block[0] = type;
         this.blockLength = 1;
       }

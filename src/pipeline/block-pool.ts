@@ -1,0 +1,56 @@
+/** The size of a compression block: what one worker compresses into one independent frame. */
+export const BLOCK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Recycled buffers for the byte paths. 4 MiB blocks are shared by the replication client (which
+ * coalesces BASE_BACKUP data straight into them) and the compressor (which hands them to a worker
+ * without copying; the worker gives the memory back); the WAL receiver recycles its segment
+ * buffers the same way. Reusing a few buffers instead of allocating fresh ones keeps page faults,
+ * external-memory GC pressure and peak RSS down while gigabytes stream through: a fresh buffer
+ * per block or segment stays resident until a GC that V8 only starts after tens of MiB.
+ */
+export class BlockPool {
+  private static shared: BlockPool | undefined;
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  /** Memory this pool issued: a view of it may be handed to a worker without a copy. */
+  private readonly issued = new WeakSet<ArrayBufferLike>();
+
+  /** `keep`: free blocks kept per size (4 MiB blocks; other sizes, such as WAL segments, keep 1). */
+  constructor(private readonly keep = 4) {}
+
+  static get(): BlockPool {
+    BlockPool.shared ??= new BlockPool();
+    return BlockPool.shared;
+  }
+
+  /** A buffer of `size` bytes to fill (contents undefined), reused when one is free. */
+  take(size = BLOCK_BYTES): Buffer {
+    const list = this.free.get(size);
+    if (!list) this.free.set(size, []);
+    const memory = list?.pop() ?? new ArrayBuffer(size);
+    this.issued.add(memory);
+    return Buffer.from(memory);
+  }
+
+  /** Whether `chunk` views memory this pool issued (the caller owns the whole buffer). */
+  owns(chunk: Uint8Array): boolean {
+    return this.issued.has(chunk.buffer);
+  }
+
+  /**
+   * Takes memory back once nobody reads it any more (also memory a worker returned after a
+   * transfer, which arrives as a new ArrayBuffer). Only sizes this pool hands out are kept, up
+   * to a few per size; the rest is left to the GC.
+   */
+  giveBack(memory: ArrayBufferLike): void {
+    const list = this.free.get(memory.byteLength);
+    if (!list || list.length >= (memory.byteLength === BLOCK_BYTES ? this.keep : 1)) return;
+    if (list.includes(memory as ArrayBuffer)) return;
+    list.push(memory as ArrayBuffer);
+  }
+
+  /** Free buffers of `size` waiting to be reused (for tests). */
+  freeCount(size = BLOCK_BYTES): number {
+    return this.free.get(size)?.length ?? 0;
+  }
+}

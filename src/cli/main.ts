@@ -70,12 +70,16 @@ export function buildProgram(): Command {
       ),
     );
 
-  const backup = withGlobals(program.command('backup').description('take a full physical base backup now'))
+  const backup = withGlobals(program.command('backup').description('take a physical base backup now'))
     .option('--name <name>', 'descriptive name, kept until deleted (e.g. pre-v1.13.0-upgrade)')
+    .option(
+      '--incremental',
+      'only what changed since the newest backup (PostgreSQL 17+ with summarize_wal = on); fails with the reason otherwise',
+    )
     .addOption(new Option('--compression <kind>', 'compression').choices(['zstd', 'gzip', 'none']))
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
     .action(async (_options: GlobalOptions, command: Command) => {
-      const options = command.optsWithGlobals<GlobalOptions & { name?: string }>();
+      const options = command.optsWithGlobals<GlobalOptions & { name?: string; incremental?: boolean }>();
       await execute(options, async (context) =>
         (await import('./commands/backup.ts')).backupCommand(context, options),
       );

@@ -35,28 +35,37 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
     const schedule = plan.schedules[name];
     if (schedule) jobs.push({ name, schedule, ...job });
   };
-  const backup = async ({ signal }: { signal: AbortSignal }): Promise<JobOutcome> => {
-    const report = await takeBackup({
-      connection: deps.connection,
-      store: deps.store,
-      slotName: plan.slot,
-      compression: deps.compression,
-      ...(deps.keys ? { keys: deps.keys } : {}),
-      logger: deps.logger,
-      signal,
-    });
-    return { status: 'succeeded', detail: `backup ${report.backup.id}` };
-  };
-  // Any backup that started at or after the slot serves it: a catch-up full backup also covers
-  // the 6-hourly slot due at the same time.
-  const coveredBySlot = async (slot: Date) => {
+  // The weekly slot takes a full backup; the 6-hourly one an incremental on PostgreSQL 17+
+  // (summarize_wal on), else a full one, with the reason in the run's detail.
+  const backup =
+    (incremental: boolean) =>
+    async ({ signal }: { signal: AbortSignal }): Promise<JobOutcome> => {
+      const report = await takeBackup({
+        connection: deps.connection,
+        store: deps.store,
+        slotName: plan.slot,
+        compression: deps.compression,
+        ...(incremental ? { incremental: 'prefer' as const } : {}),
+        ...(deps.keys ? { keys: deps.keys } : {}),
+        logger: deps.logger,
+        signal,
+      });
+      const { id, kind, parent } = report.backup;
+      const what = kind === 'incremental' ? `incremental backup ${id} on ${parent}` : `full backup ${id}`;
+      return { status: 'succeeded', detail: report.fallback ? `${what} (${report.fallback})` : what };
+    };
+  // A backup that started at or after the slot serves it: a catch-up full backup also covers
+  // the 6-hourly slot due at the same time, but an incremental never covers the weekly full.
+  const coveredBySlot = (fullOnly: boolean) => async (slot: Date) => {
     const repository = await Repository.open(deps.store).catch(() => undefined);
     if (!repository) return undefined;
-    const newer = (await listBackups(repository)).find((b) => Date.parse(b.startTime) >= slot.getTime());
+    const newer = (await listBackups(repository)).find(
+      (b) => Date.parse(b.startTime) >= slot.getTime() && (!fullOnly || b.kind === 'full'),
+    );
     return newer ? `backup ${newer.id} already covers this slot` : undefined;
   };
-  add('full-backup', { run: backup, satisfied: coveredBySlot });
-  add('backup', { run: backup, satisfied: coveredBySlot });
+  add('full-backup', { run: backup(false), satisfied: coveredBySlot(true) });
+  add('backup', { run: backup(true), satisfied: coveredBySlot(false) });
   add('logical-dump', {
     run: async ({ signal }) => {
       const ids: string[] = [];

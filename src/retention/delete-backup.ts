@@ -4,6 +4,7 @@ import { silentLogger } from '../logger.ts';
 import { backupPrefix, getBackup, listBackups, type BackupRecord } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
+import { completeChains } from '../repository/backup-chain.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
 import { isRestorable } from './plan-expiry.ts';
@@ -42,7 +43,19 @@ export async function deleteBackup(options: DeleteBackupOptions): Promise<Backup
   try {
     const record = await getBackup(repository, options.backup);
     const inventory = await readWalInventory(repository);
-    const newestValid = (await listBackups(repository))
+    const all = await listBackups(repository);
+    const dependents = all.filter((b) => b.parent === record.id).map((b) => b.id);
+    if (dependents.length) {
+      throw new WardenError(
+        'WARDEN_E_BACKUP_PROTECTED',
+        `backup ${record.id} is the parent of incremental backup(s) ${dependents.join(', ')}; deleting it would make them unrestorable`,
+        {
+          hint: 'Delete the incremental backups built on it first (newest first).',
+          details: { id: record.id, dependents },
+        },
+      );
+    }
+    const newestValid = completeChains(all)
       .filter((b) => isRestorable(b, inventory, repository.meta.walSegmentSize))
       .at(-1);
     if (newestValid?.id === record.id && !options.force) {

@@ -1,4 +1,5 @@
 import type { BackupRecord } from '../repository/backup-catalog.ts';
+import { completeChains } from '../repository/backup-chain.ts';
 import { segmentDataKey, timelineDir, type WalInventory } from '../repository/wal-archive.ts';
 import { newestTimeline, walRanges } from '../restore/restorable-window.ts';
 import { parseLsn, segmentStart, type Lsn } from '../wal/lsn.ts';
@@ -16,7 +17,8 @@ export type KeepRule =
   | 'max-age-full'
   | 'max-age-incremental'
   | 'keep-last'
-  | 'recovery-window';
+  | 'recovery-window'
+  | 'needed-by-incremental';
 
 /** The rule under which a backup goes: the first configured rule that no longer holds it. */
 export type ExpireRule =
@@ -122,7 +124,11 @@ export function planExpiry(
   options: PlanExpiryOptions,
 ): ExpiryPlan {
   const sorted = [...backups].sort((a, b) => time(a) - time(b) || a.id.localeCompare(b.id));
-  const valid = new Set(sorted.filter((b) => isRestorable(b, walInventory, options.segmentSize)));
+  // An incremental backup is restorable only with its whole chain of parents present.
+  const complete = new Set(completeChains(sorted));
+  const valid = new Set(
+    sorted.filter((b) => complete.has(b) && isRestorable(b, walInventory, options.segmentSize)),
+  );
   const reasons = new Map<BackupRecord, KeepReason[]>(sorted.map((b) => [b, []]));
   const add = (backup: BackupRecord, reason: KeepReason) => reasons.get(backup)!.push(reason);
   const warnings: string[] = [];
@@ -147,6 +153,7 @@ export function planExpiry(
   for (const backup of sorted) {
     if (backup.name) add(backup, { rule: 'named', detail: `named "${backup.name}": kept until deleted` });
   }
+  keepParentsOfKept(sorted, complete, reasons, add);
 
   const kept = sorted.filter((b) => reasons.get(b)!.length > 0);
   const expired = sorted.filter((b) => reasons.get(b)!.length === 0);
@@ -185,7 +192,7 @@ function applyPolicy(
     if (maxAge && now.getTime() - time(backup) < maxAge.ms) {
       add(backup, {
         rule: maxAge.rule,
-        detail: `${kindOf(backup)} backup younger than ${formatRetentionDuration(maxAge.ms)}`,
+        detail: `${backup.kind} backup younger than ${formatRetentionDuration(maxAge.ms)}`,
       });
     }
   }
@@ -219,6 +226,27 @@ function applyPolicy(
   }
 }
 
+/** Every backup a kept incremental (with its chain complete) builds on stays: restore reads the whole chain. */
+function keepParentsOfKept(
+  sorted: readonly BackupRecord[],
+  complete: ReadonlySet<BackupRecord>,
+  reasons: ReadonlyMap<BackupRecord, KeepReason[]>,
+  add: (backup: BackupRecord, reason: KeepReason) => void,
+): void {
+  const byId = new Map(sorted.map((b) => [b.id, b]));
+  for (const backup of [...sorted].reverse()) {
+    if (backup.kind !== 'incremental' || !complete.has(backup) || reasons.get(backup)!.length === 0) continue;
+    for (let parent = byId.get(backup.parent ?? ''); parent;) {
+      if (reasons.get(parent)!.some((r) => r.rule === 'needed-by-incremental')) break;
+      add(parent, {
+        rule: 'needed-by-incremental',
+        detail: `kept incremental backup ${backup.id} builds on it`,
+      });
+      parent = parent.kind === 'incremental' ? byId.get(parent.parent ?? '') : undefined;
+    }
+  }
+}
+
 function explainExpiry(
   backup: BackupRecord,
   valid: boolean,
@@ -235,7 +263,7 @@ function explainExpiry(
   if (maxAge) {
     rules.push(maxAge.rule);
     reasons.push(
-      `${kindOf(backup)} backup older than ${formatRetentionDuration(maxAge.ms)} (${((now.getTime() - time(backup)) / DAY_MS).toFixed(1)} days)`,
+      `${backup.kind} backup older than ${formatRetentionDuration(maxAge.ms)} (${((now.getTime() - time(backup)) / DAY_MS).toFixed(1)} days)`,
     );
   }
   if (policy.gfs && policy.gfs.daily + policy.gfs.weekly + policy.gfs.monthly > 0) {
@@ -398,14 +426,9 @@ function maxAgeOf(
   backup: BackupRecord,
   policy: RetentionPolicy,
 ): { rule: 'max-age-full' | 'max-age-incremental'; ms: number } | undefined {
-  const kind = kindOf(backup);
+  const kind = backup.kind;
   const ms = kind === 'full' ? policy.maxAge?.fullMs : policy.maxAge?.incrementalMs;
   return ms ? { rule: kind === 'full' ? 'max-age-full' : 'max-age-incremental', ms } : undefined;
-}
-
-/** Every backup is full today; incremental backups will carry their own kind. */
-function kindOf(backup: BackupRecord): 'full' | 'incremental' {
-  return (backup.kind as string) === 'incremental' ? 'incremental' : 'full';
 }
 
 function time(backup: BackupRecord): number {

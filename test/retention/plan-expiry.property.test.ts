@@ -46,6 +46,8 @@ const historyArb: fc.Arbitrary<History> = fc
           freq: 6,
         }),
         incremental: fc.boolean(),
+        /** An incremental's parent among the backups before it; past their count: one that is gone. */
+        parentPick: fc.nat(),
       }),
       { maxLength: 14 },
     ),
@@ -106,7 +108,8 @@ const historyArb: fc.Arbitrary<History> = fc
         format: 1,
         id: `B${String(index).padStart(2, '0')}`,
         ...(b.name ? { name: b.name } : {}),
-        kind: (b.incremental ? 'incremental' : 'full') as 'full',
+        kind: b.incremental ? 'incremental' : 'full',
+        ...(b.incremental ? { parent: parentId(b.parentPick % (index + 1), index) } : {}),
         systemId: '1',
         timeline,
         startLsn: formatLsn(start),
@@ -153,6 +156,11 @@ function segmentRecord(timeline: number, start: bigint): SegmentRecord {
     validBytes: SEG,
     commits: 0,
   };
+}
+
+/** `B03` for an earlier backup; picking the backup's own index means its parent is gone. */
+function parentId(pick: number, index: number): string {
+  return pick === index ? 'B-gone' : `B${String(pick).padStart(2, '0')}`;
 }
 
 function hex8(n: number): string {
@@ -209,7 +217,7 @@ function policyWants(
 ): boolean {
   const scheduled = h.backups.filter((c) => valid.has(c) && !c.name);
   const now = NOW.getTime();
-  const maxAge = (b.kind as string) === 'incremental' ? policy.maxAge?.incrementalMs : policy.maxAge?.fullMs;
+  const maxAge = b.kind === 'incremental' ? policy.maxAge?.incrementalMs : policy.maxAge?.fullMs;
   if (maxAge && now - t(b) < maxAge) return true;
   if (scheduled.includes(b)) {
     const newerCount = scheduled.filter((c) => later(c, b)).length;
@@ -244,6 +252,18 @@ function policyWants(
   return false;
 }
 
+/** The backups an incremental builds on, nearest first; undefined when a link is missing. */
+function ancestors(b: BackupRecord, all: readonly BackupRecord[]): BackupRecord[] | undefined {
+  const chain: BackupRecord[] = [];
+  for (let current = b; current.kind === 'incremental';) {
+    const parent = all.find((c) => c.id === current.parent);
+    if (!parent || parent === b || chain.includes(parent)) return undefined;
+    chain.push(parent);
+    current = parent;
+  }
+  return chain;
+}
+
 function applyPlan(inv: WalInventory, plan: ExpiryPlan): WalInventory {
   const gone = new Set(plan.walToDelete.map((s) => `${s.timeline}/${s.segment}`));
   const segments = new Map<number, SegmentRecord[]>();
@@ -269,7 +289,9 @@ test('expiry plans keep what the rules and safety need, and only that (random hi
       assert.equal(keptIds.size + expiredIds.size, h.backups.length);
       for (const id of keptIds) assert.ok(!expiredIds.has(id));
 
-      const valid = new Set(h.backups.filter((b) => restorable(b, h.inventory)));
+      const valid = new Set(
+        h.backups.filter((b) => restorable(b, h.inventory) && ancestors(b, h.backups) !== undefined),
+      );
       for (const k of plan.keep) assert.equal(k.valid, valid.has(byId.get(k.id)!), `validity of ${k.id}`);
       const newestTl = Math.max(
         ...h.inventory.segments.keys(),
@@ -296,13 +318,17 @@ test('expiry plans keep what the rules and safety need, and only that (random hi
       else assert.equal(plan.expire.length, 0);
       for (const b of h.backups) if (b.name) assert.ok(keptIds.has(b.id), `named ${b.id} kept`);
 
-      // nothing kept that no rule wants, nothing expired that a rule wants
+      // nothing kept that no rule wants, nothing expired that a rule wants; whatever a wanted
+      // incremental builds on is wanted too
+      const ruleWants = (b: BackupRecord) =>
+        !newestValid || b === newestValid || b.name !== undefined || policyWants(b, h, policy, valid, usable);
+      const parentsWanted = new Set(
+        h.backups
+          .filter((c) => c.kind === 'incremental' && ruleWants(c))
+          .flatMap((c) => ancestors(c, h.backups) ?? []),
+      );
       for (const b of h.backups) {
-        const wanted =
-          !newestValid ||
-          b === newestValid ||
-          b.name !== undefined ||
-          policyWants(b, h, policy, valid, usable);
+        const wanted = ruleWants(b) || parentsWanted.has(b);
         assert.equal(keptIds.has(b.id), wanted, `${b.id} kept=${keptIds.has(b.id)} wanted=${wanted}`);
       }
 

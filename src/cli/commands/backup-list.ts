@@ -1,4 +1,5 @@
-import { getBackup, listBackups } from '../../repository/backup-catalog.ts';
+import { getBackup, listBackups, type BackupRecord } from '../../repository/backup-catalog.ts';
+import { backupChain } from '../../repository/backup-chain.ts';
 import { Repository } from '../../repository/repository.ts';
 import { readWalInventory } from '../../repository/wal-archive.ts';
 import { restorableWindow, type RestorableWindow } from '../../restore/restorable-window.ts';
@@ -23,6 +24,7 @@ export async function backupListCommand(context: CommandContext): Promise<number
   else {
     const rows = backups.map((b) => [
       b.id,
+      b.kind === 'incremental' ? `incr on ${b.parent}` : 'full',
       b.name ?? '',
       b.endTime.replace('T', ' ').slice(0, 19),
       formatBytes(b.archives.reduce((n, a) => n + a.rawSize, 0)),
@@ -31,7 +33,7 @@ export async function backupListCommand(context: CommandContext): Promise<number
       formatDuration(b.durationMs),
     ]);
     process.stdout.write(
-      `${table(['ID', 'NAME', 'CONSISTENT AT (UTC)', 'SIZE', 'STORED', 'LSN', 'DURATION'], rows)}\n`,
+      `${table(['ID', 'KIND', 'NAME', 'CONSISTENT AT (UTC)', 'SIZE', 'STORED', 'LSN', 'DURATION'], rows)}\n`,
     );
   }
   process.stdout.write(`\n${describeWindow(window)}\n`);
@@ -49,6 +51,7 @@ export async function backupShowCommand(context: CommandContext, id: string): Pr
   process.stdout.write(
     [
       `backup     ${backup.id}${backup.name ? ` (${backup.name})` : ''}`,
+      `kind       ${backup.kind === 'incremental' ? `incremental on ${backup.parent} (restore reads ${chainText(backup, await listBackups(repository))})` : 'full'}`,
       `cluster    ${backup.systemId}, PostgreSQL ${backup.serverVersion}, timeline ${backup.timeline}`,
       `LSN        ${backup.startLsn} .. ${backup.endLsn}`,
       `time       ${backup.startTime} .. ${backup.endTime} (${formatDuration(backup.durationMs)})`,
@@ -61,6 +64,16 @@ export async function backupShowCommand(context: CommandContext, id: string): Pr
     ].join('\n') + '\n',
   );
   return 0;
+}
+
+function chainText(backup: BackupRecord, all: readonly BackupRecord[]): string {
+  try {
+    return backupChain(backup, all)
+      .map((b) => b.id)
+      .join(' + ');
+  } catch {
+    return `a broken chain: ${backup.parent} or an older link is missing`;
+  }
 }
 
 export function describeWindow(window: RestorableWindow): string {

@@ -5,9 +5,10 @@ import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts
 
 export interface BackupFlags {
   name?: string;
+  incremental?: boolean;
 }
 
-/** `warden backup`: a full physical base backup now. */
+/** `warden backup [--incremental]`: a physical base backup now. */
 export async function backupCommand(context: CommandContext, flags: BackupFlags): Promise<number> {
   const { config } = context;
   const showProgress = process.stdout.isTTY && !context.json;
@@ -28,6 +29,7 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
       : {}),
     serverCompression: config.repository.serverCompression,
     ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.incremental ? { incremental: 'require' as const } : {}),
     keys: await context.writeKeys(),
     logger: context.logger,
     onProgress: (done, total) => {
@@ -44,8 +46,9 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
   const backup = report.backup;
   const raw = backup.archives.reduce((n, a) => n + a.rawSize, 0);
   const stored = backup.archives.reduce((n, a) => n + a.size, 0) + backup.manifest.size;
+  const kind = backup.kind === 'incremental' ? `incremental on ${backup.parent}` : 'full';
   process.stdout.write(
-    `backup ${backup.id}${backup.name ? ` (${backup.name})` : ''} committed to ${context.store.location}\n`,
+    `backup ${backup.id}${backup.name ? ` (${backup.name})` : ''} (${kind}) committed to ${context.store.location}\n`,
   );
   printSteps(report.steps);
   process.stdout.write(

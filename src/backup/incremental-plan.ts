@@ -1,5 +1,6 @@
 import { WardenError } from '../errors.ts';
 import type { ServerFacts } from '../postgres/preflight.ts';
+import { majorOfVersion } from '../postgres/server-binaries.ts';
 import { listBackups, type BackupRecord } from '../repository/backup-catalog.ts';
 import { completeChains } from '../repository/backup-chain.ts';
 import type { Repository } from '../repository/repository.ts';
@@ -53,7 +54,7 @@ export async function planIncremental(
     (backup) =>
       backup.systemId === current.systemId &&
       backup.timeline === current.timeline &&
-      majorOf(backup.serverVersion) === major,
+      majorOfVersion(backup.serverVersion) === major,
   );
   const parent = candidates.at(-1);
   if (!parent) {
@@ -84,10 +85,6 @@ export function incrementalUnavailable(blocker: IncrementalBlocker, message: str
           : 'Take full backups on this server; the WAL stream keeps RPO in seconds either way.',
     details: { reason: blocker },
   });
-}
-
-function majorOf(serverVersion: string): number {
-  return Number(/^(\d+)/.exec(serverVersion)?.[1] ?? 0);
 }
 
 function formatVersionNum(num: number): string {

@@ -35,7 +35,8 @@ export interface ClusterStatus {
   rpoExposureSeconds?: number;
   rpoExposureSource?: 'server' | 'stream-state';
   restorableWindow?: RestorableWindow;
-  lastBackup: { full?: BackupSummary; named?: BackupSummary };
+  /** Newest backup of each kind (full, PostgreSQL 17 incremental) and the newest named one. */
+  lastBackup: { full?: BackupSummary; incremental?: BackupSummary; named?: BackupSummary };
   lastVerification?: {
     backupId?: string;
     startedAt: string;
@@ -125,9 +126,11 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
       endTime: b.endTime,
       durationMs: b.durationMs,
     });
-    const newest = backups.at(-1);
+    const full = backups.filter((b) => b.kind === 'full').at(-1);
+    const incremental = backups.filter((b) => b.kind === 'incremental').at(-1);
     const named = backups.filter((b) => b.name).at(-1);
-    if (newest) status.lastBackup.full = summary(newest);
+    if (full) status.lastBackup.full = summary(full);
+    if (incremental) status.lastBackup.incremental = summary(incremental);
     if (named) status.lastBackup.named = summary(named);
     const stream = inventory.streamState;
     caughtUpAt ??= stream?.caughtUpAt;

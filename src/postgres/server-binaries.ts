@@ -85,6 +85,11 @@ async function findMajor(env: NodeJS.ProcessEnv, major: number): Promise<ServerB
   );
 }
 
+/** The major version in a server_version string: 17 from "17.10", 15 from "15.19 (Debian ...)". */
+export function majorOfVersion(serverVersion: string): number {
+  return Number(/^(\d+)/.exec(serverVersion)?.[1] ?? 0);
+}
+
 /** Path of a client tool (pg_verifybackup, pg_dump, ...) next to the server, if present. */
 export function clientTool(binaries: ServerBinaries, name: string): string | undefined {
   const candidate = path.join(binaries.bindir, name);

@@ -8,7 +8,7 @@ import { WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
-import { findServerBinaries } from '../postgres/server-binaries.ts';
+import { findServerBinaries, majorOfVersion } from '../postgres/server-binaries.ts';
 import {
   listBackups,
   type ArchiveObject,
@@ -117,7 +117,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     await chownTree(targetDir, runAs);
     if (options.start) {
       const binaries = await findServerBinaries(process.env, {
-        major: serverMajor(plan.backup.serverVersion),
+        major: majorOfVersion(plan.backup.serverVersion),
       });
       const instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
       await steps.run('start and recover', async () => {
@@ -247,11 +247,6 @@ async function readArchive<T>(
   }
   reader.check();
   return result;
-}
-
-/** 17 from "17.10", 15 from "15.19 (Debian 15.19-0+deb12u1)". */
-function serverMajor(serverVersion: string): number {
-  return Number(/^(\d+)/.exec(serverVersion)?.[1] ?? 0);
 }
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */

@@ -56,6 +56,11 @@ export function readBackupRecord(data: Buffer, key: string, systemId: string | u
   check(isLsn(record.startLsn) && isLsn(record.endLsn), 'bad start or end LSN');
   check(parseLsn(record.startLsn) <= parseLsn(record.endLsn), 'start LSN after end LSN');
   check(isTime(record.startTime) && isTime(record.endTime), 'bad start or end time');
+  check(record.kind === 'full' || record.kind === 'incremental', `unknown kind "${String(record.kind)}"`);
+  check(
+    record.kind === 'full' ? record.parent === undefined : typeof record.parent === 'string',
+    'an incremental backup names its parent, a full one none',
+  );
   check(Array.isArray(record.archives) && record.archives.length > 0, 'no archives');
   const prefix = `backups/${id}/`;
   for (const archive of record.archives) checkStoredObject(archive, prefix, `archive ${archive?.archive}`);

@@ -6,6 +6,7 @@ import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { silentLogger } from '../logger.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import type { ArchiveObject, BackupRecord, StoredObject } from '../repository/backup-catalog.ts';
+import { backupChain } from '../repository/backup-chain.ts';
 import { DUMP_RECORD_FILE, parseDumpRecord } from '../repository/dump-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
@@ -92,6 +93,8 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     (b) => `${b.length} backup(s)`,
   );
 
+  checkChains(backups, problems);
+
   const wal = await steps.run(
     'WAL segments',
     () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck),
@@ -123,6 +126,18 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   problems.push(...continuity.problems);
 
   const damagedBackups = new Set(problems.flatMap((p) => (p.kind === 'wal-gap' ? [] : (p.backups ?? []))));
+  // A damaged full (or incremental) backup takes every incremental built on it down with it.
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  for (const backup of backups) {
+    if (backup.kind !== 'incremental' || damagedBackups.has(backup.id)) continue;
+    for (let link = byId.get(backup.parent ?? ''); link; link = byId.get(link.parent ?? '')) {
+      if (damagedBackups.has(link.id)) {
+        damagedBackups.add(backup.id);
+        break;
+      }
+      if (link.kind !== 'incremental') break;
+    }
+  }
   const verdicts: BackupVerdict[] = backups.map((backup) => {
     const walVerdict = continuity.verdicts.get(backup.id);
     return {
@@ -151,6 +166,25 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   };
   logger.info({ problems: problems.length, objects: checked.objects }, 'verify finished');
   return report;
+}
+
+/** An incremental backup whose parent (or an older link) is gone cannot be restored. */
+function checkChains(backups: readonly BackupRecord[], problems: VerifyProblem[]): void {
+  for (const backup of backups) {
+    if (backup.kind !== 'incremental') continue;
+    try {
+      backupChain(backup, backups);
+    } catch (error) {
+      const missing = (error as WardenError).details?.missing;
+      problems.push({
+        kind: 'missing',
+        object: `backups/${String(missing)}/backup.json`,
+        message: (error as Error).message,
+        breaks: `backup ${backup.id} unrestorable`,
+        backups: [backup.id],
+      });
+    }
+  }
 }
 
 function fallbackMeta(): RepositoryMeta {
@@ -222,6 +256,21 @@ class ByteCounter extends Transform {
 
 function compressionOfKey(key: string): Compression {
   return key.endsWith('.zst') ? 'zstd' : key.endsWith('.gz') ? 'gzip' : 'none';
+}
+
+/**
+ * One backup's objects and every file in its archives against its backup_manifest (size and
+ * CRC-32C), the check pg_verifybackup makes, done on the stored archives. Returns the problems.
+ */
+export async function verifyBackupAgainstManifest(
+  store: ObjectStore,
+  record: BackupRecord,
+  keys?: RepositoryKeys,
+): Promise<{ problems: VerifyProblem[]; manifestFiles: number }> {
+  const problems: VerifyProblem[] = [];
+  const checked = { objects: 0, bytes: 0, backups: 0, manifestFiles: 0, walSegments: 0, dumps: 0 };
+  await verifyBackup(store, record, problems, checked, keys);
+  return { problems, manifestFiles: checked.manifestFiles };
 }
 
 /** Checks one backup's objects and its files against the manifest; true when anything is wrong. */

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
-import { mkdtemp, readFile, rm, stat, statfs, chown } from 'node:fs/promises';
+import { mkdtemp, rm, statfs, chown } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
@@ -11,8 +11,10 @@ import { connect } from '../postgres/connect.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { LocalInstance } from '../postgres/local-instance.ts';
 import { serverRunAs } from '../postgres/os-user.ts';
-import { findServerBinaries } from '../postgres/server-binaries.ts';
+import { findServerBinaries, majorOfVersion } from '../postgres/server-binaries.ts';
 import { listBackups, type BackupRecord } from '../repository/backup-catalog.ts';
+import { backupChain, completeChains } from '../repository/backup-chain.ts';
+import { verifyBackupAgainstManifest } from './repository-verify.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { waitForPromotion } from '../restore/recovery-wait.ts';
@@ -125,10 +127,11 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
   };
   try {
     const runAs = serverRunAs();
-    const binaries = await findServerBinaries();
-    const backup = await chooseBackup(options.store, options.target);
+    const { backup, chain } = await chooseBackup(options.store, options.target);
     backupId = backup.id;
-    await checkFreeSpace(scratchParent, backup);
+    // The scratch instance runs the backup's own major version (a 17 data directory needs 17).
+    const binaries = await findServerBinaries(process.env, { major: majorOfVersion(backup.serverVersion) });
+    await checkFreeSpace(scratchParent, backup, chain);
     port = await choosePort(options.scratch?.port);
     scratchRoot = await mkdtemp(path.join(scratchParent, 'warden-scratch-'));
     if (runAs) await chown(scratchRoot, runAs.uid, runAs.gid);
@@ -147,7 +150,9 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
       return `backup ${report.backupId}, ${report.walSegments} WAL segment(s)`;
     });
     if (restored) {
-      await step('manifest', () => verifyManifest(binaries.bindir, dataDir, runAs));
+      await step('manifest', () =>
+        verifyManifest(binaries.bindir, dataDir, runAs, options.store, chain, options.keys),
+      );
       instance = new LocalInstance({ binaries, dataDir, port, runAs });
       const serving = await step('recovery reached target', async () => {
         await instance!.start({ timeoutSeconds: 3600 });
@@ -235,19 +240,25 @@ export async function listVerifications(store: ObjectStore): Promise<Verificatio
 async function chooseBackup(
   store: ObjectStore,
   target: RestoreCheckOptions['target'],
-): Promise<BackupRecord> {
+): Promise<{ backup: BackupRecord; chain: BackupRecord[] }> {
   const backups = await listBackups(await Repository.open(store));
+  const restorable = completeChains(backups);
   const eligible =
     target.kind === 'latest'
-      ? backups
-      : backups.filter((b) => Date.parse(b.endTime) <= target.time.getTime());
+      ? restorable
+      : restorable.filter((b) => Date.parse(b.endTime) <= target.time.getTime());
   const backup = eligible.at(-1);
   if (!backup) throw new WardenError('WARDEN_E_NO_BACKUP', 'the repository holds no backup to verify');
-  return backup;
+  return { backup, chain: backupChain(backup, backups) };
 }
 
-async function checkFreeSpace(dir: string, backup: BackupRecord): Promise<void> {
-  const raw = backup.archives.reduce((n, a) => n + a.rawSize, 0);
+/** The restored size is at most the full backup plus every incremental on it. */
+async function checkFreeSpace(
+  dir: string,
+  backup: BackupRecord,
+  chain: readonly BackupRecord[],
+): Promise<void> {
+  const raw = chain.flatMap((b) => b.archives).reduce((n, a) => n + a.rawSize, 0);
   const needed = Math.ceil(raw * SPACE_FACTOR);
   const fs = await statfs(dir);
   const free = fs.bavail * fs.bsize;
@@ -280,13 +291,22 @@ async function choosePort(requested: number | undefined): Promise<number> {
 }
 
 /** pg_verifybackup where installed; else each manifest entry's size (the npm server package lacks the tool). */
+/**
+ * pg_verifybackup on the restored files when the server's own tool (same major) is installed
+ * and the restore came from one full backup; otherwise the same check Warden makes itself on
+ * the stored archives of every backup the restore read (size and CRC-32C of each file against
+ * that backup's manifest): an incremental chain has no single manifest describing the result.
+ */
 async function verifyManifest(
   bindir: string,
   dataDir: string,
   runAs: ReturnType<typeof serverRunAs>,
+  store: ObjectStore,
+  chain: readonly BackupRecord[],
+  keys: RepositoryKeys | undefined,
 ): Promise<string> {
   const manifestPath = path.join(dataDir, 'backup_manifest');
-  if (existsSync(path.join(bindir, 'pg_verifybackup'))) {
+  if (chain.length === 1 && existsSync(path.join(bindir, 'pg_verifybackup'))) {
     const tool = new LocalInstance({
       binaries: { bindir, major: 0, source: 'system' },
       dataDir,
@@ -303,19 +323,19 @@ async function verifyManifest(
     }
     return 'pg_verifybackup: files and WAL match backup_manifest';
   }
-  const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as {
-    Files: Array<{ Path: string; Size: number }>;
-  };
-  for (const file of manifest.Files) {
-    const info = await stat(path.join(dataDir, file.Path)).catch(() => undefined);
-    if (!info || info.size !== file.Size) {
+  let files = 0;
+  for (const backup of chain) {
+    const { problems, manifestFiles } = await verifyBackupAgainstManifest(store, backup, keys);
+    if (problems.length) {
       throw new WardenError(
         'WARDEN_E_VERIFICATION_FAILED',
-        `${file.Path}: size ${info?.size ?? 'missing'}, manifest says ${file.Size}`,
+        `backup ${backup.id}: ${problems.map((p) => `${p.object}: ${p.message}`).join('; ')}`,
+        { details: { problems } },
       );
     }
+    files += manifestFiles;
   }
-  return `${manifest.Files.length} files match backup_manifest sizes (pg_verifybackup not installed)`;
+  return `${files} file(s) in ${chain.length} backup(s) match their backup_manifest (size and CRC-32C, checked by Warden)`;
 }
 
 async function withScratch<T>(

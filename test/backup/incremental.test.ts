@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
@@ -7,6 +8,8 @@ import type { WardenError } from '../../src/errors.ts';
 import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
+import { verifyRepository } from '../../src/verify/repository-verify.ts';
+import { verifyRestore } from '../../src/verify/restore-check.ts';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 
@@ -174,4 +177,45 @@ test('summarize_wal off: `require` fails with the fix, `prefer` takes a full bac
     await cluster.query('ALTER SYSTEM RESET summarize_wal');
     await cluster.query('SELECT pg_reload_conf()');
   }
+});
+
+test('verification restores an incremental chain and checks every link against its manifest; damage to the full backup fails it', async () => {
+  const store = new FsObjectStore(path.join(cluster.workDir, 'repo-verify'));
+  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
+  const base = { connection, store, slotName: 'incr_verify', compression: 'zstd' as const };
+  const full = await takeBackup(base);
+  await cluster.query('UPDATE accounts SET balance = balance + 1 WHERE id = 42');
+  const incremental = await takeBackup({ ...base, incremental: 'require' });
+
+  const report = await verifyRestore({ store, connection, target: { kind: 'latest' } });
+  assert.equal(report.passed, true, JSON.stringify(report.checks));
+  assert.equal(report.backupId, incremental.backup.id);
+  assert.match(report.checks.find((c) => c.name === 'manifest')?.detail ?? '', /in 2 backup\(s\) match/);
+  const verified = await verifyRepository({ store });
+  assert.equal(verified.ok, true, JSON.stringify(verified.problems));
+
+  // The incremental is only as good as the full backup under it.
+  const archive = path.join(store.root, full.backup.archives[0]!.key);
+  const bytes = await readFile(archive);
+  bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+  await writeFile(archive, bytes);
+  const damaged = await verifyRestore({ store, connection, target: { kind: 'latest' } });
+  assert.equal(damaged.passed, false);
+  const restoreCheck = damaged.checks.find((c) => c.name === 'restore')!;
+  assert.equal(restoreCheck.error?.code, 'WARDEN_E_REPO_CORRUPT');
+  assert.match(restoreCheck.detail ?? '', new RegExp(full.backup.id));
+  const after = await verifyRepository({ store });
+  assert.deepEqual(
+    after.backups.map((b) => [b.id, b.restorable]),
+    [
+      [full.backup.id, false],
+      [incremental.backup.id, false],
+    ],
+  );
+
+  // Without its parent, the repository check names the missing link.
+  await store.delete(`backups/${full.backup.id}/`);
+  const orphaned = await verifyRepository({ store });
+  const missing = orphaned.problems.find((p) => p.backups?.includes(incremental.backup.id));
+  assert.equal(missing?.object, `backups/${full.backup.id}/backup.json`);
 });

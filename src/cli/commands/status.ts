@@ -48,7 +48,7 @@ export function renderStatus(c: ClusterStatus): string {
   );
   const full = c.lastBackup.full;
   lines.push(
-    `  last backup    ${full ? `${full.id} at ${full.endTime}` : '-'}${c.lastBackup.named ? `; named: ${c.lastBackup.named.name} (${c.lastBackup.named.id})` : ''}`,
+    `  last backup    ${full ? `full ${full.id} at ${full.endTime}` : '-'}${c.lastBackup.incremental ? `; incremental ${c.lastBackup.incremental.id} at ${c.lastBackup.incremental.endTime}` : ''}${c.lastBackup.named ? `; named: ${c.lastBackup.named.name} (${c.lastBackup.named.id})` : ''}`,
   );
   const v = c.lastVerification;
   lines.push(

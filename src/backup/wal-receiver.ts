@@ -238,8 +238,11 @@ export class WalReceiver {
     startLsn: Lsn,
   ): Promise<'stop' | { timeline: number; switchLsn: Lsn }> {
     const segmentSize = repository.meta.walSegmentSize;
+    // Each event's data is copied into the segment before the next is taken, so the client may
+    // recycle message buffers.
     const command = client.stream(
       `START_REPLICATION SLOT ${quoteIdent(this.options.slotName)} PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`,
+      { reuseCopyBuffers: true },
     );
     const segment = new SegmentWriter(repository, timeline, segmentSize);
     await segment.open(startLsn);

@@ -30,7 +30,7 @@ export function parseCompression(value: string, field: string): Compression {
 }
 
 /**
- * A streaming compressor. zstd compresses 4 MiB blocks on a pool of worker threads (one per
+ * A streaming compressor. zstd compresses 2 MiB blocks (BLOCK_BYTES) on a pool of worker threads (one per
  * core) into independent frames, each with a content checksum, so compression runs in parallel
  * and off the event loop that receives the data.
  */

@@ -6,7 +6,7 @@ import { BLOCK_BYTES, BlockPool } from './block-pool.ts';
 
 // Plain CommonJS so the worker needs no TypeScript loader; zstd-napi's native binding is passed
 // in by path. The worker compresses into one reused scratch buffer and copies the frame out, and
-// hands transferred input memory back, so neither side accumulates garbage 4 MiB buffers between
+// hands transferred input memory back, so neither side accumulates garbage block-sized buffers between
 // GCs. An input whose frame may not fit the scratch buffer (a 16 MiB WAL segment) is compressed
 // as a stream through it, so the worker never allocates more than one block's worth.
 const WORKER_SOURCE = `
@@ -141,7 +141,7 @@ export class ZstdPool {
 const ZERO_COPY_MIN = BLOCK_BYTES / 2;
 
 /**
- * A Transform that cuts its input into 4 MiB blocks, compresses them on the pool and emits the
+ * A Transform that cuts its input into blocks (BLOCK_BYTES), compresses them on the pool and emits the
  * frames in input order. At most pool size + 1 blocks are in flight (bounded memory).
  *
  * Input chunks that are (mostly full) BlockPool blocks — what the replication client coalesces

@@ -32,18 +32,32 @@ interface WireConnection {
 }
 
 const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
+/**
+ * Ring for `reuseCopyBuffers`: twice the queue's high-water mark. At most the high-water mark
+ * plus what one socket read holds is queued unread (the socket pauses there), so a region is
+ * overwritten only after the consumer has taken several MiB of later events.
+ */
+const RING_BYTES = 2 * QUEUE_HIGH_WATER;
+const RING_MAX_MESSAGE = RING_BYTES / 8;
 
 export interface StreamOptions {
   /** Sent as CopyData when the server asks for input (CopyInResponse), then CopyDone. */
   copyIn?: Buffer;
   /**
-   * Copy consecutive CopyData messages starting with this type byte into one 4 MiB BlockPool
-   * block (the type byte in front, then up to 4 MiB - 1 bytes of payload): BASE_BACKUP sends
+   * Copy consecutive CopyData messages starting with this type byte into one BlockPool block
+   * (the type byte in front, then up to BLOCK_BYTES - 1 bytes of payload): BASE_BACKUP sends
    * ~32 KiB 'd' messages, and one copy into a recycled block, which the compressor then hands
    * to a worker as it is, replaces a fresh buffer per message and a second copy. Such events'
    * `data` is pool memory: a consumer that writes it to a compressor gives it up.
    */
   coalesceType?: number;
+  /**
+   * Copy other CopyData messages into a recycled 8 MiB ring instead of a fresh buffer each, for
+   * a consumer that is done with an event's `data` once it takes the next few events (it must
+   * not keep it). START_REPLICATION catch-up streams hundreds of MiB of ~128 KiB messages: a
+   * fresh buffer each piled up tens of MiB of garbage before V8 collected it.
+   */
+  reuseCopyBuffers?: boolean;
 }
 
 /**
@@ -61,6 +75,8 @@ export class StreamingCommand {
 
   private block: Buffer | undefined;
   private blockLength = 0;
+  private ring: Buffer | undefined;
+  private ringOffset = 0;
 
   constructor(
     private readonly sql: string,
@@ -128,8 +144,17 @@ export class StreamingCommand {
       return;
     }
     this.flushBlock();
-    const data = Buffer.from(chunk);
+    const data = this.copyOut(chunk);
     this.events.push({ kind: 'copy-data', data }, data.length);
+  }
+  private copyOut(chunk: Buffer): Buffer {
+    if (!this.options.reuseCopyBuffers || chunk.length > RING_MAX_MESSAGE) return Buffer.from(chunk);
+    this.ring ??= Buffer.allocUnsafeSlow(RING_BYTES);
+    if (this.ringOffset + chunk.length > RING_BYTES) this.ringOffset = 0;
+    const data = this.ring.subarray(this.ringOffset, this.ringOffset + chunk.length);
+    chunk.copy(data);
+    this.ringOffset += chunk.length;
+    return data;
   }
   handleError(error: Error & { code?: string }): void {
     this.detach();

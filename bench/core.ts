@@ -15,9 +15,15 @@
  *
  * Environment knobs: BENCH_RUNS (3), BENCH_SCALE (100), BENCH_DATASETS ("pgbench,random"),
  * BENCH_RANDOM_ROWS (8000000), BENCH_WAL_SECONDS (30), BENCH_PROFILE (1: CPU-profile one Warden
- * backup when it misses the throughput target).
+ * backup when it misses the throughput target), BENCH_REV (HEAD: the commit whose CLI is
+ * measured), BENCH_BASELINE_REV (unset: also measure this earlier commit's CLI, side by side).
+ *
+ * Warden's CLI is compiled from `git archive <rev>` into bench/results/ at the start, so neither
+ * uncommitted work in the tree nor edits made while the bench runs (bin/warden.js falls back to
+ * tsx when src/ is newer than dist/) change what is measured.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +42,8 @@ const DATASETS = (process.env.BENCH_DATASETS ?? 'pgbench,random').split(',').fil
 const RANDOM_ROWS = Number(process.env.BENCH_RANDOM_ROWS ?? 8_000_000);
 const WAL_SECONDS = Number(process.env.BENCH_WAL_SECONDS ?? 30);
 const PROFILE = process.env.BENCH_PROFILE !== '0';
+const REV = process.env.BENCH_REV ?? 'HEAD';
+const BASELINE_REV = process.env.BENCH_BASELINE_REV;
 const PGBIN = '/usr/lib/postgresql/15/bin';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const REPORT = path.join(ROOT, 'bench', 'reports', 'core.md');
@@ -122,6 +130,38 @@ async function serverChildCpu(dataDir: string): Promise<number> {
 async function duBytes(dir: string): Promise<number> {
   const { stdout } = await run('du', ['-sb', dir]);
   return Number(stdout.split('\t')[0]);
+}
+
+interface WardenBuild {
+  /** Runner script: `node <cli> backup ...`. */
+  cli: string;
+  commit: string;
+}
+
+/** Compiles the CLI of commit `rev` (tracked files only) into bench/results/. */
+async function buildWarden(rev: string): Promise<WardenBuild> {
+  const commit = (await run('git', ['rev-parse', '--short', rev])).stdout.trim();
+  const dir = path.join(ROOT, 'bench', 'results', `build-${commit}`);
+  const tree = path.join(dir, 'tree');
+  const out = path.join(dir, 'dist');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(tree, { recursive: true });
+  await run('sh', [
+    '-c',
+    `git archive ${commit} src tsconfig.json tsconfig.build.json | tar -x -C "${tree}"`,
+  ]);
+  // Emits even when type errors elsewhere make tsc exit non-zero; the CLI entry must exist.
+  const tsc = await run(
+    path.join(ROOT, 'node_modules', '.bin', 'tsc'),
+    ['-p', path.join(tree, 'tsconfig.build.json'), '--outDir', out],
+    { allowFail: true },
+  );
+  if (!existsSync(path.join(out, 'cli', 'main.js')))
+    throw new Error(`building ${commit} failed: ${tsc.stdout.slice(-2000)}`);
+  const cli = path.join(out, 'warden.mjs');
+  await writeFile(cli, "import { main } from './cli/main.js';\nawait main(process.argv);\n");
+  log(`built warden ${commit} into ${path.relative(ROOT, out)}${tsc.code ? ' (tsc reported errors)' : ''}`);
+  return { cli, commit };
 }
 
 async function mkdirFor(dir: string, owner = serverRunAs()): Promise<void> {
@@ -294,7 +334,13 @@ interface Mode {
   run: (env: Env, round: number) => Promise<BackupSample>;
 }
 
-function wardenMode(key: string, label: string, compression: string, where: 'client' | 'server'): Mode {
+function wardenMode(
+  key: string,
+  label: string,
+  compression: string,
+  where: 'client' | 'server',
+  build: () => WardenBuild,
+): Mode {
   return {
     key,
     label,
@@ -305,7 +351,7 @@ function wardenMode(key: string, label: string, compression: string, where: 'cli
       const t = await timed(
         'node',
         [
-          'bin/warden.js',
+          build().cli,
           'backup',
           '--db',
           `${env.cluster.url()}?sslmode=disable`,
@@ -397,9 +443,35 @@ function pgbackrestMode(key: string, label: string, extra: string[], note?: stri
   };
 }
 
+let currentBuild: WardenBuild | undefined;
+let baselineBuild: WardenBuild | undefined;
+
 const MODES: Mode[] = [
-  wardenMode('warden-zstd', 'warden takeBackup zstd (client, level default)', 'zstd', 'client'),
-  wardenMode('warden-server-zstd', 'warden takeBackup zstd, serverCompression', 'zstd', 'server'),
+  ...(BASELINE_REV
+    ? [
+        wardenMode(
+          'warden-baseline-zstd',
+          `warden backup zstd, baseline build (${BASELINE_REV}: zstd level 3, 1 MiB coalescing + copy)`,
+          'zstd',
+          'client',
+          () => baselineBuild!,
+        ),
+      ]
+    : []),
+  wardenMode(
+    'warden-zstd',
+    'warden backup zstd (client, default level 1)',
+    'zstd',
+    'client',
+    () => currentBuild!,
+  ),
+  wardenMode(
+    'warden-server-zstd',
+    'warden backup zstd, --server-compress (server level 3)',
+    'zstd',
+    'server',
+    () => currentBuild!,
+  ),
   basebackupMode('pgbb-none', 'pg_basebackup -Ft (no compression)', []),
   basebackupMode('pgbb-lz4', 'pg_basebackup -Ft --compress=client-lz4', ['--compress=client-lz4']),
   pgbackrestMode('pgbr-lz4', 'pgBackRest full, lz4, process-max=2', []),
@@ -824,8 +896,8 @@ async function versions(): Promise<string> {
   const pgv = (await run(`${PGBIN}/postgres`, ['--version'])).stdout.trim();
   const pgbr = (await run('pgbackrest', ['version'])).stdout.trim();
   const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  const commit = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
-  return `${pgv}; ${pgbr}; Node ${process.version}; warden ${pkg.version} (commit ${commit}, uncommitted bench/ only)`;
+  const built = `commit ${currentBuild!.commit}${baselineBuild ? `, baseline commit ${baselineBuild.commit}` : ''}`;
+  return `${pgv}; ${pgbr}; Node ${process.version}; warden ${pkg.version} (${built}, compiled from git: uncommitted changes not measured)`;
 }
 
 async function tsxBaseline(): Promise<Timed> {
@@ -836,7 +908,10 @@ async function main(): Promise<void> {
   const startedAt = new Date();
   const cpuModel = os.cpus()[0]?.model ?? 'unknown CPU';
   const machine = `${os.cpus().length} vCPU (${cpuModel}), ${f(os.totalmem() / 2 ** 30, 1)} GiB RAM, ${os.type()} ${os.release()}`;
+  currentBuild = await buildWarden(REV);
+  if (BASELINE_REV) baselineBuild = await buildWarden(BASELINE_REV);
   const ver = await versions();
+  const loadAtStart = os.loadavg();
   const commitAtStart = (await run('git', ['rev-parse', '--short', 'HEAD'])).stdout.trim();
   const baseline = await tsxBaseline();
   const sections: string[] = [];
@@ -851,7 +926,11 @@ async function main(): Promise<void> {
       const results = await benchBackups(env);
       wardenRss.push({
         dataset,
-        mib: Math.max(...results.slice(0, 2).flatMap((r) => r.samples.map((s) => s.rssKB / 1024))),
+        mib: Math.max(
+          ...results
+            .filter((r) => ['warden-zstd', 'warden-server-zstd'].includes(r.mode.key))
+            .flatMap((r) => r.samples.map((s) => s.rssKB / 1024)),
+        ),
       });
       const title =
         dataset === 'pgbench'
@@ -869,13 +948,16 @@ async function main(): Promise<void> {
       }
       if (dataset === 'pgbench') {
         mainBackup = { env, results };
-        const wardenMbps = summarize(results[0]!.samples.map((s) => env.dataBytes / MB / s.wall)).median;
-        const pgbrMbps = summarize(results[4]!.samples.map((s) => env.dataBytes / MB / s.wall)).median;
-        const wardenServerMbps = summarize(
-          results[1]!.samples.map((s) => env.dataBytes / MB / s.wall),
-        ).median;
+        const samplesOf = (key: string) => results.find((r) => r.mode.key === key)!.samples;
+        const mbps = (key: string) => samplesOf(key).map((s) => env.dataBytes / MB / s.wall);
+        const wardenMbps = summarize(mbps('warden-zstd')).median;
+        const pgbrMbps = summarize(mbps('pgbr-lz4')).median;
+        const wardenServerMbps = summarize(mbps('warden-server-zstd')).median;
+        // Paired per round (the modes of one round ran back to back), less exposed to load swings.
+        const roundsWon = (key: string) =>
+          mbps(key).filter((value, round) => value >= mbps('pgbr-lz4')[round]!).length;
         verdicts.push(
-          `| backup throughput ≥ pgBackRest lz4 process-max=2 (pgbench data) | warden zstd ${f(wardenMbps, 0)} MB/s, warden server-zstd ${f(wardenServerMbps, 0)} MB/s vs pgBackRest ${f(pgbrMbps, 0)} MB/s (medians) | ${wardenMbps >= pgbrMbps ? 'PASS' : 'FAIL'} (client zstd); ${wardenServerMbps >= pgbrMbps ? 'PASS' : 'FAIL'} (server zstd) |`,
+          `| backup throughput ≥ pgBackRest lz4 process-max=2 (pgbench data) | warden zstd ${f(wardenMbps, 0)} MB/s (≥ pgBackRest in ${roundsWon('warden-zstd')} of ${RUNS} rounds), warden server-zstd ${f(wardenServerMbps, 0)} MB/s (${roundsWon('warden-server-zstd')} of ${RUNS}) vs pgBackRest ${f(pgbrMbps, 0)} MB/s (medians) | ${wardenMbps >= pgbrMbps ? 'PASS' : 'FAIL'} (client zstd); ${wardenServerMbps >= pgbrMbps ? 'PASS' : 'FAIL'} (server zstd) |`,
         );
 
         // 2. restore
@@ -1004,7 +1086,7 @@ async function main(): Promise<void> {
     '',
     `Machine: ${machine}. Versions: ${ver}.`,
     '',
-    `**Noise:** the machine has 2 vCPUs and is shared — other engineers ran test suites during this run — so spreads are wide; every measurement was taken ${RUNS} times (interleaved per round) and reported as median (min–max).`,
+    `**Noise:** the machine has 2 vCPUs and is shared — other engineers ran test suites during this run (1-minute load average ${f(loadAtStart[0]!, 1)} at the start, ${f(os.loadavg()[0]!, 1)} at the end; an idle machine shows < 1) — so spreads are wide; every measurement was taken ${RUNS} times (interleaved per round) and reported as median (min–max). CPU seconds are less exposed to the load than wall seconds.`,
     '',
     ...(srcChanged
       ? [
@@ -1024,7 +1106,7 @@ async function main(): Promise<void> {
     '',
     '- One dedicated harness cluster per data set (PostgreSQL 15, `fsync=off` on the source as the harness sets it, `shared_buffers=128MB`, `archive_mode=on`), loopback TCP only. After loading: `ALTER SYSTEM SET recovery_prefetch = off` (inherited by every restored instance, both tools) and a `CHECKPOINT`. The data (≤ 2 GB) stays in the page cache (24 GB RAM), so backups read from memory, not disk.',
     '- MB/s = data directory size without `pg_wal` (`du -sb`, 1 MB = 10⁶ bytes) / wall seconds of the tool process. Stored size ratio = that size / bytes stored for the backup (warden: base.tar + backup_manifest objects, without archived WAL; pg_basebackup: whole output dir incl. `pg_wal.tar` of `-X stream`; pgBackRest: `info.repository.size` of the backup set).',
-    '- Every tool checkpoints fast (`CHECKPOINT \'fast\'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run as the shipped CLI, `node bin/warden.js backup ... --json` on the compiled build (the wall time includes node start-up; "in-process s" is the sum of the reported backup steps) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses its own repository and slot across its runs.',
+    '- Every tool checkpoints fast (`CHECKPOINT \'fast\'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run as the shipped CLI, compiled from the measured commit (`git archive` + `tsc` into `bench/results/`, run as `node <build>/warden.mjs backup ... --json`, the same code `bin/warden.js` runs from `dist/`; building from git keeps uncommitted work in the tree and edits made during the run out of the measurement) (the wall time includes node start-up; "in-process s" is the sum of the reported backup steps) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses its own repository and slot across its runs.',
     "- pgBackRest: stanza `bench` in a temp dir (`pg1-path` = the cluster data dir, `pg1-port`, `pg1-user=postgres`, libpq over TCP via `PGHOST=127.0.0.1`), run as the `postgres` OS user with `runuser -u postgres --`; `archive_command = 'pgbackrest --stanza=bench archive-push %p'` set after loading, verified with `pgbackrest check`. The main pgBackRest row keeps the default `archive-check=y` (it waits for the end-of-backup WAL to be in the archive — the same guarantee warden's catch-up gives); the `archive-check=n` row is the variant the brief named.",
     "- CPU: user+sys of the tool process and its reaped children from `/usr/bin/time -f '%e %U %S %M'` (pgBackRest's `process-max` workers are children and are included; `runuser` adds a few ms). Peak RSS = `%M`, the largest single process in the tree. Server backend CPU = growth of the postmaster's `cutime+cstime` (CPU of backends/walsenders that exited during the run): this is where pg_basebackup's and warden's tar streaming and server-side compression cost shows up; pgBackRest reads the files itself, so its server share is small.",
     `- Baseline: \`node --import tsx -e 0\` alone peaks at ${f(baseline.rssKB / 1024, 0)} MiB RSS and takes ${f(baseline.wall, 2)} s wall / ${f(baseline.user + baseline.sys, 2)} s CPU on this machine.`,

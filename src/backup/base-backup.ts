@@ -18,7 +18,7 @@ import {
 } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { acquireLock } from '../repository/repository-lock.ts';
+import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
 import { ensureWalArchived } from './wal-coverage.ts';
@@ -72,7 +72,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
   const steps = new StepRecorder();
   const facts = await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
   let client = await ReplicationClient.connect(options.connection);
-  let release: (() => Promise<void>) | undefined;
+  let lock: LockLease | undefined;
   let prefix: string | undefined;
   try {
     const identity = await client.identifySystem();
@@ -85,7 +85,9 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       },
       options.keys,
     );
-    release = await acquireLock(options.store, 'backup', 'base backup');
+    lock = await acquireLock(options.store, 'backup', 'base backup');
+    // Another process took the lock over (this one was paused or cut off): stop streaming now.
+    lock.signal.addEventListener('abort', () => client.destroy(), { once: true });
     await removeUnfinishedBackups(repository, logger);
     // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
     await client.ensureSlot(options.slotName);
@@ -163,7 +165,10 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       durationMs: Math.round(performance.now() - started),
     };
     await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
-    await steps.run('commit', () => commitBackup(repository, record));
+    await steps.run('commit', () => {
+      lock!.assertHeld();
+      return commitBackup(repository, record);
+    });
     logger.info(
       { id, kind: record.kind, parent: record.parent, startLsn: record.startLsn, endLsn: record.endLsn },
       'backup committed',
@@ -171,10 +176,10 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     return { backup: record, steps: steps.steps, ...(fallback ? { fallback } : {}) };
   } catch (error) {
     if (prefix) await options.store.delete(prefix).catch(() => undefined);
-    throw error;
+    throw lock?.signal.aborted ? lock.signal.reason : error;
   } finally {
     await client.close();
-    await release?.();
+    await lock?.release();
   }
 }
 

@@ -69,6 +69,8 @@ const FATAL_CODES = new Set([
 export class WalReceiver {
   private readonly logger: Logger;
   private current: WalReceiverStatus = { state: 'idle' };
+  /** Aborts when another process takes the `wal-stream` lock over: the stream must stop. */
+  private lockLost: AbortSignal | undefined;
 
   constructor(private readonly options: WalReceiverOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -80,24 +82,28 @@ export class WalReceiver {
 
   /** Runs until aborted (or, in catch-up mode, until `stopAtLsn` is durable). */
   async run(): Promise<void> {
-    const release = await acquireLock(
+    const lock = await acquireLock(
       this.options.store,
       'wal-stream',
       `WAL receiver, slot ${this.options.slotName}`,
     );
+    this.lockLost = lock.signal;
     try {
       for (let attempt = 0; ; attempt += 1) {
         if (this.options.signal?.aborted) break;
         try {
+          lock.assertHeld();
           this.current.state = 'connecting';
           const done = await this.session();
           if (done) break;
           attempt = 0;
         } catch (error) {
           if (this.options.signal?.aborted) break;
-          const wrapped = isWardenError(error)
-            ? error
-            : new WardenError('WARDEN_E_PROTOCOL', String(error), { cause: error });
+          // A lost lock (WARDEN_E_REPO_LOCKED) is fatal, whatever the stream failed with.
+          const reason: unknown = lock.signal.aborted ? lock.signal.reason : error;
+          const wrapped = isWardenError(reason)
+            ? reason
+            : new WardenError('WARDEN_E_PROTOCOL', String(reason), { cause: reason });
           this.current.lastError = { code: wrapped.code, message: wrapped.message };
           if (FATAL_CODES.has(wrapped.code)) {
             this.current.state = 'failed';
@@ -119,7 +125,7 @@ export class WalReceiver {
       }
     } finally {
       this.current.state = 'stopped';
-      await release();
+      await lock.release();
     }
   }
 
@@ -128,6 +134,7 @@ export class WalReceiver {
     const client = await ReplicationClient.connect(this.options.connection);
     const onAbort = () => client.destroy();
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    this.lockLost?.addEventListener('abort', onAbort, { once: true });
     try {
       const identity = await client.identifySystem();
       const segmentSize = parseSegmentSize(await client.show('wal_segment_size'));
@@ -159,6 +166,7 @@ export class WalReceiver {
       }
     } finally {
       this.options.signal?.removeEventListener('abort', onAbort);
+      this.lockLost?.removeEventListener('abort', onAbort);
       await client.close();
     }
   }

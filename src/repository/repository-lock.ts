@@ -1,70 +1,208 @@
+import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WardenError } from '../errors.ts';
+import {
+  describeHolder,
+  encodeHolder,
+  leaseExpired,
+  LockLease,
+  readLock,
+  type LockHolder,
+  type StoredLock,
+} from './lock-lease.ts';
 import type { ObjectStore } from './object-store.ts';
 
-interface LockHolder {
-  pid: number;
-  host: string;
-  startedAt: string;
-  purpose: string;
+export { LockLease, type LockHolder } from './lock-lease.ts';
+
+export interface LockOptions {
+  /**
+   * How long the lock stays valid after each renewal (default 60 s). The holder renews it every
+   * sixth of that and gives it up after half of it without a successful renewal.
+   */
+  leaseMs?: number;
 }
+
+export const DEFAULT_LEASE_MS = 60_000;
+/** Rounds of create / inspect / take over before giving up on a lock that keeps changing. */
+const MAX_ROUNDS = 8;
+/** Successive claims on one stale lock, each breaking the previous one after its claimant died. */
+const MAX_CLAIMS = 4;
+/** How long a lock body that does not parse must stay unchanged to count as a crash leftover. */
+const UNREADABLE_GRACE_MS = 1_000;
 
 /**
  * A named lock inside the repository (`locks/<name>.lock`), so two Warden processes never run
- * the same writer (two backups, two WAL receivers) against one repository. A lock left by a
- * dead process on this host is taken over; one held on another host needs a person to check.
+ * the same writer (two backups, two WAL receivers) against one repository, from any host.
+ *
+ * The lock is a lease that its holder renews (see `LockLease`). A lock is stale when its lease
+ * ran out by this host's clock, or when its holder was a process on this host that is gone; a
+ * stale lock is taken over (see `takeOver`). A live one throws `WARDEN_E_REPO_LOCKED` naming its
+ * holder. Locks written before leases existed have no expiry: only the same-host rule applies.
+ *
+ * @example
+ * const lock = await acquireLock(store, 'backup', 'base backup');
+ * try {
+ *   await work({ signal: lock.signal });
+ * } finally {
+ *   await lock.release();
+ * }
  */
 export async function acquireLock(
   store: ObjectStore,
   name: string,
   purpose: string,
-): Promise<() => Promise<void>> {
-  const key = `locks/${name}.lock`;
-  const me: LockHolder = {
-    pid: process.pid,
-    host: os.hostname(),
-    startedAt: new Date().toISOString(),
-    purpose,
-  };
-  const body = Buffer.from(JSON.stringify(me));
-  for (let attempt = 0; attempt < 2; attempt += 1) {
-    if (await store.createExclusive(key, body)) {
-      return async () => store.delete(key);
+  options: LockOptions = {},
+): Promise<LockLease> {
+  const key = lockKey(name);
+  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
+  const host = os.hostname();
+  let unreadable: Buffer | undefined;
+  for (let round = 0; round < MAX_ROUNDS; round += 1) {
+    const now = Date.now();
+    const me = {
+      pid: process.pid,
+      host,
+      startedAt: new Date(now).toISOString(),
+      purpose,
+      token: randomBytes(16).toString('hex'),
+      renewedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + leaseMs).toISOString(),
+      leaseMs,
+    };
+    const writtenAt = performance.now();
+    if (await createConfirmed(store, key, me.token, encodeHolder(me))) {
+      return LockLease.hold(store, key, me, writtenAt);
     }
-    const holder = await readHolder(store, key);
-    if (holder && holder.host === me.host && !processAlive(holder.pid)) {
-      await store.delete(key);
-      continue;
+    const current = await readLock(store, key);
+    if (!current) continue; // released in the meantime
+    let stale: boolean;
+    if (current.holder) {
+      stale = isStale(current.holder, host);
+      unreadable = undefined;
+    } else {
+      // A body that does not parse is a creation cut short by a crash, or one still being
+      // written: stale once it has stayed the same for a while.
+      stale = unreadable?.equals(current.raw) === true;
+      if (!stale) {
+        unreadable = current.raw;
+        await sleep(UNREADABLE_GRACE_MS);
+        continue;
+      }
     }
-    throw new WardenError(
-      'WARDEN_E_REPO_LOCKED',
-      `repository ${store.location} is locked for ${name} by ${describe(holder)}`,
-      {
-        hint:
-          holder?.host === me.host
-            ? 'Wait for that process to finish.'
-            : `Check the process on ${holder?.host ?? 'its host'}; remove ${key} only if it is gone.`,
-        details: { lock: key, holder },
-      },
-    );
+    if (!stale) throw locked(store, name, current.holder, host);
+    const outcome = await takeOver(store, key, current, me, leaseMs);
+    if (outcome === 'taken') return LockLease.hold(store, key, me, writtenAt);
+    // Another process is taking it over right now: look again shortly (10, 20, 40 ms ... 640 ms).
+    if (outcome === 'busy') await sleep(10 * 2 ** Math.min(round, 6));
   }
-  throw new WardenError('WARDEN_E_REPO_LOCKED', `could not take lock ${key}`, { details: { lock: key } });
+  const last = await readLock(store, key);
+  throw locked(store, name, last?.holder, host);
 }
 
-/** The live holder of a lock, if any (used to tell whether a WAL receiver is running). */
+/**
+ * The live holder of a lock, if any (used to tell whether a WAL receiver is running): a lock
+ * whose lease ran out, or whose holder was a process on this host that is gone, is not held.
+ */
 export async function lockHolder(store: ObjectStore, name: string): Promise<LockHolder | undefined> {
-  const holder = await readHolder(store, `locks/${name}.lock`);
-  if (!holder) return undefined;
-  if (holder.host === os.hostname() && !processAlive(holder.pid)) return undefined;
-  return holder;
+  const current = await readLock(store, lockKey(name));
+  if (!current?.holder || isStale(current.holder, os.hostname())) return undefined;
+  return current.holder;
 }
 
-async function readHolder(store: ObjectStore, key: string): Promise<LockHolder | undefined> {
-  try {
-    return JSON.parse((await store.getBuffer(key)).toString('utf8')) as LockHolder;
-  } catch {
-    return undefined;
+function lockKey(name: string): string {
+  return `locks/${name}.lock`;
+}
+
+function isStale(holder: LockHolder, host: string): boolean {
+  return leaseExpired(holder) || (holder.host === host && !processAlive(holder.pid));
+}
+
+/**
+ * Replaces the stale lock `stale` with `me`, letting exactly one of several contenders do so.
+ *
+ * The store offers no compare-and-swap, only create-if-absent. So a contender first creates a
+ * claim, `locks/<name>.takeover.<id>.<n>`, where `<id>` is a hash of the stale lock's exact bytes:
+ * of all contenders that saw those bytes, only the creator of the claim goes on. It then re-reads
+ * the lock and overwrites it only if the bytes are unchanged (not renewed, released or already
+ * taken over) — the lock is never absent meanwhile, so no bystander can create it either.
+ * Removing the claims afterwards is safe: a later claimant finds the lock changed and backs off.
+ * A claimant that died leaves its claim; once that claim's own lease ran out, the next contender
+ * uses claim `<n + 1>`.
+ */
+async function takeOver(
+  store: ObjectStore,
+  key: string,
+  stale: StoredLock,
+  me: LockHolder & { token: string },
+  leaseMs: number,
+): Promise<'taken' | 'busy' | 'changed'> {
+  const id = createHash('sha256').update(stale.raw).digest('hex').slice(0, 16);
+  const claimKey = (n: number) => `${key.replace(/\.lock$/, '')}.takeover.${id}.${n}`;
+  const claimedAt = performance.now();
+  const claimBody = encodeHolder({
+    ...me,
+    purpose: `take over ${key}`,
+    expiresAt: new Date(Date.now() + leaseMs).toISOString(),
+  });
+  let claim = -1;
+  for (let n = 0; n < MAX_CLAIMS && claim < 0; n += 1) {
+    if (await createConfirmed(store, claimKey(n), me.token, claimBody)) {
+      claim = n;
+      break;
+    }
+    const other = await readLock(store, claimKey(n));
+    if (!other) return 'changed'; // that take-over finished and cleaned up
+    if (other.holder && !leaseExpired(other.holder)) return 'busy';
   }
+  if (claim < 0) return 'busy';
+  try {
+    const current = await readLock(store, key);
+    if (!current?.raw.equals(stale.raw)) return 'changed';
+    // A claimant paused this long may have had its claim broken by the next one: start over.
+    if (performance.now() - claimedAt > leaseMs / 2) return 'changed';
+    await store.putBuffer(key, encodeHolder(me));
+    return (await readLock(store, key))?.holder?.token === me.token ? 'taken' : 'changed';
+  } finally {
+    for (let n = 0; n <= claim; n += 1) await store.delete(claimKey(n)).catch(() => undefined);
+  }
+}
+
+/**
+ * `createExclusive`, then a second look that the object carries our token. On a store whose
+ * create-if-absent is atomic (the filesystem; S3 with conditional writes) the look always
+ * succeeds. On an S3-compatible server that ignores `If-None-Match` the adapter falls back to
+ * HEAD-then-PUT, and a racing contender's PUT lands within about one such round trip after ours:
+ * waiting as long as our own create took before looking narrows that race; it cannot close it.
+ */
+async function createConfirmed(
+  store: ObjectStore,
+  key: string,
+  token: string,
+  body: Buffer,
+): Promise<boolean> {
+  const started = performance.now();
+  if (!(await store.createExclusive(key, body))) return false;
+  await sleep(performance.now() - started);
+  return (await readLock(store, key))?.holder?.token === token;
+}
+
+function locked(store: ObjectStore, name: string, holder: LockHolder | undefined, host: string): WardenError {
+  const key = lockKey(name);
+  return new WardenError(
+    'WARDEN_E_REPO_LOCKED',
+    `repository ${store.location} is locked for ${name} by ${describeHolder(holder)}`,
+    {
+      hint:
+        holder?.host === host
+          ? 'Wait for that process to finish.'
+          : holder?.expiresAt
+            ? `Wait for that process to finish; if it is gone, its lease runs out at ${holder.expiresAt} and the lock is taken over then.`
+            : `Check the process on ${holder?.host ?? 'its host'}; remove ${key} only if it is gone.`,
+      details: { lock: key, holder },
+    },
+  );
 }
 
 function processAlive(pid: number): boolean {
@@ -74,10 +212,4 @@ function processAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-function describe(holder: LockHolder | undefined): string {
-  return holder
-    ? `pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.startedAt})`
-    : 'another process';
 }

@@ -39,7 +39,7 @@ export interface DeleteBackupOptions {
  */
 export async function deleteBackup(options: DeleteBackupOptions): Promise<BackupRecord> {
   const repository = await Repository.open(options.store);
-  const release = await acquireLock(options.store, 'backup', `delete backup ${options.backup}`);
+  const lock = await acquireLock(options.store, 'backup', `delete backup ${options.backup}`);
   try {
     const record = await getBackup(repository, options.backup);
     const inventory = await readWalInventory(repository);
@@ -68,10 +68,11 @@ export async function deleteBackup(options: DeleteBackupOptions): Promise<Backup
         },
       );
     }
+    lock.assertHeld();
     await deleteBackupObjects(options.store, record.id);
     (options.logger ?? silentLogger).info({ id: record.id, name: record.name }, 'backup deleted');
     return record;
   } finally {
-    await release();
+    await lock.release();
   }
 }

@@ -4,7 +4,7 @@ import { silentLogger } from '../logger.ts';
 import { listBackups } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { acquireLock } from '../repository/repository-lock.ts';
+import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { historyKey, readWalInventory } from '../repository/wal-archive.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
@@ -52,9 +52,9 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
   const dryRun = options.dryRun === true;
   const steps = new StepRecorder();
   const repository = await steps.run('open repository', () => Repository.open(options.store));
-  let release: (() => Promise<void>) | undefined;
+  let lock: LockLease | undefined;
   if (dryRun) steps.skip('lock repository', 'dry run: read only');
-  else release = await steps.run('lock repository', () => acquireLock(options.store, 'backup', 'expire'));
+  else lock = await steps.run('lock repository', () => acquireLock(options.store, 'backup', 'expire'));
   const deleted = { backups: [] as string[], walSegments: 0 };
   try {
     const plan = await steps.run(
@@ -84,6 +84,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
         async () => {
           for (const backup of plan.expire) {
             throwIfAborted(options.signal);
+            lock?.assertHeld();
             await deleteBackupObjects(options.store, backup.id);
             deleted.backups.push(backup.id);
             logger.info({ id: backup.id, rule: backup.rule }, 'backup expired');
@@ -96,6 +97,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
         async () => {
           for (const segment of plan.walToDelete) {
             throwIfAborted(options.signal);
+            lock?.assertHeld();
             for (const key of segment.keys) await options.store.delete(key);
             deleted.walSegments += 1;
           }
@@ -114,7 +116,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
       steps: steps.steps,
     };
   } finally {
-    await release?.();
+    await lock?.release();
   }
 }
 

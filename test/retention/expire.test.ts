@@ -108,13 +108,13 @@ async function restoredRows(name: string, target: Parameters<typeof restore>[0][
 }
 
 test('expire refuses to run while a backup holds the repository lock', async () => {
-  const release = await acquireLock(store, 'backup', 'a backup');
+  const lock = await acquireLock(store, 'backup', 'a backup');
   try {
     await assert.rejects(expire({ store, policy: { keepLast: 2 } }), (error) =>
       isWardenError(error, 'WARDEN_E_REPO_LOCKED'),
     );
   } finally {
-    await release();
+    await lock.release();
   }
 });
 

@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
-import { decompress } from 'zstd-napi';
+import { compress, decompress } from 'zstd-napi';
 import { BLOCK_BYTES, BlockPool } from '../../src/pipeline/block-pool.ts';
 import { createDecompressor } from '../../src/pipeline/compression.ts';
 import { ParallelZstdCompressor, ZstdPool } from '../../src/pipeline/zstd-pool.ts';
@@ -93,4 +93,16 @@ test('a 16 MiB input (a WAL segment) compresses into one frame through the worke
   const frame = await ZstdPool.get().compress(Buffer.from(data), 3);
   assert.ok(frame.length > BLOCK_BYTES);
   assert.equal(digest(decompress(frame)), digest(data));
+});
+
+test('archives written by earlier versions (level 3, 4 MiB frames) still decompress', async () => {
+  const data = sample(9 * MiB + 11);
+  const frames: Buffer[] = [];
+  for (let offset = 0; offset < data.length; offset += 4 * MiB)
+    frames.push(compress(data.subarray(offset, offset + 4 * MiB), { compressionLevel: 3 }));
+  const out: Buffer[] = [];
+  await pipeline(Readable.from(frames), createDecompressor('zstd'), async (source) => {
+    for await (const chunk of source as AsyncIterable<Buffer>) out.push(chunk);
+  });
+  assert.equal(digest(Buffer.concat(out)), digest(data));
 });

@@ -7,6 +7,7 @@ import { escapeGlob } from '../redis/glob.ts';
 import type { RedisLike } from '../redis/redis-like.ts';
 import { ADD_TO_TAG, POP_TAG, RELEASE_LOCK } from './cache-scripts.ts';
 import { LocalTier } from './local-tier.ts';
+import { Lookup, type LookupOwner } from './lookup.ts';
 import { jsonSerializer, type Serializer } from './serializer.ts';
 
 export interface CacheOptions {
@@ -89,13 +90,23 @@ export class Cache {
   readonly #lock: { ttlMs: number; waitMs: number; pollMs: number } | undefined;
   readonly #breaker: CircuitBreaker;
   readonly #log: Logger;
-  readonly #inflight = new Map<string, Promise<unknown>>();
+  /** Loader calls in progress per key: concurrent misses of a key share one (stampede protection). */
+  readonly #loading = new Map<string, Promise<unknown>>();
   readonly #instanceId = randomBytes(8).toString('hex');
   readonly #channel: string;
   #unsubscribe: (() => Promise<void>) | undefined;
   /** Bumped on every invalidation received, so a read racing an invalidation skips L1. */
   #epoch = 0;
   #stats = { hits: 0, l1Hits: 0, misses: 0, loads: 0, errors: 0 };
+  /** How every `getOrSet` lookup reports back: created once, so a lookup allocates no handlers. */
+  readonly #lookups: LookupOwner = {
+    settle: (lookup) => this.#deadlines.answered(lookup),
+    answered: (lookup, text) => this.#answered(lookup, text),
+    failed: (lookup, error) => {
+      this.#recordFailure(error);
+      this.#loadFor(lookup);
+    },
+  };
 
   constructor(options: CacheOptions) {
     this.prefix = options.prefix ?? 'app:cache:';
@@ -157,11 +168,10 @@ export class Cache {
       this.#stats.l1Hits++;
       return Promise.resolve(local.value as T);
     }
-    const pending = this.#inflight.get(key);
-    if (pending) return pending as Promise<T>;
-    // #readThrough removes its own entry when it settles (it always awaits before that).
-    const promise = this.#readThrough(key, loader, options);
-    this.#inflight.set(key, promise);
+    if (!this.#breaker.allow()) return this.#load(key, loader, options, this.#epoch);
+    const lookup = new Lookup(this.#lookups, key, loader, options, this.#epoch);
+    const promise = lookup.start<T>(this.#sendGet(key));
+    if (this.#timeoutMs > 0) this.#deadlines.track(lookup);
     return promise;
   }
 
@@ -234,32 +244,68 @@ export class Cache {
     return deleted;
   }
 
-  async #readThrough<T>(key: string, loader: () => Promise<T> | T, options: GetOrSetOptions): Promise<T> {
+  /** The GET of an entry; a client that throws instead of rejecting counts as a failed call. */
+  #sendGet(key: string): Promise<string | null> {
     try {
-      const epoch = this.#epoch;
-      // The hit path, inlined from #readRedis: one async frame, no closures, no timer of its own.
-      let cached: unknown = MISS;
-      if (this.#breaker.allow()) {
-        let text: string | null | undefined;
-        try {
-          text = await this.#deadlines.race(this.#redis.get(this.#entryKey(key)));
-          this.#breaker.success();
-        } catch (error) {
-          this.#recordFailure(error);
+      return this.#redis.get(this.#entryKey(key));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** The hit path: the lookup's GET answered in time. */
+  #answered(lookup: Lookup, text: string | null): void {
+    try {
+      this.#breaker.success();
+      if (typeof text === 'string') {
+        const value = this.#decode(text, lookup.key);
+        if (value !== MISS) {
+          this.#stats.hits++;
+          if (this.#l1 !== undefined && lookup.epoch === this.#epoch) {
+            const { ttlMs, tags } = lookup.options;
+            this.#l1.set(lookup.key, value, ttlMs ?? this.#ttlMs, tags ?? []);
+          }
+          lookup.resolve(value);
+          return;
         }
-        if (typeof text === 'string') cached = this.#decode(text, key);
-      } else {
-        await undefined; // settle after getOrSet registered the call, as on every other path
       }
-      if (cached !== MISS) {
-        this.#stats.hits++;
-        if (epoch === this.#epoch)
-          this.#l1?.set(key, cached, options.ttlMs ?? this.#ttlMs, options.tags ?? []);
-        return cached as T;
-      }
+      this.#loadFor(lookup);
+    } catch (error) {
+      lookup.reject(error);
+    }
+  }
+
+  /** A miss, a failed or a timed-out GET: the loader answers the lookup. */
+  #loadFor(lookup: Lookup): void {
+    lookup.resolve(this.#load(lookup.key, lookup.loader, lookup.options, lookup.epoch));
+  }
+
+  /**
+   * A miss: joins the load of `key` already in progress in this process, or starts one. A load
+   * stays registered until its value is written to Redis, and Redis answers one connection's
+   * commands in order, so a GET that missed because it was sent before that write always finds
+   * the load still registered: concurrent misses share one loader call.
+   */
+  #load<T>(key: string, loader: () => Promise<T> | T, options: GetOrSetOptions, epoch: number): Promise<T> {
+    this.#stats.misses++;
+    const pending = this.#loading.get(key);
+    if (pending) return pending as Promise<T>;
+    // #loadAndRelease removes the entry when it settles, always after this registration (it awaits first).
+    const promise = this.#loadAndRelease(key, loader, options, epoch);
+    this.#loading.set(key, promise);
+    return promise;
+  }
+
+  async #loadAndRelease<T>(
+    key: string,
+    loader: () => Promise<T> | T,
+    options: GetOrSetOptions,
+    epoch: number,
+  ): Promise<T> {
+    try {
       return await this.#loadThrough(key, loader, options, epoch);
     } finally {
-      this.#inflight.delete(key);
+      this.#loading.delete(key);
     }
   }
 
@@ -269,7 +315,6 @@ export class Cache {
     options: GetOrSetOptions,
     epoch: number,
   ): Promise<T> {
-    this.#stats.misses++;
     let lockToken: string | undefined;
     if (this.#lock && this.#breaker.allow()) {
       lockToken = randomBytes(12).toString('hex');

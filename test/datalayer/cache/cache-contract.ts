@@ -121,6 +121,27 @@ export function cacheContract(factory: TopologyFactory): void {
       const results = await Promise.all(Array.from({ length: 100 }, () => cache.getOrSet('hot', loader)));
       assert.equal(calls, 1);
       assert.ok(results.every((r) => r === 'value'));
+      const stats = cache.stats();
+      assert.equal(stats.misses, 100, 'every read that found no entry is a miss');
+      assert.equal(stats.loads, 1);
+    });
+
+    test('a read that misses while the same key is being loaded joins that load', async () => {
+      const cache = newCache();
+      const loads: string[] = [];
+      const first = cache.getOrSet('staggered', async () => {
+        loads.push('first');
+        await sleep(150);
+        return 'from first';
+      });
+      await sleep(50);
+      const second = cache.getOrSet('staggered', () => {
+        loads.push('second');
+        return 'from second';
+      });
+      assert.deepEqual(await Promise.all([first, second]), ['from first', 'from first']);
+      assert.deepEqual(loads, ['first']);
+      assert.equal(await cache.getOrSet('staggered', () => 'reloaded'), 'from first');
     });
 
     test('with the Redis lock, concurrent misses across instances share one loader call', async () => {

@@ -43,6 +43,23 @@ describe('cache with a failing standalone Redis', { timeout: 60_000 }, () => {
     assert.ok(cache.stats().errors >= 1);
   });
 
+  test('a client whose get throws instead of rejecting: the loader result is returned and the error counted', async () => {
+    const throwing = new Proxy(redis, {
+      get(target, property, receiver) {
+        if (property === 'get')
+          return () => {
+            throw new Error('client bug');
+          };
+        const value = Reflect.get(target, property, receiver) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const cache = new Cache({ redis: throwing, prefix: 'throwing:cache:', timeoutMs: 50 });
+    assert.equal(await cache.getOrSet('k', () => 'loaded'), 'loaded');
+    assert.equal(cache.stats().errors, 1);
+    assert.equal(cache.stats().loads, 1);
+  });
+
   test('with Redis stopped, getOrSet keeps answering from loaders, counts errors, opens the breaker and recovers', async () => {
     const cache = new Cache({ redis, prefix: 'down:cache:', breaker: { failureThreshold: 3, openMs: 500 } });
     await cache.getOrSet('warm', () => 'w');

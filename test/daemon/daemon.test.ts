@@ -2,13 +2,13 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { Daemon, type DaemonStatus } from '../../src/daemon/daemon.ts';
-import { resolveDaemonPlan, type DaemonPlan } from '../../src/daemon/daemon-config.ts';
+import type { DaemonPlan } from '../../src/daemon/daemon-config.ts';
 import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
-import { DEFAULT_RETENTION_POLICY } from '../../src/retention/retention-policy.ts';
 import { readJobState } from '../../src/scheduler/job-state.ts';
+import { backupOnlyPlan } from '../harness/daemon-plan.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
 let cluster: TestCluster;
@@ -24,30 +24,12 @@ after(async () => cluster?.stop());
 
 /** Only the backup job, every 3 seconds (croner's seconds field): days become seconds. */
 function plan(): DaemonPlan {
-  const result = resolveDaemonPlan({
-    section: {
-      profile: 'dev',
-      http: { port: 0 },
-      schedules: {
-        'full-backup': null,
-        backup: '*/3 * * * * *',
-        'logical-dump': null,
-        retention: null,
-        verification: null,
-        drill: null,
-      },
-    },
+  return backupOnlyPlan({
+    connection: { ...connectionFromUrl(cluster.url()), tls: 'disable' },
+    repositoryPath: repoPath,
     baseDir: cluster.workDir,
-    defaultCluster: {
-      connection: { ...connectionFromUrl(cluster.url()), tls: 'disable' },
-      repositoryPath: repoPath,
-      slot: 'warden',
-    },
-    retention: DEFAULT_RETENTION_POLICY,
-    flags: {},
-    env: {},
+    schedule: '*/3 * * * * *',
   });
-  return result;
 }
 
 function daemon(id: string): Daemon {

@@ -5,14 +5,14 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory, segmentDataKey } from '../../src/repository/wal-archive.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { parseLsn, segmentStart } from '../../src/wal/lsn.ts';
+import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
-import { connectionOf, flipByte, rejectsWithCode, withClient } from './helpers.ts';
+import { connectionOf, flipByte, rejectsWithCode } from './helpers.ts';
 
 let cluster: TestCluster;
 let repoDir: string;
@@ -110,21 +110,12 @@ test('a flipped byte in an archived WAL segment fails the restore that needs it,
 });
 
 test('with the bytes put back, the same restore succeeds with every row', async () => {
-  const dir = path.join(cluster.workDir, 'restore-good');
-  const report = await restore({ store, target: { kind: 'latest' }, targetDir: dir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: dir,
-    port: report.port!,
-  });
-  try {
-    const url = cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`);
-    const count = await withClient(
-      url,
-      async (client) => (await client.query<{ n: string }>('SELECT count(*) AS n FROM t')).rows[0]!.n,
-    );
-    assert.equal(Number(count), rows);
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
+  const count = await withRestored(
+    cluster,
+    store,
+    'restore-good',
+    { kind: 'latest' },
+    async (client) => (await client.query<{ n: string }>('SELECT count(*) AS n FROM t')).rows[0]!.n,
+  );
+  assert.equal(Number(count), rows);
 });

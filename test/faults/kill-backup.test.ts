@@ -5,13 +5,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
-import { restore } from '../../src/restore/restore.ts';
+import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
-import { connectionOf, killHard, sleep, spawnFixture, withClient } from './helpers.ts';
+import { connectionOf, killHard, sleep, spawnFixture } from './helpers.ts';
 
 let cluster: TestCluster;
 let child: ChildProcess | undefined;
@@ -88,21 +87,12 @@ test('a backup killed with SIGKILL is never listed; the next backup cleans up, t
   );
   assert.equal(existsSync(path.join(repoDir, 'locks', 'backup.lock')), false, 'lock released');
 
-  const targetDir = path.join(cluster.workDir, 'restored');
-  const report = await restore({ store, target: { kind: 'backup', id: backup.id }, targetDir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    const url = cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`);
-    const count = await withClient(
-      url,
-      async (client) => (await client.query<{ n: string }>('SELECT count(*) AS n FROM big')).rows[0]!.n,
-    );
-    assert.equal(Number(count), 2_000_000);
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
+  const count = await withRestored(
+    cluster,
+    store,
+    'restored',
+    { kind: 'backup', id: backup.id },
+    async (client) => (await client.query<{ n: string }>('SELECT count(*) AS n FROM big')).rows[0]!.n,
+  );
+  assert.equal(Number(count), 2_000_000);
 });

@@ -4,14 +4,13 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
-import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory } from '../../src/repository/wal-archive.ts';
 import { restorableWindow } from '../../src/restore/restorable-window.ts';
-import { restore } from '../../src/restore/restore.ts';
 import { parseLsn, type Lsn } from '../../src/wal/lsn.ts';
+import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 import { connectionOf, killHard, sleep, spawnFixture, withClient } from './helpers.ts';
 
@@ -114,34 +113,25 @@ test('a WAL receiver killed with SIGKILL mid-stream is resumed by a new one with
   }
   assert.ok(parseLsn(window.latestLsn!) >= target, 'the archive reaches the last commit');
 
-  const targetDir = path.join(cluster.workDir, 'restored');
-  const report = await restore({ store, target: { kind: 'latest' }, targetDir, start: true });
-  const instance = new LocalInstance({
-    binaries: cluster.instance.binaries,
-    dataDir: targetDir,
-    port: report.port!,
-  });
-  try {
-    const url = cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`);
-    const rows = await withClient(
-      url,
-      async (client) =>
-        (
-          await client.query<{ batch: number; n: string }>(
-            'SELECT batch, count(*) AS n FROM w GROUP BY batch ORDER BY batch',
-          )
-        ).rows,
-    );
-    assert.deepEqual(
-      rows.map((r) => r.batch),
-      writer.committed,
-      'every batch committed before and after the kill',
-    );
-    assert.ok(
-      rows.every((r) => Number(r.n) === ROWS_PER_BATCH),
-      'every batch complete',
-    );
-  } finally {
-    await instance.stop({ mode: 'immediate' });
-  }
+  const rows = await withRestored(
+    cluster,
+    store,
+    'restored',
+    { kind: 'latest' },
+    async (client) =>
+      (
+        await client.query<{ batch: number; n: string }>(
+          'SELECT batch, count(*) AS n FROM w GROUP BY batch ORDER BY batch',
+        )
+      ).rows,
+  );
+  assert.deepEqual(
+    rows.map((r) => r.batch),
+    writer.committed,
+    'every batch committed before and after the kill',
+  );
+  assert.ok(
+    rows.every((r) => Number(r.n) === ROWS_PER_BATCH),
+    'every batch complete',
+  );
 });

@@ -16,7 +16,7 @@ import { readWalInventory } from '../../src/repository/wal-archive.ts';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
-import { restoredLedger } from '../harness/restored-ledger.ts';
+import { restoredLedger } from '../harness/restored.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { startFaultProxy, startS3, type FaultProxy, type TestS3 } from '../harness/s3.ts';
 

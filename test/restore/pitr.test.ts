@@ -4,7 +4,7 @@ import { takeBackup } from '../../src/backup/base-backup.ts';
 import type { RestoreTarget } from '../../src/restore/restore-planner.ts';
 import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import type { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
-import { restoredLedger } from '../harness/restored-ledger.ts';
+import { restoredLedger } from '../harness/restored.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { streamInto, type StreamingRepository } from '../harness/streaming.ts';
 

@@ -13,7 +13,8 @@ import { acquireLock, lockHolder, type LockHolder } from '../../src/repository/r
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { startS3, type TestS3 } from '../harness/s3.ts';
 
-const LEASE_MS = 1_000;
+/** Short enough for quick tests, long enough that a loaded machine's slow fsync or S3 request does not cost the lease. */
+const LEASE_MS = 2_000;
 const KEY = 'locks/backup.lock';
 const OTHER_HOST = 'warden-peer.invalid';
 
@@ -36,8 +37,16 @@ function foreignLock(lease: 'expired' | 'live', overrides: Partial<LockHolder> =
   return Buffer.from(JSON.stringify(holder));
 }
 
+/** The lock's body; read again when torn (s3rver overwrites objects in place, so a read can be). */
 async function stored(store: ObjectStore, key = KEY): Promise<LockHolder> {
-  return JSON.parse((await store.getBuffer(key)).toString('utf8')) as LockHolder;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return JSON.parse((await store.getBuffer(key)).toString('utf8')) as LockHolder;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await sleep(50);
+    }
+  }
 }
 
 async function rejectsWithCode(promise: Promise<unknown>, code: ErrorCode): Promise<WardenError> {

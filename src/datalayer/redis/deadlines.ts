@@ -22,8 +22,12 @@ export interface DeadlineCall {
  */
 export class Deadlines {
   readonly #timeoutMs: number;
-  /** Tracked calls in start order; `#head` is the first one still in the list. */
-  #queue: DeadlineCall[] = [];
+  /**
+   * Tracked calls in start order; `#head` is the first one still in the list. Slots before it are
+   * cleared, so a settled call (and the value it resolved with) is not kept alive until the next
+   * splice: it would survive young-generation GCs and be promoted for nothing.
+   */
+  #queue: Array<DeadlineCall | undefined> = [];
   #head = 0;
   #timer: NodeJS.Timeout | undefined;
   /** The timer is unref'd while nothing is pending (cheaper than clearing and re-arming it each time). */
@@ -86,7 +90,7 @@ export class Deadlines {
   #compact(): void {
     const queue = this.#queue;
     let head = this.#head;
-    while (head < queue.length && queue[head]!.settled) head++;
+    while (head < queue.length && queue[head]!.settled) queue[head++] = undefined;
     if (head === queue.length) {
       queue.length = 0;
       head = 0;
@@ -121,7 +125,7 @@ export class Deadlines {
         call.settled = true;
         expired.push(call);
       }
-      this.#head++;
+      queue[this.#head++] = undefined;
     }
     this.#compact();
     const next = queue[this.#head];

@@ -5,7 +5,10 @@ import type { Repository } from '../repository/repository.ts';
 import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
 
-/** Completed segments waiting for compression and upload before `write` waits for them. */
+/**
+ * Completed segments waiting for compression and upload before `write` waits for them: one, so
+ * a streaming receiver keeps acknowledging while a segment is archived. Each is a 16 MiB buffer.
+ */
 const MAX_ARCHIVE_BACKLOG = 1;
 
 /**
@@ -28,6 +31,8 @@ export class SegmentWriter {
     private readonly repository: Repository,
     private readonly timeline: number,
     private readonly segmentSize: number,
+    /** Catch-up (nobody waits for acknowledgements) passes 0: one segment less in memory. */
+    private readonly maxBacklog = MAX_ARCHIVE_BACKLOG,
   ) {
     this.buffer = newSegmentBuffer(segmentSize);
   }
@@ -92,7 +97,7 @@ export class SegmentWriter {
     this.appender = undefined;
     this.archiveInBackground(this.name, this.buffer, this.segmentSize);
     this.buffer = newSegmentBuffer(this.segmentSize);
-    if (this.backlog.length > MAX_ARCHIVE_BACKLOG) await this.backlog[0];
+    if (this.backlog.length > this.maxBacklog) await this.backlog[0];
     await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
   }
 

@@ -252,7 +252,14 @@ export class WalReceiver {
       `START_REPLICATION SLOT ${quoteIdent(this.options.slotName)} PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`,
       { reuseCopyBuffers: true },
     );
-    const segment = new SegmentWriter(repository, timeline, segmentSize);
+    // Catch-up to a stop LSN (the end of a base backup) streams as fast as segments can be
+    // archived; a smaller archive backlog there lowers the backup's peak memory.
+    const segment = new SegmentWriter(
+      repository,
+      timeline,
+      segmentSize,
+      this.options.stopAtLsn !== undefined ? 0 : undefined,
+    );
     await segment.open(startLsn);
     let flushed = startLsn;
     let lastStatusAt = 0;

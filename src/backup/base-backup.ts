@@ -8,6 +8,7 @@ import { compressionExtension, type Compression } from '../pipeline/compression.
 import { encryptionRecord, type RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { ObjectSink } from '../pipeline/object-sink.ts';
 import {
+  backupObjects,
   backupPrefix,
   commitBackup,
   listBackups,
@@ -22,6 +23,7 @@ import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
 import { ensureWalArchived } from './wal-coverage.ts';
+import { incrementalBasis } from './incremental-basis.ts';
 import {
   incrementalUnavailable,
   planIncremental,
@@ -139,6 +141,18 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     if (fallback) logger.warn({ id, reason: fallback }, 'full backup taken instead of an incremental one');
     await client.close();
     const endTime = await serverNow(options.connection);
+    // PostgreSQL 17+: what a later incremental backup uploads, readable without a key.
+    const basis =
+      facts.serverVersionNum >= 170000
+        ? await steps.run('store incremental basis', () =>
+            storeIncrementalBasis(
+              repository,
+              `${prefix!}incremental-basis.zst`,
+              streamed.manifestData,
+              options.signal,
+            ),
+          )
+        : undefined;
     await steps.run('archive WAL to end of backup', () =>
       ensureWalArchived({ ...options, repository, endLsn: parseLsn(streamed.endLsn), logger }),
     );
@@ -159,6 +173,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       compressedOn: options.serverCompression ? 'server' : 'client',
       archives: streamed.archives,
       manifest: streamed.manifest,
+      ...(basis ? { incrementalBasis: basis } : {}),
       ...(repository.keys.recipients?.length
         ? { encryption: encryptionRecord(repository.keys.recipients) }
         : {}),
@@ -189,6 +204,8 @@ interface StreamedBackup {
   timeline: number;
   archives: ArchiveObject[];
   manifest: StoredObject;
+  /** backup_manifest as received (for the incremental basis). */
+  manifestData: Buffer;
 }
 
 async function streamBaseBackup(
@@ -230,6 +247,8 @@ async function streamBaseBackup(
   let sink: ObjectSink | undefined;
   let current: Omit<ArchiveObject, keyof StoredObject> | undefined;
 
+  const manifestChunks: Buffer[] = [];
+  let inManifest = false;
   const closeSink = async () => {
     if (!sink) return;
     const stored = await sink.finish();
@@ -257,6 +276,8 @@ async function streamBaseBackup(
       } else if (event.kind === 'copy-data') {
         const type = event.data[0];
         if (type === 0x64 /* 'd' */) {
+          // A copy first: the sink may take the (pooled) block over.
+          if (inManifest) manifestChunks.push(Buffer.from(event.data.subarray(1)));
           await sink!.write(event.data.subarray(1));
         } else if (type === 0x70 /* 'p' */) {
           options.onProgress?.(Number(event.data.readBigInt64BE(1)), totalBytes);
@@ -283,6 +304,7 @@ async function streamBaseBackup(
           );
         } else if (type === 0x6d /* 'm' */) {
           await closeSink();
+          inManifest = true;
           sink = new ObjectSink(
             repository.store,
             `${prefix}backup_manifest.zst`,
@@ -307,7 +329,7 @@ async function streamBaseBackup(
       'BASE_BACKUP ended without archives, manifest or end position',
     );
   }
-  return { startLsn, endLsn, timeline, archives, manifest };
+  return { startLsn, endLsn, timeline, archives, manifest, manifestData: Buffer.concat(manifestChunks) };
 }
 
 function readCStrings(data: Buffer, count: number): string[] {
@@ -324,7 +346,7 @@ function readCStrings(data: Buffer, count: number): string[] {
 
 /** Before committing, check every object the record names is there with its recorded size. */
 async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Promise<void> {
-  for (const object of [...record.archives, record.manifest]) {
+  for (const object of backupObjects(record)) {
     const info = await store.stat(object.key);
     if (!info || info.size !== object.size) {
       throw new WardenError(
@@ -335,6 +357,22 @@ async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Prom
         },
       );
     }
+  }
+}
+
+async function storeIncrementalBasis(
+  repository: Repository,
+  key: string,
+  manifest: Buffer,
+  signal: AbortSignal | undefined,
+): Promise<StoredObject> {
+  const sink = new ObjectSink(repository.store, key, 'zstd', 3, signal, undefined);
+  try {
+    await sink.write(incrementalBasis(manifest));
+    return await sink.finish();
+  } catch (error) {
+    sink.abort(error as Error);
+    throw error;
   }
 }
 

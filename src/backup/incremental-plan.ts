@@ -4,8 +4,7 @@ import { majorOfVersion } from '../postgres/server-binaries.ts';
 import { listBackups, type BackupRecord } from '../repository/backup-catalog.ts';
 import { completeChains } from '../repository/backup-chain.ts';
 import type { Repository } from '../repository/repository.ts';
-import { readVerified } from '../restore/verified-reader.ts';
-import { collect } from '../util/collect.ts';
+import { readIncrementalBasis } from './incremental-basis.ts';
 
 /**
  * The oldest server release Warden takes incremental backups from (server_version_num). 17.0
@@ -18,12 +17,13 @@ export type IncrementalMode = 'require' | 'prefer';
 
 export interface IncrementalBase {
   parent: BackupRecord;
-  /** The parent's backup_manifest, for UPLOAD_MANIFEST. */
+  /** The parent's manifest (its incremental basis), for UPLOAD_MANIFEST. */
   manifest: Buffer;
 }
 
 /** Why no incremental backup can be taken (a full one can). */
-export type IncrementalBlocker = 'server-version' | 'summarize-wal-off' | 'no-parent' | 'server-refused';
+export type IncrementalBlocker =
+  'server-version' | 'summarize-wal-off' | 'no-parent' | 'manifest-unreadable' | 'server-refused';
 
 /**
  * Picks the backup an incremental backup builds on: the newest committed backup of this cluster
@@ -63,14 +63,13 @@ export async function planIncremental(
       message: `no earlier backup of this cluster on timeline ${current.timeline} (PostgreSQL ${major}) to build on`,
     };
   }
-  const reader = readVerified(repository.store, parent.manifest, 'zstd', repository.keys);
-  let manifest: Buffer;
-  try {
-    manifest = await collect(reader.stream);
-  } catch (error) {
-    throw reader.explain(error);
+  const manifest = await readIncrementalBasis(repository, parent);
+  if (!manifest) {
+    return {
+      blocker: 'manifest-unreadable',
+      message: `backup ${parent.id} has no incremental basis and its encrypted backup_manifest needs an identity this process does not hold`,
+    };
   }
-  reader.check();
   return { parent, manifest };
 }
 
@@ -82,7 +81,9 @@ export function incrementalUnavailable(blocker: IncrementalBlocker, message: str
         ? 'Take a full backup first (`warden backup`); incrementals build on it.'
         : blocker === 'summarize-wal-off'
           ? 'Turn on summarize_wal, take a full backup, then incrementals can follow.'
-          : 'Take full backups on this server; the WAL stream keeps RPO in seconds either way.',
+          : blocker === 'manifest-unreadable'
+            ? 'Take a full backup (it stores an incremental basis), or give this process an identity (--identity).'
+            : 'Take full backups on this server; the WAL stream keeps RPO in seconds either way.',
     details: { reason: blocker },
   });
 }

@@ -54,12 +54,22 @@ export interface BackupRecord {
   compressedOn: 'client' | 'server';
   archives: ArchiveObject[];
   manifest: StoredObject;
+  /**
+   * PostgreSQL 17+: the manifest without per-file checksums, stored unencrypted, so a host that
+   * can only encrypt can still take an incremental backup on this one (see incremental-basis.ts).
+   */
+  incrementalBasis?: StoredObject;
   /** Recipients every object of this backup is encrypted to; absent when not encrypted. */
   encryption?: ObjectEncryption;
   durationMs: number;
 }
 
 const BACKUPS = 'backups/';
+
+/** Every stored object a backup record lists (archives, manifest, incremental basis). */
+export function backupObjects(record: BackupRecord): StoredObject[] {
+  return [...record.archives, record.manifest, ...(record.incrementalBasis ? [record.incrementalBasis] : [])];
+}
 
 export function backupPrefix(id: string): string {
   return `${BACKUPS}${id}/`;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.ts';
-import { backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
+import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
 import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
@@ -83,8 +83,7 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
     try {
-      for (const object of [...backup.archives, backup.manifest])
-        report.bytes += await copyVerified(from, to, object);
+      for (const object of backupObjects(backup)) report.bytes += await copyVerified(from, to, object);
       await to.putBuffer(marker, await from.getBuffer(marker));
     } catch (error) {
       await to.delete(backupPrefix(backup.id)).catch(() => undefined);

@@ -66,6 +66,10 @@ export function readBackupRecord(data: Buffer, key: string, systemId: string | u
   for (const archive of record.archives) checkStoredObject(archive, prefix, `archive ${archive?.archive}`);
   checkStoredObject(record.manifest, prefix, 'manifest');
   check(record.manifest.key === `${prefix}backup_manifest.zst`, 'manifest key');
+  if (record.incrementalBasis !== undefined) {
+    checkStoredObject(record.incrementalBasis, prefix, 'incremental basis');
+    check(!record.incrementalBasis.encryption, 'the incremental basis is stored unencrypted');
+  }
   return record;
 }
 

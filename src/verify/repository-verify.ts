@@ -309,6 +309,32 @@ async function verifyBackup(
     }
   }
 
+  if (record.incrementalBasis) {
+    // Damage here costs the next incremental (a full backup is taken instead), not this backup.
+    const addBasisProblem: AddProblem = (problem) =>
+      problems.push({ breaks: `incremental backups on ${record.id}`, backups: [], ...problem });
+    const basis = await readObject(
+      store,
+      record.incrementalBasis,
+      'zstd',
+      addBasisProblem,
+      checked,
+      true,
+      keys,
+    );
+    if (basis) {
+      try {
+        parseBackupManifest(basis);
+      } catch (error) {
+        addBasisProblem({
+          kind: 'corrupt',
+          object: record.incrementalBasis.key,
+          message: `incremental basis cannot be parsed: ${(error as Error).message}`,
+        });
+      }
+    }
+  }
+
   const seen = new Set<string>();
   for (const archive of record.archives) {
     await verifyArchive(store, record, archive, manifest, seen, add, checked, keys);

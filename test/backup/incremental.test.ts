@@ -6,8 +6,12 @@ import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import type { WardenError } from '../../src/errors.ts';
 import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
+import { X25519Identity } from '../../src/pipeline/encryption/age-keys.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
+import { readVerified } from '../../src/restore/verified-reader.ts';
+import { collect } from '../../src/util/collect.ts';
+import { parseBackupManifest } from '../../src/verify/backup-manifest.ts';
 import { verifyRepository } from '../../src/verify/repository-verify.ts';
 import { verifyRestore } from '../../src/verify/restore-check.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
@@ -205,4 +209,42 @@ test('verification restores an incremental chain and checks every link against i
   const orphaned = await verifyRepository({ store });
   const missing = orphaned.problems.find((p) => p.backups?.includes(incremental.backup.id));
   assert.equal(missing?.object, `backups/${full.backup.id}/backup.json`);
+});
+
+test('an encrypted repository: a host holding only the public recipient takes incrementals from the stored basis; restore decrypts the chain', async () => {
+  const owner = X25519Identity.generate();
+  const store = new FsObjectStore(path.join(cluster.workDir, 'repo-encrypted'));
+  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
+  const base = {
+    connection,
+    store,
+    slotName: 'incr_encrypted',
+    compression: 'zstd' as const,
+    keys: { recipients: [owner.recipient] },
+  };
+  const full = await takeBackup(base);
+  // The basis is readable without a key and carries no per-file checksum.
+  const basisKey = full.backup.incrementalBasis?.key ?? '';
+  assert.equal(full.backup.incrementalBasis?.encryption, undefined);
+  assert.equal(full.backup.manifest.encryption?.recipients[0], owner.label);
+  const basis = await collect(readVerified(store, full.backup.incrementalBasis!, 'zstd').stream);
+  assert.doesNotMatch(basis.toString('utf8'), /"Checksum"/);
+  assert.ok(parseBackupManifest(basis).files.size > 100, basisKey);
+
+  await cluster.query('UPDATE accounts SET balance = balance + 3 WHERE id = 7');
+  const incremental = await takeBackup({ ...base, incremental: 'require' });
+  assert.equal(incremental.backup.parent, full.backup.id);
+  const [expected] = await cluster.query<{ b: string }>(
+    'SELECT balance::text AS b FROM accounts WHERE id = 7',
+  );
+  const restored = await withRestored(
+    cluster,
+    store,
+    'restore-encrypted',
+    { kind: 'backup', id: incremental.backup.id },
+    async (client) =>
+      (await client.query<{ b: string }>('SELECT balance::text AS b FROM accounts WHERE id = 7')).rows[0]!.b,
+    { identities: [owner] },
+  );
+  assert.equal(restored, expected!.b);
 });

@@ -16,7 +16,8 @@
  * Environment knobs: BENCH_RUNS (3), BENCH_SCALE (100), BENCH_DATASETS ("pgbench,random"),
  * BENCH_RANDOM_ROWS (8000000), BENCH_WAL_SECONDS (30), BENCH_PROFILE (1: CPU-profile one Warden
  * backup when it misses the throughput target), BENCH_REV (HEAD: the commit whose CLI is
- * measured), BENCH_BASELINE_REV (unset: also measure this earlier commit's CLI, side by side).
+ * measured), BENCH_BASELINE_REV (unset: also measure this earlier commit's CLI, side by side),
+ * BENCH_REPORT (bench/reports/core.md: where the report goes).
  *
  * Warden's CLI is compiled from `git archive <rev>` into bench/results/ at the start, so neither
  * uncommitted work in the tree nor edits made while the bench runs (bin/warden.js falls back to
@@ -46,7 +47,7 @@ const REV = process.env.BENCH_REV ?? 'HEAD';
 const BASELINE_REV = process.env.BENCH_BASELINE_REV;
 const PGBIN = '/usr/lib/postgresql/15/bin';
 const ROOT = path.resolve(import.meta.dirname, '..');
-const REPORT = path.join(ROOT, 'bench', 'reports', 'core.md');
+const REPORT = process.env.BENCH_REPORT ?? path.join(ROOT, 'bench', 'reports', 'core.md');
 const CLK_TCK = 100;
 const MB = 1e6;
 
@@ -1090,7 +1091,7 @@ async function main(): Promise<void> {
     '',
     ...(srcChanged
       ? [
-          `**Warning:** \`src/\` changed during this run (HEAD ${commitAtStart} → ${commitAtEnd}); later sections may reflect the newer code.`,
+          `**Note:** \`src/\` changed during this run (HEAD ${commitAtStart} → ${commitAtEnd}). The backup rows ran the CLI built from ${currentBuild!.commit} at the start; the restore and WAL-lag sections run \`src/\` of the working tree through tsx, so they may reflect newer code.`,
           '',
         ]
       : []),

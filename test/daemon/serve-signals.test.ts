@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
@@ -15,6 +15,7 @@ import { Schedule } from '../../src/scheduler/schedule.ts';
 import { onExit } from '../harness/cleanup.ts';
 import { WARDEN_BIN } from '../harness/cli.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
+import { bytesUnder } from '../faults/helpers.ts';
 
 /**
  * `warden serve` as a user runs it (a child process), stopped by signals or killed while its
@@ -130,20 +131,6 @@ async function exitWithin(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** Bytes written so far below `dir` (finished objects and unfinished temp files). */
-async function bytesUnder(dir: string): Promise<number> {
-  if (!existsSync(dir)) return 0;
-  let total = 0;
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile())
-      total += await stat(path.join(entry.parentPath ?? entry.path, entry.name)).then(
-        (s) => s.size,
-        () => 0,
-      );
-  }
-  return total;
 }
 
 async function backupRunning(repo: string): Promise<boolean> {

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isWardenError, type ErrorCode, type WardenError } from '../../src/errors.ts';
@@ -78,4 +78,18 @@ export async function killHard(child: ChildProcess): Promise<void> {
   const exited = once(child, 'exit');
   child.kill('SIGKILL');
   await exited;
+}
+
+/** Bytes written so far below `dir` (finished objects and unfinished temp files). */
+export async function bytesUnder(dir: string): Promise<number> {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile())
+      total += await stat(path.join(entry.parentPath ?? entry.path, entry.name)).then(
+        (s) => s.size,
+        () => 0,
+      );
+  }
+  return total;
 }

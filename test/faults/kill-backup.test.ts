@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
@@ -10,7 +10,7 @@ import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
-import { connectionOf, killHard, sleep, spawnFixture } from './helpers.ts';
+import { bytesUnder, connectionOf, killHard, sleep, spawnFixture } from './helpers.ts';
 
 let cluster: TestCluster;
 let child: ChildProcess | undefined;
@@ -26,20 +26,6 @@ after(async () => {
   if (child) await killHard(child);
   await cluster?.stop();
 });
-
-/** Bytes written so far below `dir` (finished objects and unfinished temp files). */
-async function bytesUnder(dir: string): Promise<number> {
-  if (!existsSync(dir)) return 0;
-  let total = 0;
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile())
-      total += await stat(path.join(entry.parentPath ?? entry.path, entry.name)).then(
-        (s) => s.size,
-        () => 0,
-      );
-  }
-  return total;
-}
 
 test('a backup killed with SIGKILL is never listed; the next backup cleans up, takes the stale lock, and restores', async () => {
   const repoDir = path.join(cluster.workDir, 'repo');

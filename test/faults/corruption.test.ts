@@ -3,8 +3,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
-import { WalReceiver } from '../../src/backup/wal-receiver.ts';
+import type { BackupReport } from '../../src/backup/base-backup.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory, segmentDataKey } from '../../src/repository/wal-archive.ts';
@@ -12,7 +11,7 @@ import { restore } from '../../src/restore/restore.ts';
 import { parseLsn, segmentStart } from '../../src/wal/lsn.ts';
 import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
-import { connectionOf, flipByte, rejectsWithCode } from './helpers.ts';
+import { backupWithWalTail, flipByte, rejectsWithCode } from './helpers.ts';
 
 let cluster: TestCluster;
 let repoDir: string;
@@ -24,28 +23,7 @@ before(async () => {
   cluster = await startCluster();
   repoDir = path.join(cluster.workDir, 'repo');
   store = new FsObjectStore(repoDir);
-  await cluster.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 50000) g');
-  ({ backup } = await takeBackup({
-    connection: connectionOf(cluster),
-    store,
-    slotName: 'warden',
-    compression: 'zstd',
-  }));
-  // WAL over several segments after the backup, so a restore to latest needs more than one.
-  for (let i = 0; i < 3; i += 1) {
-    await cluster.query('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g');
-    await cluster.query('SELECT pg_switch_wal()');
-  }
-  await cluster.query('INSERT INTO t VALUES (0, $1)', ['last']);
-  const [{ lsn }] = (await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
-    { lsn: string },
-  ];
-  await new WalReceiver({
-    connection: connectionOf(cluster),
-    store,
-    slotName: 'warden',
-    stopAtLsn: parseLsn(lsn),
-  }).run();
+  backup = await backupWithWalTail(cluster, store, 50000);
   rows = Number(
     ((await cluster.query<{ n: string }>('SELECT count(*) AS n FROM t')) as [{ n: string }])[0].n,
   );

@@ -9,6 +9,10 @@ import { fileURLToPath } from 'node:url';
 import { isWardenError, type ErrorCode, type WardenError } from '../../src/errors.ts';
 import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
 import type { TestCluster } from '../harness/postgres.ts';
+import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
+import { WalReceiver } from '../../src/backup/wal-receiver.ts';
+import type { ObjectStore } from '../../src/repository/object-store.ts';
+import { parseLsn } from '../../src/wal/lsn.ts';
 
 /** The harness clusters run without TLS on loopback. */
 export function connectionOf(
@@ -92,4 +96,40 @@ export async function bytesUnder(dir: string): Promise<number> {
       );
   }
   return total;
+}
+
+/**
+ * The fixture both corruption tests start from: table `t` with `rows` rows, a zstd base backup,
+ * then WAL over several segments (three inserts, each followed by a segment switch, and a last
+ * row) streamed into the repository, so a restore to latest needs more than one segment.
+ */
+export async function backupWithWalTail(
+  cluster: TestCluster,
+  store: ObjectStore,
+  rows: number,
+): Promise<BackupReport['backup']> {
+  await cluster.query(
+    `CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, ${rows}) g`,
+  );
+  const { backup } = await takeBackup({
+    connection: connectionOf(cluster),
+    store,
+    slotName: 'warden',
+    compression: 'zstd',
+  });
+  for (let i = 0; i < 3; i += 1) {
+    await cluster.query('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g');
+    await cluster.query('SELECT pg_switch_wal()');
+  }
+  await cluster.query('INSERT INTO t VALUES (0, $1)', ['last']);
+  const [{ lsn }] = (await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
+    { lsn: string },
+  ];
+  await new WalReceiver({
+    connection: connectionOf(cluster),
+    store,
+    slotName: 'warden',
+    stopAtLsn: parseLsn(lsn),
+  }).run();
+  return backup;
 }

@@ -5,14 +5,13 @@ import { readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { compress, decompress } from 'zstd-napi';
-import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
-import { WalReceiver } from '../../src/backup/wal-receiver.ts';
+import type { BackupReport } from '../../src/backup/base-backup.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory, segmentDataKey, type SegmentRecord } from '../../src/repository/wal-archive.ts';
 import { verifyRepository } from '../../src/verify/repository-verify.ts';
 import { parseLsn, segmentStart } from '../../src/wal/lsn.ts';
-import { connectionOf, flipByte } from '../faults/helpers.ts';
+import { backupWithWalTail, flipByte } from '../faults/helpers.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
 let cluster: TestCluster;
@@ -26,27 +25,7 @@ before(async () => {
   cluster = await startCluster();
   repoDir = path.join(cluster.workDir, 'repo');
   store = new FsObjectStore(repoDir);
-  await cluster.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g');
-  ({ backup } = await takeBackup({
-    connection: connectionOf(cluster),
-    store,
-    slotName: 'warden',
-    compression: 'zstd',
-  }));
-  for (let i = 0; i < 3; i += 1) {
-    await cluster.query('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 1000) g');
-    await cluster.query('SELECT pg_switch_wal()');
-  }
-  await cluster.query('INSERT INTO t VALUES (0, $1)', ['last']);
-  const [{ lsn }] = (await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')) as [
-    { lsn: string },
-  ];
-  await new WalReceiver({
-    connection: connectionOf(cluster),
-    store,
-    slotName: 'warden',
-    stopAtLsn: parseLsn(lsn),
-  }).run();
+  backup = await backupWithWalTail(cluster, store, 20000);
   const repository = await Repository.open(store);
   const first = segmentStart(parseLsn(backup.startLsn), repository.meta.walSegmentSize);
   segments = (await readWalInventory(repository)).segments

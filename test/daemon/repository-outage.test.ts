@@ -174,7 +174,8 @@ test(
     }
 
     const backups = await listBackups(await Repository.open(direct));
-    assert.equal(backups.length, 2, backups.map((b) => b.id).join(', '));
+    // The one before the outage and at least one after (a later 20 s slot may run on a slow machine).
+    assert.ok(backups.length >= 2, backups.map((b) => b.id).join(', '));
     const verify = await verifyRepository({ store: direct });
     assert.ok(verify.ok, JSON.stringify(verify.problems, null, 2));
     // Restore the backup from before the outage and replay the WAL across it.

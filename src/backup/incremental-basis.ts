@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.ts';
 import type { BackupRecord } from '../repository/backup-catalog.ts';
 import type { Repository } from '../repository/repository.ts';
-import { readVerified } from '../restore/verified-reader.ts';
+import { consumeVerified } from '../restore/verified-reader.ts';
 import { collect } from '../util/collect.ts';
 
 /**
@@ -40,14 +40,7 @@ export async function readIncrementalBasis(
     parent.incrementalBasis ??
     (repository.keys.identities?.length || !parent.manifest.encryption ? parent.manifest : undefined);
   if (!object) return undefined;
-  const reader = readVerified(repository.store, object, 'zstd', repository.keys);
-  let data: Buffer;
-  try {
-    data = await collect(reader.stream);
-  } catch (error) {
-    throw reader.explain(error);
-  }
-  reader.check();
+  const data = await consumeVerified(repository.store, object, 'zstd', repository.keys, collect);
   if (data.length === 0)
     throw new WardenError('WARDEN_E_REPO_CORRUPT', `${object.key} is empty`, {
       details: { object: object.key },

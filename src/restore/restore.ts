@@ -31,7 +31,7 @@ import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
 import { applyIncrementalTar, fullBackupLabel, pruneUnseen } from './incremental-apply.ts';
-import { readVerified } from './verified-reader.ts';
+import { consumeVerified } from './verified-reader.ts';
 import { waitForPromotion } from './recovery-wait.ts';
 import { checkRestoreKeys } from './key-check.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
@@ -231,22 +231,14 @@ function archiveDir(targetDir: string, archive: ArchiveObject): string {
 }
 
 /** Reads one archive decompressed and verified against its recorded checksum. */
-async function readArchive<T>(
+function readArchive<T>(
   store: ObjectStore,
   archive: ArchiveObject,
   keys: RepositoryKeys,
   consume: (stream: Readable) => Promise<T>,
 ): Promise<T> {
   const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
-  const reader = readVerified(store, archive, compression, keys);
-  let result: T;
-  try {
-    result = await consume(reader.stream);
-  } catch (error) {
-    throw reader.explain(error);
-  }
-  reader.check();
-  return result;
+  return consumeVerified(store, archive, compression, keys, consume);
 }
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */
@@ -256,16 +248,9 @@ async function writeManifest(
   targetDir: string,
   keys: RepositoryKeys,
 ): Promise<void> {
-  const reader = readVerified(store, manifest, 'zstd', keys);
-  try {
-    await pipeline(
-      reader.stream,
-      createWriteStream(path.join(targetDir, 'backup_manifest'), { mode: 0o600 }),
-    );
-  } catch (error) {
-    throw reader.explain(error);
-  }
-  reader.check();
+  await consumeVerified(store, manifest, 'zstd', keys, (stream) =>
+    pipeline(stream, createWriteStream(path.join(targetDir, 'backup_manifest'), { mode: 0o600 })),
+  );
 }
 
 async function placeWal(repository: Repository, plan: RestorePlan, targetDir: string): Promise<void> {

@@ -64,3 +64,26 @@ function corrupt(object: StoredObject, actualSize: number, cause?: unknown): War
     },
   );
 }
+
+/**
+ * Reads `object` through `readVerified` into `consume`, then checks it: a read failure becomes
+ * the corruption (or missing-object) error it really is, and bytes that differ from the record
+ * fail after the stream was consumed.
+ */
+export async function consumeVerified<T>(
+  store: ObjectStore,
+  object: StoredObject,
+  compression: Compression,
+  keys: RepositoryKeys | undefined,
+  consume: (stream: Readable) => Promise<T>,
+): Promise<T> {
+  const reader = readVerified(store, object, compression, keys);
+  let result: T;
+  try {
+    result = await consume(reader.stream);
+  } catch (error) {
+    throw reader.explain(error);
+  }
+  reader.check();
+  return result;
+}

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -128,21 +128,31 @@ export class FsObjectStore implements ObjectStore {
     return new FsAppender(handle, size);
   }
 
+  /**
+   * Written to a temp file and fsynced first, then hard-linked into place: link() fails when the
+   * name exists (exclusive), and a reader never sees the file before all of it is there (an
+   * `open(wx)` + write would show an empty or half-written file for a moment).
+   */
   async createExclusive(key: string, data: Buffer): Promise<boolean> {
     const target = this.pathOf(key);
     await mkdir(path.dirname(target), { recursive: true });
+    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
     try {
-      const handle = await open(target, 'wx');
+      const handle = await open(temp, 'wx');
       try {
         await handle.writeFile(data);
         await handle.sync();
       } finally {
         await handle.close();
       }
+      await link(temp, target);
+      await syncDir(path.dirname(target));
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw ioError(error, `creating ${key}`);
+    } finally {
+      await rm(temp, { force: true });
     }
   }
 

@@ -46,12 +46,18 @@ test('two daemons: each backup slot runs once, on time, on one of them; one stre
   let httpStatus: DaemonStatus | undefined;
   try {
     await sleep(10_000);
-    statusA = await a.status();
-    const statusB = await b.status();
-    const states = [statusA, statusB].map((s) =>
-      s.clusters[0]!.walStream.state === 'standby' ? 'standby' : s.clusters[0]!.walStream.state,
-    );
-    assert.deepEqual(states.sort(), ['standby', 'streaming'], JSON.stringify(states));
+    // One streams, the other stands by; a receiver between retries (5 s after a transient
+    // error on a loaded machine) shows `idle` for a moment, so look again for up to 20 s.
+    let states: string[] = [];
+    let problems = '';
+    for (const deadline = Date.now() + 20_000; ; await sleep(500)) {
+      statusA = await a.status();
+      const statusB = await b.status();
+      states = [statusA, statusB].map((s) => s.clusters[0]!.walStream.state).sort();
+      problems = JSON.stringify([statusA, statusB].map((s) => s.clusters[0]!.walStream));
+      if (states.join() === 'standby,streaming' || Date.now() > deadline) break;
+    }
+    assert.deepEqual(states, ['standby', 'streaming'], problems);
     const response = await fetch(`http://127.0.0.1:${a.address!.port}/api/status`);
     assert.equal(response.status, 200);
     httpStatus = (await response.json()) as DaemonStatus;
@@ -64,15 +70,22 @@ test('two daemons: each backup slot runs once, on time, on one of them; one stre
   assert.ok(runs.length >= 3, `at least 3 slots in 10 s, got ${runs.length}`);
   const slots = runs.map((run) => run.slot);
   assert.equal(new Set(slots).size, slots.length, `each slot once: ${slots.join(', ')}`);
-  for (const run of runs) {
+  const backups = await listBackups(await Repository.open(store));
+  // A slot whose backup a slow run had already started (at or after the slot) is skipped, naming it.
+  const taken = runs.filter((run) => run.status !== 'skipped');
+  for (const run of runs.filter((r) => r.status === 'skipped')) {
+    const id = /^backup (\S+) already covers this slot$/.exec(run.detail ?? '')?.[1];
+    const cover = backups.find((b) => b.id === id);
+    assert.ok(cover && Date.parse(cover.startTime) >= Date.parse(run.slot), JSON.stringify(run));
+  }
+  for (const run of taken) {
     assert.equal(run.status, 'succeeded', JSON.stringify(run));
     assert.equal(Date.parse(run.slot) % PERIOD_MS, 0);
     // The first run catches up the slot before start; later ones start right at their slot.
     const late = Date.parse(run.startedAt) - Date.parse(run.slot);
     assert.ok(late >= 0 && late < PERIOD_MS + 500, `run for ${run.slot} started ${late} ms late`);
   }
-  const backups = await listBackups(await Repository.open(store));
-  assert.equal(backups.length, runs.length, 'one backup per slot');
+  assert.equal(backups.length, taken.length, 'one backup per slot that ran');
   assert.ok(new Set(runs.map((r) => r.daemon)).size >= 1);
   const job = httpStatus!.clusters[0]!.jobs.find((j) => j.name === 'backup')!;
   assert.equal(job.schedule, '*/3 * * * * *');

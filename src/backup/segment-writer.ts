@@ -72,8 +72,10 @@ export class SegmentWriter {
       const room = this.segmentSize - this.filled;
       const piece = payload.subarray(offset, offset + room);
       // Only into memory here: `sync` writes everything new to the partial file in one go,
-      // instead of one write call per message.
-      piece.copy(this.buffer, this.filled);
+      // instead of one write call per message. The buffer starts zeroed, so zeros (the padding
+      // the server streams after a WAL switch: most of a segment when it comes early) need no
+      // copy, and its pages stay unmapped.
+      if (!isZero(piece)) piece.copy(this.buffer, this.filled);
       this.filled += piece.length;
       offset += piece.length;
       if (this.filled === this.segmentSize) await this.finishSegment();
@@ -141,11 +143,22 @@ export class SegmentWriter {
   }
 }
 
+const ZEROS = Buffer.alloc(256 * 1024);
+
+/** Whether `data` holds only zero bytes (a memcmp against a zero buffer, in slices). */
+function isZero(data: Buffer): boolean {
+  for (let offset = 0; offset < data.length; offset += ZEROS.length) {
+    const slice = data.subarray(offset, offset + ZEROS.length);
+    if (!slice.equals(ZEROS.subarray(0, slice.length))) return false;
+  }
+  return true;
+}
+
 /**
  * A zeroed segment buffer, reusing the memory of one the compression worker handed back: a fresh
  * 16 MiB buffer per segment stays resident until a late GC, which showed as the peak RSS of a
  * backup's WAL catch-up. Zeroed because a partial segment is archived with its unwritten tail.
  */
 function newSegmentBuffer(size: number): Buffer {
-  return BlockPool.get().take(size).fill(0);
+  return BlockPool.get().takeZeroed(size);
 }

@@ -33,11 +33,16 @@ interface WireConnection {
 
 const QUEUE_HIGH_WATER = 4 * 1024 * 1024;
 /**
- * Ring for `reuseCopyBuffers`: twice the queue's high-water mark. At most the high-water mark
- * plus what one socket read holds is queued unread (the socket pauses there), so a region is
- * overwritten only after the consumer has taken several MiB of later events.
+ * The queue's high-water mark for `reuseCopyBuffers` streams (START_REPLICATION): the consumer
+ * only copies each message into its segment, so a short queue suffices, and it keeps the ring small.
  */
-const RING_BYTES = 2 * QUEUE_HIGH_WATER;
+const RING_QUEUE_HIGH_WATER = 1024 * 1024;
+/**
+ * Ring for `reuseCopyBuffers`: twice that high-water mark. At most the high-water mark plus what
+ * one socket read holds is queued unread (the socket pauses there), so a region is overwritten
+ * only after the consumer has taken more than a MiB of later events.
+ */
+const RING_BYTES = 2 * RING_QUEUE_HIGH_WATER;
 const RING_MAX_MESSAGE = RING_BYTES / 8;
 
 export interface StreamOptions {
@@ -52,7 +57,7 @@ export interface StreamOptions {
    */
   coalesceType?: number;
   /**
-   * Copy other CopyData messages into a recycled 8 MiB ring instead of a fresh buffer each, for
+   * Copy other CopyData messages into a recycled 2 MiB ring instead of a fresh buffer each, for
    * a consumer that is done with an event's `data` once it takes the next few events (it must
    * not keep it). START_REPLICATION catch-up streams hundreds of MiB of ~128 KiB messages: a
    * fresh buffer each piled up tens of MiB of garbage before V8 collected it.
@@ -83,7 +88,7 @@ export class StreamingCommand {
     flow: { pause(): void; resume(): void },
     private readonly options: StreamOptions = {},
   ) {
-    this.events = new EventQueue(QUEUE_HIGH_WATER, flow);
+    this.events = new EventQueue(options.reuseCopyBuffers ? RING_QUEUE_HIGH_WATER : QUEUE_HIGH_WATER, flow);
   }
 
   private flushBlock(): void {

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { BlockPool } from '../../src/pipeline/block-pool.ts';
+import { SegmentWriter } from '../../src/backup/segment-writer.ts';
+import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import { Repository } from '../../src/repository/repository.ts';
+import { partialKey, readSegment, readWalInventory } from '../../src/repository/wal-archive.ts';
+
+const SEGMENT = 1024 * 1024;
+
+// Zero runs skip the copy into the (zeroed) segment buffer; a reused buffer that still holds an
+// earlier segment's bytes must not leak them into the next one.
+test('a segment of data, zero padding and data again is archived byte for byte, also in a reused buffer', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-segwriter-'));
+  try {
+    const store = new FsObjectStore(dir);
+    const repository = await Repository.openFor(store, {
+      systemId: '7000000000000000001',
+      walSegmentSize: SEGMENT,
+      serverVersion: '15.0',
+    });
+    const writer = new SegmentWriter(repository, 1, SEGMENT, 0);
+    await writer.open(0n);
+    const expected: Buffer[] = [];
+    // Segment 1: random bytes everywhere (it fills the buffer that segment 3 may reuse).
+    for (let i = 0; i < 8; i += 1) {
+      const piece = randomBytes(SEGMENT / 8);
+      expected.push(piece);
+      await writer.write(BigInt(i * (SEGMENT / 8)), piece);
+    }
+    // Segment 2: data, a zero run of several messages (a WAL switch), data at its end.
+    const segment2: Buffer[] = [
+      randomBytes(1000),
+      Buffer.alloc(SEGMENT / 2),
+      Buffer.alloc(SEGMENT / 2 - 2000),
+    ];
+    segment2.push(randomBytes(1000));
+    let lsn = BigInt(SEGMENT);
+    for (const piece of segment2) {
+      await writer.write(lsn, piece);
+      lsn += BigInt(piece.length);
+    }
+    // Segment 3 (partial): zeros first, then data, in whatever buffer the pool hands back.
+    const segment3 = [Buffer.alloc(300_000), randomBytes(5000)];
+    for (const piece of segment3) {
+      await writer.write(lsn, piece);
+      lsn += BigInt(piece.length);
+    }
+    await writer.sync();
+    const partial = await readFile(path.join(dir, partialKey(1, '000000010000000000000002')));
+    assert.deepEqual(partial, Buffer.concat(segment3));
+    await writer.finishPartial();
+
+    const inventory = await readWalInventory(repository);
+    const records = inventory.segments.get(1) ?? [];
+    assert.equal(records.length, 3);
+    assert.deepEqual(await readSegment(repository, records[0]!), Buffer.concat(expected));
+    assert.deepEqual(await readSegment(repository, records[1]!), Buffer.concat(segment2));
+    const third = await readSegment(repository, records[2]!);
+    assert.deepEqual(third.subarray(0, 305_000), Buffer.concat(segment3));
+    assert.ok(
+      third.subarray(305_000).every((byte) => byte === 0),
+      'the unwritten tail is zero',
+    );
+    assert.ok(BlockPool.get().freeCount(SEGMENT) <= 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

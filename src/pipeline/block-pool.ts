@@ -19,7 +19,7 @@ export class BlockPool {
   /** Memory this pool issued: a view of it may be handed to a worker without a copy. */
   private readonly issued = new WeakSet<ArrayBufferLike>();
 
-  /** `keep`: free blocks kept per size (blocks; other sizes, such as WAL segments, keep 1). */
+  /** `keep`: free buffers kept per size up to two blocks (larger ones, such as WAL segments, keep 1). */
   constructor(private readonly keep = 4) {}
 
   static get(): BlockPool {
@@ -51,6 +51,11 @@ export class BlockPool {
     return { memory, reused: reused !== undefined };
   }
 
+  /** Counts memory as issued by this pool: a block a worker handed back, which is a new ArrayBuffer. */
+  adopt(memory: ArrayBuffer): void {
+    this.issued.add(memory);
+  }
+
   /** Whether `chunk` views memory this pool issued (the caller owns the whole buffer). */
   owns(chunk: Uint8Array): boolean {
     return this.issued.has(chunk.buffer);
@@ -63,7 +68,7 @@ export class BlockPool {
    */
   giveBack(memory: ArrayBufferLike): void {
     const list = this.free.get(memory.byteLength);
-    if (!list || list.length >= (memory.byteLength === BLOCK_BYTES ? this.keep : 1)) return;
+    if (!list || list.length >= (memory.byteLength <= 2 * BLOCK_BYTES ? this.keep : 1)) return;
     if (list.includes(memory as ArrayBuffer)) return;
     list.push(memory as ArrayBuffer);
   }

@@ -1,7 +1,7 @@
 import { PassThrough, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
-import { DecompressStream } from 'zstd-napi';
 import { WardenError } from '../errors.ts';
+import { ParallelZstdDecompressor } from './zstd-decompressor.ts';
 import { ParallelZstdCompressor } from './zstd-pool.ts';
 
 export type Compression = 'zstd' | 'gzip' | 'none';
@@ -48,7 +48,7 @@ export function createCompressor(kind: Compression, level = DEFAULT_LEVELS[kind]
 export function createDecompressor(kind: Compression): Transform {
   switch (kind) {
     case 'zstd':
-      return new DecompressStream();
+      return new ParallelZstdDecompressor();
     case 'gzip':
       return zlib.createGunzip({ chunkSize: 256 * 1024 });
     case 'none':

@@ -4,11 +4,15 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { BLOCK_BYTES, BlockPool } from './block-pool.ts';
 
+/** Input memory for one frame: what a block of incompressible data compresses to, and some. */
+const FRAME_INPUT_BYTES = BLOCK_BYTES + 64 * 1024;
+
 // Plain CommonJS so the worker needs no TypeScript loader; zstd-napi's native binding is passed
 // in by path. The worker compresses into one reused scratch buffer and copies the frame out, and
 // hands transferred input memory back, so neither side accumulates garbage block-sized buffers between
 // GCs. An input whose frame may not fit the scratch buffer (a 16 MiB WAL segment) is compressed
-// as a stream through it, so the worker never allocates more than one block's worth.
+// as a stream through it, so the worker never allocates more than one block's worth. It also
+// decompresses whole frames whose size the header gives (restore reads archives in parallel).
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const binding = require(workerData.bindingPath);
@@ -38,17 +42,31 @@ function compress(input) {
   for (const piece of pieces) { output.set(piece, offset); offset += piece.length; }
   return output;
 }
-parentPort.on('message', ({ id, data, level: wanted, transferred }) => {
+const dctx = new binding.DCtx();
+function decompress(input, size, into) {
+  const output = into ? new Uint8Array(into, 0, size) : new Uint8Array(size);
+  const length = dctx.decompress(output, input);
+  if (length !== size) throw new Error('frame decompressed to ' + length + ' bytes, its header says ' + size);
+  return output;
+}
+parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred }) => {
   try {
-    if (wanted !== level) {
-      cctx.setParameter(binding.CParameter.compressionLevel, wanted);
-      level = wanted;
+    const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let output;
+    if (op === 'decompress') {
+      output = decompress(input, size, into);
+    } else {
+      if (wanted !== level) {
+        cctx.setParameter(binding.CParameter.compressionLevel, wanted);
+        level = wanted;
+      }
+      output = compress(input);
     }
-    const output = compress(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    const input = transferred ? data.buffer : undefined;
-    parentPort.postMessage({ id, output, input }, input ? [output.buffer, input] : [output.buffer]);
+    const returned = transferred ? data.buffer : undefined;
+    parentPort.postMessage({ id, output, input: returned }, returned ? [output.buffer, returned] : [output.buffer]);
   } catch (error) {
     cctx.reset(binding.ResetDirective.sessionOnly);
+    dctx.reset(binding.ResetDirective.sessionOnly);
     parentPort.postMessage({ id, error: String((error && error.message) || error) });
   }
 });
@@ -57,6 +75,8 @@ parentPort.on('message', ({ id, data, level: wanted, transferred }) => {
 interface Job {
   resolve(output: Buffer): void;
   reject(error: Error): void;
+  /** The output is a BlockPool block (decompressed into one). */
+  pooledOutput: boolean;
 }
 
 /**
@@ -92,10 +112,11 @@ export class ZstdPool {
           if (!job) return;
           if (message.error !== undefined || !message.output)
             job.reject(new Error(`zstd worker: ${message.error}`));
-          else
-            job.resolve(
-              Buffer.from(message.output.buffer, message.output.byteOffset, message.output.byteLength),
-            );
+          else {
+            const { buffer, byteOffset, byteLength } = message.output;
+            if (job.pooledOutput) this.blocks.adopt(buffer as ArrayBuffer);
+            job.resolve(Buffer.from(buffer, byteOffset, byteLength));
+          }
         },
       );
       worker.on('error', (error) => {
@@ -122,15 +143,49 @@ export class ZstdPool {
    * ArrayBuffer; otherwise it is copied. Transferred blocks return to the BlockPool.
    */
   compress(data: Buffer, level: number): Promise<Buffer> {
-    const id = this.nextId++;
-    const worker = this.workers[this.nextWorker++ % this.workers.length]!;
     const memory = data.buffer as ArrayBuffer;
     const transferred =
       this.blocks.owns(data) || (data.byteOffset === 0 && data.byteLength === memory.byteLength);
+    return this.run({ op: 'compress', data, level, transferred });
+  }
+
+  /**
+   * Decompresses one complete zstd frame of `contentSize` bytes (verifying its checksum, when it
+   * has one). The frame is copied into recycled memory that travels to the worker and back, and
+   * a frame of one block is decompressed into a BlockPool block: the output, which the
+   * consumer may give back. Nothing block-sized is left to the GC on either side.
+   */
+  decompress(frame: Buffer, contentSize: number): Promise<Buffer> {
+    let data: Buffer;
+    if (frame.length <= FRAME_INPUT_BYTES) {
+      data = this.blocks.take(FRAME_INPUT_BYTES).subarray(0, frame.length);
+      frame.copy(data);
+    } else {
+      data = Buffer.from(new Uint8Array(frame));
+    }
+    const into = contentSize <= BLOCK_BYTES ? this.blocks.take().buffer : undefined;
+    return this.run({ op: 'decompress', data, size: contentSize, transferred: true, into });
+  }
+
+  private run(message: {
+    op: 'compress' | 'decompress';
+    data: Buffer;
+    level?: number;
+    size?: number;
+    transferred: boolean;
+    /** Decompress into this BlockPool block (transferred, and back as the output). */
+    into?: ArrayBufferLike;
+  }): Promise<Buffer> {
+    const id = this.nextId++;
+    const worker = this.workers[this.nextWorker++ % this.workers.length]!;
     return new Promise<Buffer>((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject });
+      this.jobs.set(id, { resolve, reject, pooledOutput: message.into !== undefined });
       worker.ref();
-      worker.postMessage({ id, data, level, transferred }, transferred ? [memory] : []);
+      const transfer = [
+        ...(message.transferred ? [message.data.buffer as ArrayBuffer] : []),
+        ...(message.into ? [message.into as ArrayBuffer] : []),
+      ];
+      worker.postMessage({ id, ...message }, transfer);
     }).finally(() => {
       if (this.jobs.size === 0) for (const w of this.workers) w.unref();
     });

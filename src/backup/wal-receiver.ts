@@ -288,16 +288,20 @@ export class WalReceiver {
     // (the queue may never run empty then) — but no more often than the repository likes
     // syncing (an object store re-uploads the partial segment on each sync). Data left unflushed
     // because of that interval is flushed by a timer tick.
+    // Catch-up to a stop LSN has nobody waiting for acknowledgements: it syncs at the stop LSN
+    // and on the interval only, not after every burst (on a quiet server that was every message).
+    const catchUp = this.options.stopAtLsn !== undefined;
     let tick: NodeJS.Timeout | undefined;
     const dueForFlush = () => {
       const since = Date.now() - lastFlushAt;
       const minimum = segment.syncIntervalMs;
       return (
-        since >= Math.max(FLUSH_INTERVAL_MS, minimum) || (command.events.pending === 0 && since >= minimum)
+        since >= Math.max(FLUSH_INTERVAL_MS, minimum) ||
+        (!catchUp && command.events.pending === 0 && since >= minimum)
       );
     };
     const scheduleTick = () => {
-      if (tick || command.events.pending > 0) return;
+      if (tick || catchUp || command.events.pending > 0) return;
       const wait = Math.max(1, lastFlushAt + segment.syncIntervalMs - Date.now());
       tick = setTimeout(() => {
         tick = undefined;
@@ -317,7 +321,8 @@ export class WalReceiver {
             await segment.write(message.dataStart, message.payload);
             const reachedStop =
               this.options.stopAtLsn !== undefined && segment.position >= this.options.stopAtLsn;
-            if (reachedStop || dueForFlush()) await flush(false);
+            // Past the stop LSN, what the server sends until it sees our CopyDone is synced once, at the end.
+            if ((reachedStop && !stopping) || (!stopping && dueForFlush())) await flush(false);
             else scheduleTick();
             if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
           } else if (type === 0x6b /* 'k' */) {

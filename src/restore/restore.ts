@@ -30,6 +30,7 @@ import { StepRecorder, type StepReport } from '../util/report.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
+import { syncTree } from '../util/sync-tree.ts';
 import { applyIncrementalTar, fullBackupLabel, pruneUnseen } from './incremental-apply.ts';
 import { consumeVerified } from './verified-reader.ts';
 import { waitForPromotion } from './recovery-wait.ts';
@@ -115,6 +116,15 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
     const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
+    await steps.run(
+      'sync to disk',
+      async () => {
+        let synced = await syncTree(targetDir);
+        if (existsSync(`${targetDir}_tablespaces`)) synced += await syncTree(`${targetDir}_tablespaces`);
+        return synced;
+      },
+      (synced) => `${synced} files and directories`,
+    );
     if (options.start) {
       const binaries = await findServerBinaries(process.env, {
         major: majorOfVersion(plan.backup.serverVersion),

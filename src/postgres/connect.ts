@@ -3,6 +3,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { WardenError } from '../errors.ts';
 import { describeConnection, type ConnectionConfig } from './connection-config.ts';
+import { recyclingSocket } from './recycling-socket.ts';
 
 const SSL_REQUEST_CODE = 80877103;
 
@@ -51,6 +52,7 @@ export async function connect(config: ConnectionConfig, options: ConnectOptions 
       ? { rejectUnauthorized: true, ca: config.tlsCa ? readFileSync(config.tlsCa, 'utf8') : undefined }
       : false,
     ...(options.replication ? { replication: 'true' } : {}),
+    ...(options.replication && !useTls ? { stream: recyclingSocket } : {}),
   } as pg.ClientConfig);
   // An idle client whose server goes away emits 'error'; the owner sees it on the next call.
   client.on('error', () => undefined);

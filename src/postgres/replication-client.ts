@@ -1,8 +1,10 @@
+import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { WardenError } from '../errors.ts';
 import { BLOCK_BYTES, BlockPool } from '../pipeline/block-pool.ts';
 import { EventQueue } from '../util/event-queue.ts';
 import { connect } from './connect.ts';
+import { CopyDataTap } from './copy-data-tap.ts';
 import type { ConnectionConfig } from './connection-config.ts';
 
 /** What a replication command sends back, in order. CopyData payloads are copied (pg reuses its buffer). */
@@ -26,7 +28,7 @@ interface WireConnection {
   query(text: string): void;
   sendCopyFromChunk(chunk: Buffer): void;
   endCopyFrom(): void;
-  stream: { pause(): void; resume(): void };
+  stream: EventEmitter & { pause(): void; resume(): void };
   on(event: string, listener: (...args: unknown[]) => void): void;
   removeListener(event: string, listener: (...args: unknown[]) => void): void;
 }
@@ -49,11 +51,12 @@ export interface StreamOptions {
   /** Sent as CopyData when the server asks for input (CopyInResponse), then CopyDone. */
   copyIn?: Buffer;
   /**
-   * Copy consecutive CopyData messages starting with this type byte into one BlockPool block
-   * (the type byte in front, then up to BLOCK_BYTES - 1 bytes of payload): BASE_BACKUP sends
-   * ~32 KiB 'd' messages, and one copy into a recycled block, which the compressor then hands
-   * to a worker as it is, replaces a fresh buffer per message and a second copy. Such events'
-   * `data` is pool memory: a consumer that writes it to a compressor gives it up.
+   * Copy the payload of CopyData messages starting with this type byte into BlockPool blocks
+   * (the type byte in front, then BLOCK_BYTES - 1 bytes of payload, messages split across
+   * blocks): BASE_BACKUP sends ~32 KiB 'd' messages. They are taken off the socket before pg's
+   * parser (a CopyDataTap), so each byte is copied once, from the socket's chunk into a
+   * recycled block that the compressor then hands to a worker as it is. Such events' `data` is
+   * pool memory: a consumer that writes it to a compressor gives it up.
    */
   coalesceType?: number;
   /**
@@ -78,6 +81,7 @@ export class StreamingCommand {
     this.events.push({ kind: 'copy-done' });
   };
 
+  private tap: CopyDataTap | undefined;
   private block: Buffer | undefined;
   private blockLength = 0;
   private ring: Buffer | undefined;
@@ -113,6 +117,9 @@ export class StreamingCommand {
   submit(connection: WireConnection): void {
     this.connection = connection;
     connection.on('copyDone', this.onCopyDone);
+    const type = this.options.coalesceType;
+    if (type !== undefined)
+      this.tap = new CopyDataTap(connection.stream, type, (payload) => this.appendCoalesced(payload));
     connection.query(this.sql);
   }
   handleRowDescription(message: { fields: Array<{ name: string }> }): void {
@@ -135,22 +142,25 @@ export class StreamingCommand {
     connection.endCopyFrom();
   }
   handleCopyData(message: { chunk: Buffer }): void {
-    const chunk = message.chunk;
-    const type = this.options.coalesceType;
-    if (type !== undefined && chunk[0] === type && chunk.length <= BLOCK_BYTES) {
-      if (this.block && this.blockLength + chunk.length - 1 > BLOCK_BYTES) this.flushBlock();
+    this.flushBlock();
+    const data = this.copyOut(message.chunk);
+    this.events.push({ kind: 'copy-data', data }, data.length);
+  }
+  /** Bulk payload from the tap, in order: fills blocks to the brim, each pushed when full. */
+  private appendCoalesced(payload: Buffer): void {
+    let offset = 0;
+    while (offset < payload.length) {
       if (!this.block) {
         this.block = BlockPool.get().take();
-        this.block[0] = type;
+        this.block[0] = this.options.coalesceType!;
         this.blockLength = 1;
       }
-      chunk.copy(this.block, this.blockLength, 1);
-      this.blockLength += chunk.length - 1;
-      return;
+      const n = Math.min(payload.length - offset, BLOCK_BYTES - this.blockLength);
+      payload.copy(this.block, this.blockLength, offset, offset + n);
+      this.blockLength += n;
+      offset += n;
+      if (this.blockLength === BLOCK_BYTES) this.flushBlock();
     }
-    this.flushBlock();
-    const data = this.copyOut(chunk);
-    this.events.push({ kind: 'copy-data', data }, data.length);
   }
   private copyOut(chunk: Buffer): Buffer {
     if (!this.options.reuseCopyBuffers || chunk.length > RING_MAX_MESSAGE) return Buffer.from(chunk);
@@ -176,6 +186,7 @@ export class StreamingCommand {
     this.events.end();
   }
   private detach(): void {
+    this.tap?.uninstall();
     this.connection?.removeListener('copyDone', this.onCopyDone);
   }
 }

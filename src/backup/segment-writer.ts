@@ -98,8 +98,10 @@ export class SegmentWriter {
     await this.appender!.close();
     this.appender = undefined;
     this.archiveInBackground(this.name, this.buffer, this.segmentSize);
-    this.buffer = newSegmentBuffer(this.segmentSize);
+    // Wait for the backlog before taking the next buffer: the archived one's memory comes back
+    // from the compressor then, and is reused (catch-up holds one 16 MiB buffer, not two).
     if (this.backlog.length > this.maxBacklog) await this.backlog[0];
+    this.buffer = newSegmentBuffer(this.segmentSize);
     await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
   }
 

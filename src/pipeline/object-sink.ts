@@ -4,6 +4,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import type { StoredObject } from '../repository/backup-catalog.ts';
 import { createCompressor, type Compression } from './compression.ts';
 import { createHash } from 'node:crypto';
+import { BlockPool } from './block-pool.ts';
 import type { AgeRecipient } from './encryption/age-keys.ts';
 import { AgeEncryptStream } from './encryption/age-stream.ts';
 import { encryptionRecord } from './encryption/repository-keys.ts';
@@ -36,12 +37,15 @@ export class ObjectSink {
       pipeline(this.compressor, encryptor, () => undefined);
       compressed = encryptor;
     }
+    const recycle = store.putConsumesChunks === true ? BlockPool.get() : undefined;
     this.stored = store.put(
       key,
       (async function* hashed() {
         for await (const chunk of compressed as AsyncIterable<Buffer>) {
           hash.update(chunk);
           yield chunk;
+          // The store has written it (it asked for the next): a pooled frame goes back.
+          if (recycle?.owns(chunk)) recycle.giveBack(chunk.buffer);
         }
       })(),
       signal ? { signal } : {},

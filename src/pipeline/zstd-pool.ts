@@ -20,7 +20,11 @@ const cctx = new binding.CCtx();
 cctx.setParameter(binding.CParameter.checksumFlag, 1);
 let level = undefined;
 const scratch = Buffer.allocUnsafe(binding.compressBound(workerData.blockBytes));
-function compress(input) {
+function compress(input, into) {
+  if (into && binding.compressBound(input.length) <= into.byteLength) {
+    const output = new Uint8Array(into);
+    return output.subarray(0, cctx.compress2(output, input));
+  }
   if (binding.compressBound(input.length) <= scratch.length) {
     const length = cctx.compress2(scratch, input);
     const output = new Uint8Array(length);
@@ -60,7 +64,7 @@ parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred
         cctx.setParameter(binding.CParameter.compressionLevel, wanted);
         level = wanted;
       }
-      output = compress(input);
+      output = compress(input, into);
     }
     const returned = transferred ? data.buffer : undefined;
     parentPort.postMessage({ id, output, input: returned }, returned ? [output.buffer, returned] : [output.buffer]);
@@ -140,13 +144,17 @@ export class ZstdPool {
   /**
    * Compresses `data` into one zstd frame. Its memory is transferred to the worker (the caller
    * gives the buffer up) when it is a block of the shared BlockPool or owns its whole
-   * ArrayBuffer; otherwise it is copied. Transferred blocks return to the BlockPool.
+   * ArrayBuffer; otherwise it is copied. Transferred blocks return to the BlockPool. With
+   * `pooledOutput`, a block's frame is written into BlockPool memory, which whoever consumes
+   * the frame last may give back (see ObjectSink).
    */
-  compress(data: Buffer, level: number): Promise<Buffer> {
+  compress(data: Buffer, level: number, pooledOutput = false): Promise<Buffer> {
     const memory = data.buffer as ArrayBuffer;
     const transferred =
       this.blocks.owns(data) || (data.byteOffset === 0 && data.byteLength === memory.byteLength);
-    return this.run({ op: 'compress', data, level, transferred });
+    const into =
+      pooledOutput && data.length <= BLOCK_BYTES ? this.blocks.take(FRAME_INPUT_BYTES).buffer : undefined;
+    return this.run({ op: 'compress', data, level, transferred, into });
   }
 
   /**
@@ -211,7 +219,10 @@ export class ParallelZstdCompressor extends Transform {
   private readonly inFlight: Array<Promise<Buffer>> = [];
 
   constructor(private readonly level: number) {
-    super({ highWaterMark: 1024 * 1024 });
+    // Frames are handed out one by one, as compressed (in pool memory that the last consumer
+    // may give back): an async iterator over a byte-mode stream would get buffered frames
+    // concatenated into a new buffer instead.
+    super({ writableHighWaterMark: 1024 * 1024, readableObjectMode: true, readableHighWaterMark: 2 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -258,7 +269,7 @@ export class ParallelZstdCompressor extends Transform {
   }
 
   private dispatch(block: Buffer): void {
-    const pending = this.pool.compress(block, this.level);
+    const pending = this.pool.compress(block, this.level, true);
     pending.catch(() => undefined); // surfaced when awaited in order
     this.inFlight.push(pending);
   }

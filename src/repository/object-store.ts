@@ -13,6 +13,12 @@ export interface ObjectStore {
     source: Readable | AsyncIterable<Buffer>,
     options?: { signal?: AbortSignal },
   ): Promise<{ size: number }>;
+  /**
+   * True when `put` has written each chunk of its source before it takes the next, so the
+   * producer may reuse a chunk's memory once the next one is asked for (recycled compression
+   * blocks). Stores that buffer chunks (multipart uploads) leave it unset.
+   */
+  readonly putConsumesChunks?: boolean;
   putBuffer(key: string, data: Buffer): Promise<void>;
   get(key: string): Readable;
   getBuffer(key: string): Promise<Buffer>;

@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { BlockPool } from '../block-pool.ts';
 import { ageCorrupt } from './age-errors.ts';
 import { buildHeader, openHeader, parseHeader, type ParsedHeader } from './age-header.ts';
 import type { AgeIdentity, AgeRecipient } from './age-keys.ts';
@@ -88,6 +89,10 @@ export class AgeEncryptStream extends Transform {
       this.filled += take;
       offset += take;
     }
+    // Copied in: a pooled block (a compressed frame, which nothing else holds once written
+    // here) goes back to the pool.
+    const blocks = BlockPool.get();
+    if (blocks.owns(chunk)) blocks.giveBack(chunk.buffer);
     callback(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
   }
 

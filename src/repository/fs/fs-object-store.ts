@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { WardenError } from '../../errors.ts';
 import type { Appender, ObjectStore } from '../object-store.ts';
 
@@ -23,30 +22,35 @@ export class FsObjectStore implements ObjectStore {
     return this.root;
   }
 
+  /** `put` has written each chunk before it takes the next one from its source. */
+  readonly putConsumesChunks = true;
+
   async put(key: string, source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}) {
     const target = this.pathOf(key);
     await mkdir(path.dirname(target), { recursive: true });
     const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
-    const out = createWriteStream(temp, { highWaterMark: 1024 * 1024 });
     let size = 0;
+    let handle: FileHandle | undefined;
     try {
-      await pipeline(
-        source,
-        async function* count(chunks: AsyncIterable<Buffer>) {
-          for await (const chunk of chunks) {
-            size += chunk.length;
-            yield chunk;
-          }
-        },
-        out,
-        { signal: options.signal },
-      );
-      await syncFile(temp);
+      handle = await open(temp, 'w');
+      // One write at a time, straight from the producer's chunk: once the next chunk is asked
+      // for, the previous one is on its way to disk and its memory may be reused.
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        if (options.signal?.aborted)
+          throw new WardenError('WARDEN_E_ABORTED', `writing ${key} was cancelled`);
+        await writeAll(handle, chunk);
+        size += chunk.length;
+      }
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
       await rename(temp, target);
       await syncDir(path.dirname(target));
       return { size };
     } catch (error) {
+      await handle?.close().catch(() => undefined);
       await rm(temp, { force: true });
+      if (error instanceof WardenError) throw error;
       throw ioError(error, `writing ${key}`);
     }
   }
@@ -205,12 +209,11 @@ class FsAppender implements Appender {
   }
 }
 
-async function syncFile(file: string): Promise<void> {
-  const handle = await open(file, 'r+');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
   }
 }
 

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { WardenError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../logger.ts';
 import { CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from '../redis/circuit-breaker.ts';
-import { Deadlines } from '../redis/deadlines.ts';
+import { Deadlines, type DeadlineCall } from '../redis/deadlines.ts';
 import { escapeGlob } from '../redis/glob.ts';
-import type { RedisLike } from '../redis/redis-like.ts';
+import type { CancellableGet, RedisLike } from '../redis/redis-like.ts';
 import { ADD_TO_TAG, POP_TAG, RELEASE_LOCK } from './cache-scripts.ts';
 import { LocalTier } from './local-tier.ts';
-import { Lookup, type LookupOwner } from './lookup.ts';
 import { jsonSerializer, type Serializer } from './serializer.ts';
 
 export interface CacheOptions {
@@ -98,16 +97,6 @@ export class Cache {
   /** Bumped on every invalidation received, so a read racing an invalidation skips L1. */
   #epoch = 0;
   #stats = { hits: 0, l1Hits: 0, misses: 0, loads: 0, errors: 0 };
-  /** How every `getOrSet` lookup reports back: created once, so a lookup allocates no handlers. */
-  readonly #lookups: LookupOwner = {
-    settle: (lookup) => this.#deadlines.answered(lookup),
-    answered: (lookup, text) => this.#answered(lookup, text),
-    failed: (lookup, error) => {
-      this.#recordFailure(error);
-      this.#loadFor(lookup);
-    },
-  };
-
   constructor(options: CacheOptions) {
     this.prefix = options.prefix ?? 'app:cache:';
     if (this.prefix.length === 0) {
@@ -168,11 +157,29 @@ export class Cache {
       this.#stats.l1Hits++;
       return Promise.resolve(local.value as T);
     }
-    if (!this.#breaker.allow()) return this.#load(key, loader, options, this.#epoch);
-    const lookup = new Lookup(this.#lookups, key, loader, options, this.#epoch);
-    const promise = lookup.start<T>(this.#sendGet(key));
-    if (this.#timeoutMs > 0) this.#deadlines.track(lookup);
-    return promise;
+    const epoch = this.#epoch;
+    if (!this.#breaker.allow()) return this.#load(key, loader, options, epoch);
+    // The caller's promise is the GET's own, chained once: a hit costs no promise of the cache's.
+    // A GET that does not answer in time is cancelled by the shared deadline timer; its
+    // rejection then runs the loader like any failed GET.
+    let get: Promise<string | null>;
+    let pending: PendingGet | undefined;
+    try {
+      if (this.#timeoutMs > 0) {
+        const call = this.#cancellableGet(this.#entryKey(key));
+        pending = new PendingGet(call.cancel);
+        this.#deadlines.track(pending);
+        get = call.promise;
+      } else {
+        get = this.#redis.get(this.#entryKey(key));
+      }
+    } catch (error) {
+      get = Promise.reject(error); // a client that throws instead of rejecting
+    }
+    return get.then(
+      (text) => this.#answered(text, key, loader, options, epoch, pending),
+      (error: unknown) => this.#failed(error, key, loader, options, epoch, pending),
+    );
   }
 
   /** The cached value, or `undefined` on a miss or when Redis is unavailable. */
@@ -244,40 +251,52 @@ export class Cache {
     return deleted;
   }
 
-  /** The GET of an entry; a client that throws instead of rejecting counts as a failed call. */
-  #sendGet(key: string): Promise<string | null> {
-    try {
-      return this.#redis.get(this.#entryKey(key));
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  #cancellableGet(key: string): CancellableGet {
+    if (this.#redis.getCancellable) return this.#redis.getCancellable(key);
+    let cancel!: (error: Error) => void;
+    const promise = new Promise<string | null>((resolve, reject) => {
+      cancel = reject;
+      this.#redis.get(key).then(resolve, reject);
+    });
+    return { promise, cancel };
   }
 
-  /** The hit path: the lookup's GET answered in time. */
-  #answered(lookup: Lookup, text: string | null): void {
-    try {
-      this.#breaker.success();
-      if (typeof text === 'string') {
-        const value = this.#decode(text, lookup.key);
-        if (value !== MISS) {
-          this.#stats.hits++;
-          if (this.#l1 !== undefined && lookup.epoch === this.#epoch) {
-            const { ttlMs, tags } = lookup.options;
-            this.#l1.set(lookup.key, value, ttlMs ?? this.#ttlMs, tags ?? []);
-          }
-          lookup.resolve(value);
-          return;
+  /** The hit path: the GET answered in time; a miss (or an unreadable entry) loads. */
+  #answered<T>(
+    text: string | null,
+    key: string,
+    loader: () => Promise<T> | T,
+    options: GetOrSetOptions,
+    epoch: number,
+    pending: PendingGet | undefined,
+  ): T | Promise<T> {
+    if (pending) this.#deadlines.answered(pending);
+    this.#breaker.success();
+    if (typeof text === 'string') {
+      const value = this.#decode(text, key);
+      if (value !== MISS) {
+        this.#stats.hits++;
+        if (this.#l1 !== undefined && epoch === this.#epoch) {
+          this.#l1.set(key, value, options.ttlMs ?? this.#ttlMs, options.tags ?? []);
         }
+        return value as T;
       }
-      this.#loadFor(lookup);
-    } catch (error) {
-      lookup.reject(error);
     }
+    return this.#load(key, loader, options, epoch);
   }
 
-  /** A miss, a failed or a timed-out GET: the loader answers the lookup. */
-  #loadFor(lookup: Lookup): void {
-    lookup.resolve(this.#load(lookup.key, lookup.loader, lookup.options, lookup.epoch));
+  /** A failed, cancelled (timed out) or refused GET: counted, and the loader answers. */
+  #failed<T>(
+    error: unknown,
+    key: string,
+    loader: () => Promise<T> | T,
+    options: GetOrSetOptions,
+    epoch: number,
+    pending: PendingGet | undefined,
+  ): Promise<T> {
+    if (pending) this.#deadlines.answered(pending);
+    this.#recordFailure(error);
+    return this.#load(key, loader, options, epoch);
   }
 
   /**
@@ -480,4 +499,12 @@ export class Cache {
   #lockKey(key: string): string {
     return `${this.prefix}l:${key}`;
   }
+}
+
+/** A `getOrSet` GET in the shared deadline queue: expiring cancels it. */
+class PendingGet implements DeadlineCall {
+  deadline = 0;
+  settled = false;
+
+  constructor(readonly expire: (error: Error) => void) {}
 }

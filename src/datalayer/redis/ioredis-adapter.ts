@@ -1,6 +1,6 @@
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Command, Redis } from 'ioredis';
 import type { LuaScript } from './lua-script.ts';
-import type { MessageHandler, RedisArg, RedisLike, SetOptions } from './redis-like.ts';
+import type { CancellableGet, MessageHandler, RedisArg, RedisLike, SetOptions } from './redis-like.ts';
 
 type Client = Redis | Cluster;
 
@@ -95,6 +95,35 @@ class IoredisAdapter implements RedisLike {
 
   get(key: string): Promise<string | null> {
     return this.#client.get(key);
+  }
+
+  /**
+   * The GET `client.get` sends (same key prefix, encoding and friendly error stacks), built here
+   * so its own promise can be rejected early: ioredis' command timeout does the same. With
+   * auto-pipelining on, commands go through ioredis' pipeline instead: then plain `get`.
+   */
+  getCancellable(key: string): CancellableGet {
+    const client = this.#client;
+    const options = client.options as {
+      keyPrefix?: string;
+      showFriendlyErrorStack?: boolean;
+      enableAutoPipelining?: boolean;
+    };
+    if (options.enableAutoPipelining) {
+      let cancel!: (error: Error) => void;
+      const promise = new Promise<string | null>((resolve, reject) => {
+        cancel = reject;
+        client.get(key).then(resolve, reject);
+      });
+      return { promise, cancel };
+    }
+    const command = new Command('get', [key], {
+      replyEncoding: 'utf8',
+      keyPrefix: options.keyPrefix,
+      errorStack: options.showFriendlyErrorStack ? new Error() : undefined,
+    } as ConstructorParameters<typeof Command>[2]);
+    void client.sendCommand(command);
+    return { promise: command.promise as Promise<string | null>, cancel: command.reject };
   }
 
   async set(key: string, value: string, options: SetOptions = {}): Promise<boolean> {

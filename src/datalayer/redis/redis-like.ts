@@ -10,6 +10,13 @@ export interface SetOptions {
   nx?: boolean;
 }
 
+/** A GET its caller may abandon before the reply comes (see {@link RedisLike.getCancellable}). */
+export interface CancellableGet {
+  readonly promise: Promise<string | null>;
+  /** Rejects `promise` with `error` now, unless it settled already; a late reply is dropped. */
+  readonly cancel: (error: Error) => void;
+}
+
 /** Called with each message received on a subscribed channel. */
 export type MessageHandler = (message: string) => void;
 
@@ -36,6 +43,12 @@ export interface RedisLike {
   /** Closes the connection(s) including subscribers (idempotent). */
   quit(): Promise<void>;
   get(key: string): Promise<string | null>;
+  /**
+   * A GET whose promise the caller can reject through `cancel` (a shared deadline timer does), so
+   * a timeout needs no promise of the caller's around each call. Optional: a caller falls back
+   * to wrapping `get`.
+   */
+  getCancellable?(key: string): CancellableGet;
   /** Returns false when NX was given and the key existed. */
   set(key: string, value: string, options?: SetOptions): Promise<boolean>;
   /** UNLINK of any number of keys, possibly in different slots; returns how many existed. */

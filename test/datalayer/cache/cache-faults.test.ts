@@ -2,16 +2,21 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Cache } from '../../../src/datalayer/cache/index.ts';
 import { createRedis } from '../../../src/datalayer/redis/ioredis-adapter.ts';
+import { LuaScript } from '../../../src/datalayer/redis/lua-script.ts';
 import type { RedisLike } from '../../../src/datalayer/redis/redis-like.ts';
 import { isWardenError } from '../../../src/errors.ts';
 import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../../harness/redis.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Fault-injecting wrapper: every call first waits `delayMs`. */
+/**
+ * Fault-injecting wrapper: every call first waits `delayMs`. It offers no cancellable GET, so the
+ * cache takes its fallback (a promise of its own around `get`).
+ */
 function slowed(redis: RedisLike, delayMs: number): RedisLike {
   return new Proxy(redis, {
     get(target, property, receiver) {
+      if (property === 'getCancellable') return undefined;
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== 'function') return value;
       return async (...args: unknown[]) => {
@@ -43,10 +48,40 @@ describe('cache with a failing standalone Redis', { timeout: 60_000 }, () => {
     assert.ok(cache.stats().errors >= 1);
   });
 
+  test('a GET held up by a busy server is cancelled at the timeout: the loader result is returned', async () => {
+    const cache = new Cache({ redis, prefix: 'busy:cache:', timeoutMs: 50 });
+    await cache.set('k', 'cached');
+    const blocker = createRedis({ port: server.port });
+    await blocker.connect();
+    try {
+      // A script that keeps the (single-threaded) server busy for 400 ms.
+      const busy = blocker.eval(
+        new LuaScript(
+          "local t = redis.call('TIME'); local start = t[1] * 1000000 + t[2]; " +
+            "while true do local n = redis.call('TIME'); if n[1] * 1000000 + n[2] - start > 400000 then break end end return 1",
+        ),
+        [],
+        [],
+      );
+      await sleep(50); // the script is running
+      const started = Date.now();
+      assert.equal(await cache.getOrSet('k', () => 'loaded'), 'loaded');
+      assert.ok(Date.now() - started < 300, `answered after ${Date.now() - started} ms`);
+      // the GET, and the write-back of the loaded value that the busy server did not take either
+      assert.ok(cache.stats().errors >= 1);
+      await busy.catch(() => undefined);
+      // Once the server is back, the late reply was dropped, the loaded value was written after
+      // the script, and the next call is a hit on it.
+      assert.equal(await cache.getOrSet('k', () => 'loaded again'), 'loaded');
+    } finally {
+      await blocker.quit();
+    }
+  });
+
   test('a client whose get throws instead of rejecting: the loader result is returned and the error counted', async () => {
     const throwing = new Proxy(redis, {
       get(target, property, receiver) {
-        if (property === 'get')
+        if (property === 'get' || property === 'getCancellable')
           return () => {
             throw new Error('client bug');
           };

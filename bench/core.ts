@@ -1089,7 +1089,7 @@ async function main(): Promise<void> {
     '',
     `Machine: ${machine}. Versions: ${ver}.`,
     '',
-    `**Noise:** the machine has 2 vCPUs and is shared — other engineers ran test suites during this run (1-minute load average ${f(loadAtStart[0]!, 1)} at the start, ${f(os.loadavg()[0]!, 1)} at the end; an idle machine shows < 1) — so spreads are wide; every measurement was taken ${RUNS} times (interleaved per round) and reported as median (min–max). CPU seconds are less exposed to the load than wall seconds.`,
+    `**Noise:** the machine has 2 vCPUs and is shared with other work (1-minute load average ${f(loadAtStart[0]!, 1)} at the start, ${f(os.loadavg()[0]!, 1)} at the end, this benchmark's own load included; an idle machine shows < 1), so spreads can be wide; every measurement was taken ${RUNS} times (interleaved per round) and reported as median (min–max). CPU seconds are less exposed to the load than wall seconds.`,
     '',
     ...(srcChanged
       ? [

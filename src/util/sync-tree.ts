@@ -31,7 +31,8 @@ export async function syncTree(root: string): Promise<number> {
   return queue.length;
 }
 
-async function fsyncPath(target: string): Promise<void> {
+/** fsync of one file or directory (a directory: so the entries made in it survive a crash). */
+export async function fsyncPath(target: string): Promise<void> {
   const handle = await open(target, 'r');
   try {
     await handle.sync();

@@ -4,6 +4,7 @@ import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { WardenError } from '../../errors.ts';
+import { fsyncPath } from '../../util/sync-tree.ts';
 import type { Appender, ObjectStore } from '../object-store.ts';
 
 /**
@@ -45,7 +46,7 @@ export class FsObjectStore implements ObjectStore {
       await handle.close();
       handle = undefined;
       await rename(temp, target);
-      await syncDir(path.dirname(target));
+      await fsyncPath(path.dirname(target));
       return { size };
     } catch (error) {
       await handle?.close().catch(() => undefined);
@@ -68,7 +69,7 @@ export class FsObjectStore implements ObjectStore {
         await handle.close();
       }
       await rename(temp, target);
-      await syncDir(path.dirname(target));
+      await fsyncPath(path.dirname(target));
     } catch (error) {
       await rm(temp, { force: true });
       throw ioError(error, `writing ${key}`);
@@ -128,7 +129,7 @@ export class FsObjectStore implements ObjectStore {
     await mkdir(path.dirname(target), { recursive: true });
     const handle = await open(target, 'a+');
     const size = (await handle.stat()).size;
-    await syncDir(path.dirname(target));
+    await fsyncPath(path.dirname(target));
     return new FsAppender(handle, size);
   }
 
@@ -150,7 +151,7 @@ export class FsObjectStore implements ObjectStore {
         await handle.close();
       }
       await link(temp, target);
-      await syncDir(path.dirname(target));
+      await fsyncPath(path.dirname(target));
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -214,15 +215,6 @@ async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
   while (offset < data.length) {
     const { bytesWritten } = await handle.write(data, offset, data.length - offset);
     offset += bytesWritten;
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

@@ -1,8 +1,17 @@
+import type { Socket } from 'node:net';
 import { Cluster, Command, Redis } from 'ioredis';
 import type { LuaScript } from './lua-script.ts';
 import type { CancellableGet, MessageHandler, RedisArg, RedisLike, SetOptions } from './redis-like.ts';
 
 type Client = Redis | Cluster;
+
+/**
+ * Commands per coalesced socket write. Small enough that the server starts on a batch while the
+ * client still prepares the next (for Lua-heavy traffic one write per tick left the server idle
+ * half the time: the rate limiter ran at half its throughput), large enough to save most
+ * system calls.
+ */
+const WRITE_BATCH = 8;
 
 /**
  * Wraps an ioredis `Redis` or `Cluster` client as a {@link RedisLike}. The adapter owns the client:
@@ -28,6 +37,8 @@ class IoredisAdapter implements RedisLike {
   readonly #client: Client;
   #subscriber: Client | undefined;
   readonly #handlers = new Map<string, Set<MessageHandler>>();
+  /** Commands written into the corked socket since it was corked (0: not corked by us). */
+  #batched = 0;
 
   constructor(client: Client) {
     this.#client = client;
@@ -94,7 +105,34 @@ class IoredisAdapter implements RedisLike {
   }
 
   get(key: string): Promise<string | null> {
+    this.#coalesceWrites();
     return this.#client.get(key);
+  }
+
+  /**
+   * Corks the connection's socket so that the commands concurrent callers send in one tick leave
+   * in a few writes (WRITE_BATCH commands each, the rest when the tick's work is done) instead of
+   * a system call each: about 2 µs of the 5 µs a GET costs the client here. It is what ioredis'
+   * auto-pipelining does, without its per-command bookkeeping. Replies are unaffected: Redis
+   * answers a connection's commands in order. Standalone only: a Cluster client spreads commands
+   * over a socket per node.
+   */
+  #coalesceWrites(): void {
+    if (this.isCluster) return;
+    const socket = (this.#client as Redis & { stream?: Socket }).stream;
+    if (!socket || this.#client.status !== 'ready') return;
+    if (this.#batched === 0) {
+      socket.cork();
+      process.nextTick(() => this.#flush(socket));
+    }
+    this.#batched += 1;
+    if (this.#batched >= WRITE_BATCH) this.#flush(socket);
+  }
+
+  #flush(socket: Socket): void {
+    if (this.#batched === 0) return;
+    this.#batched = 0;
+    socket.uncork();
   }
 
   /**
@@ -122,6 +160,7 @@ class IoredisAdapter implements RedisLike {
       keyPrefix: options.keyPrefix,
       errorStack: options.showFriendlyErrorStack ? new Error() : undefined,
     } as ConstructorParameters<typeof Command>[2]);
+    this.#coalesceWrites();
     void client.sendCommand(command);
     return { promise: command.promise as Promise<string | null>, cancel: command.reject };
   }
@@ -130,6 +169,7 @@ class IoredisAdapter implements RedisLike {
     const args: RedisArg[] = [key, value];
     if (options.px !== undefined) args.push('PX', Math.max(1, Math.ceil(options.px)));
     if (options.nx) args.push('NX');
+    this.#coalesceWrites();
     const reply = await this.#client.call('SET', ...args);
     return reply === 'OK';
   }
@@ -144,6 +184,7 @@ class IoredisAdapter implements RedisLike {
   }
 
   async eval(script: LuaScript, keys: readonly string[], args: readonly RedisArg[]): Promise<unknown> {
+    this.#coalesceWrites();
     try {
       return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
     } catch (error) {

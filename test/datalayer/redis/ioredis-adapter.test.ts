@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { Cluster } from 'ioredis';
+import type { Socket } from 'node:net';
+import { Cluster, Redis } from 'ioredis';
 import { fromIoredis } from '../../../src/datalayer/redis/ioredis-adapter.ts';
-import { startRedisCluster, type TestRedisCluster } from '../../harness/redis.ts';
+import { startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from '../../harness/redis.ts';
 
 describe('ioredis adapter on Cluster', { timeout: 60_000 }, () => {
   let cluster: TestRedisCluster;
@@ -35,6 +36,47 @@ describe('ioredis adapter on Cluster', { timeout: 60_000 }, () => {
       const keys = Array.from({ length: 300 }, (_, i) => `burst:${i}`);
       await Promise.all(keys.map((key) => redis.set(key, key)));
       assert.deepEqual(await Promise.all(keys.map((key) => redis.get(key))), keys);
+    } finally {
+      await redis.quit();
+    }
+  });
+});
+
+describe('ioredis adapter on a standalone server', { timeout: 60_000 }, () => {
+  let server: TestRedis;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server.stop());
+
+  test('commands sent in one tick leave in a few coalesced writes and each gets its own reply', async () => {
+    const client = new Redis({ port: server.port, lazyConnect: true });
+    const redis = fromIoredis(client);
+    await redis.connect();
+    try {
+      for (let i = 0; i < 20; i += 1) await redis.set(`coalesce:${i}`, `value-${i}`);
+      const socket = (client as unknown as { stream: Socket }).stream;
+      // A corked socket hands its queued chunks to _writev in one go; otherwise _write per chunk.
+      let writes = 0;
+      const writev = socket._writev!.bind(socket);
+      const write = socket._write.bind(socket);
+      socket._writev = (chunks, callback) => {
+        writes += 1;
+        writev(chunks, callback);
+      };
+      socket._write = (chunk, encoding, callback) => {
+        writes += 1;
+        write(chunk, encoding, callback);
+      };
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => redis.getCancellable!(`coalesce:${i}`).promise),
+      );
+      assert.deepEqual(
+        replies,
+        Array.from({ length: 20 }, (_, i) => `value-${i}`),
+      );
+      // One write per command without coalescing (20 here, measured).
+      assert.ok(writes >= 1 && writes <= 6, `20 GETs in ${writes} socket writes (batches of 8)`);
     } finally {
       await redis.quit();
     }

@@ -79,7 +79,7 @@ parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred
 interface Job {
   resolve(output: Buffer): void;
   reject(error: Error): void;
-  /** The output is a BlockPool block (decompressed into one). */
+  /** The output is BlockPool memory (a block decompressed or a frame compressed into it). */
   pooledOutput: boolean;
 }
 
@@ -169,7 +169,8 @@ export class ZstdPool {
       data = this.blocks.take(FRAME_INPUT_BYTES).subarray(0, frame.length);
       frame.copy(data);
     } else {
-      data = Buffer.from(new Uint8Array(frame));
+      data = Buffer.allocUnsafeSlow(frame.length); // its own memory, to transfer
+      frame.copy(data);
     }
     const into = contentSize <= BLOCK_BYTES ? this.blocks.take().buffer : undefined;
     return this.run({ op: 'decompress', data, size: contentSize, transferred: true, into });

@@ -4,7 +4,7 @@ import { silentLogger, type Logger } from '../../logger.ts';
 import { CircuitBreaker, type BreakerState, type CircuitBreakerOptions } from '../redis/circuit-breaker.ts';
 import { Deadlines, type DeadlineCall } from '../redis/deadlines.ts';
 import { escapeGlob } from '../redis/glob.ts';
-import type { CancellableGet, RedisLike } from '../redis/redis-like.ts';
+import { cancellable, type CancellableGet, type RedisLike } from '../redis/redis-like.ts';
 import { ADD_TO_TAG, POP_TAG, RELEASE_LOCK } from './cache-scripts.ts';
 import { LocalTier } from './local-tier.ts';
 import { jsonSerializer, type Serializer } from './serializer.ts';
@@ -252,13 +252,9 @@ export class Cache {
   }
 
   #cancellableGet(key: string): CancellableGet {
-    if (this.#redis.getCancellable) return this.#redis.getCancellable(key);
-    let cancel!: (error: Error) => void;
-    const promise = new Promise<string | null>((resolve, reject) => {
-      cancel = reject;
-      this.#redis.get(key).then(resolve, reject);
-    });
-    return { promise, cancel };
+    return this.#redis.getCancellable
+      ? this.#redis.getCancellable(key)
+      : cancellable(() => this.#redis.get(key));
   }
 
   /** The hit path: the GET answered in time; a miss (or an unreadable entry) loads. */

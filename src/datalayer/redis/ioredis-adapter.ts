@@ -1,7 +1,14 @@
 import type { Socket } from 'node:net';
 import { Cluster, Command, Redis } from 'ioredis';
 import type { LuaScript } from './lua-script.ts';
-import type { CancellableGet, MessageHandler, RedisArg, RedisLike, SetOptions } from './redis-like.ts';
+import {
+  cancellable,
+  type CancellableGet,
+  type MessageHandler,
+  type RedisArg,
+  type RedisLike,
+  type SetOptions,
+} from './redis-like.ts';
 
 type Client = Redis | Cluster;
 
@@ -147,14 +154,7 @@ class IoredisAdapter implements RedisLike {
       showFriendlyErrorStack?: boolean;
       enableAutoPipelining?: boolean;
     };
-    if (options.enableAutoPipelining) {
-      let cancel!: (error: Error) => void;
-      const promise = new Promise<string | null>((resolve, reject) => {
-        cancel = reject;
-        client.get(key).then(resolve, reject);
-      });
-      return { promise, cancel };
-    }
+    if (options.enableAutoPipelining) return cancellable(() => client.get(key));
     const command = new Command('get', [key], {
       replyEncoding: 'utf8',
       keyPrefix: options.keyPrefix,

@@ -17,6 +17,19 @@ export interface CancellableGet {
   readonly cancel: (error: Error) => void;
 }
 
+/**
+ * A cancellable GET from a plain promise: a wrapper that `cancel` can reject first. For clients
+ * that cannot reject the command itself; costs a promise per call.
+ */
+export function cancellable(get: () => Promise<string | null>): CancellableGet {
+  let cancel!: (error: Error) => void;
+  const promise = new Promise<string | null>((resolve, reject) => {
+    cancel = reject;
+    get().then(resolve, reject);
+  });
+  return { promise, cancel };
+}
+
 /** Called with each message received on a subscribed channel. */
 export type MessageHandler = (message: string) => void;
 

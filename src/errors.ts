@@ -85,6 +85,11 @@ export const ERROR_CODES = {
   WARDEN_E_SESSION_INVALID: { exit: EXIT.usage, http: 401 },
   WARDEN_E_RATE_LIMIT_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_CACHE_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // the daemon's HTTP API
+  WARDEN_E_HTTP_AUTH_REQUIRED: { exit: EXIT.usage, http: 401 },
+  WARDEN_E_HTTP_ROLE_DENIED: { exit: EXIT.usage, http: 403 },
+  WARDEN_E_HTTP_HOST_REFUSED: { exit: EXIT.usage, http: 421 },
+  WARDEN_E_HTTP_ORIGIN_REFUSED: { exit: EXIT.usage, http: 403 },
   // anything not foreseen
   WARDEN_E_INTERNAL: { exit: EXIT.internal, http: 500 },
 } as const satisfies Record<string, CodeInfo>;

@@ -7,6 +7,7 @@ import { isValidTimeZone, Schedule } from '../scheduler/schedule.ts';
 import type { SqlCheck } from '../verify/restore-check.ts';
 import { JOB_NAMES, PROFILE_NAMES, PROFILES, type JobName, type ProfileName } from './profiles.ts';
 import type { RetentionPolicy } from '../retention/retention-policy.ts';
+import { resolveHttpPlan, httpSectionSchema, type HttpPlan } from './http-config.ts';
 
 const sqlCheckSchema = z
   .object({
@@ -46,10 +47,7 @@ const overrides = {
 export const daemonSectionSchema = z
   .object({
     ...overrides,
-    http: z
-      .object({ host: z.string().optional(), port: z.number().int().min(0).max(65535).optional() })
-      .strict()
-      .optional(),
+    http: httpSectionSchema.optional(),
     clusters: z
       .array(
         z
@@ -88,15 +86,13 @@ export interface ClusterPlan {
 }
 
 export interface DaemonPlan {
-  http: { host: string; port: number };
+  http: HttpPlan;
   clusters: ClusterPlan[];
 }
 
 export const DAEMON_DEFAULTS = {
   profile: 'prod' as ProfileName,
   timezone: 'UTC',
-  httpHost: '127.0.0.1',
-  httpPort: 7480,
 } as const;
 
 export interface DaemonInputs {
@@ -222,10 +218,7 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
     };
   });
   return {
-    http: {
-      host: section.http?.host ?? DAEMON_DEFAULTS.httpHost,
-      port: inputs.flags.httpPort ?? section.http?.port ?? DAEMON_DEFAULTS.httpPort,
-    },
+    http: resolveHttpPlan(section.http, inputs.baseDir, inputs.flags.httpPort),
     clusters,
   };
 }

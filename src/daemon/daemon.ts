@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -7,6 +8,7 @@ import type { Compression } from '../pipeline/compression.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { FsObjectStore } from '../repository/fs/fs-object-store.ts';
 import { createStatusApp } from '../server/status-app.ts';
+import { loadTlsCredentials } from '../server/tls-credentials.ts';
 import { WardenError } from '../errors.ts';
 import { ClusterSupervisor } from './cluster-supervisor.ts';
 import type { DaemonPlan } from './daemon-config.ts';
@@ -19,7 +21,7 @@ export interface DaemonOptions {
   /** Recipients to encrypt to and identities for verification restores (none: plaintext). */
   keys?: RepositoryKeys;
   logger?: Logger;
-  /** Serve `GET /api/status` (default true). */
+  /** Serve the status API (default true) as `plan.http` says: address, TLS, tokens. */
   http?: boolean;
   /** Opens a cluster's repository (default: a directory). */
   openStore?: (path: string) => ObjectStore;
@@ -47,7 +49,7 @@ export interface DaemonStatus {
 export class Daemon {
   private readonly logger: Logger;
   private supervisors: ClusterSupervisor[] = [];
-  private server: http.Server | undefined;
+  private server: http.Server | https.Server | undefined;
   private startedAt = new Date();
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
@@ -96,8 +98,15 @@ export class Daemon {
       );
     }
     if (this.options.http !== false) {
-      const server = http.createServer(createStatusApp({ status: () => this.status() }));
-      const { host, port } = this.options.plan.http;
+      const plan = this.options.plan.http;
+      const app = createStatusApp(
+        { status: () => this.status() },
+        { http: plan, logger: this.logger.child({ component: 'http' }) },
+      );
+      const server = plan.tls
+        ? https.createServer({ ...(await loadTlsCredentials(plan.tls)), minVersion: 'TLSv1.2' }, app)
+        : http.createServer(app);
+      const { host, port } = plan;
       await new Promise<void>((resolve, reject) => {
         server.once('error', (error: NodeJS.ErrnoException) =>
           reject(

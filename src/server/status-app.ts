@@ -1,48 +1,78 @@
 import type http from 'node:http';
-import { toWardenError } from '../errors.ts';
+import type { Logger } from 'pino';
+import type { HttpPlan } from '../daemon/http-config.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
+import { AccessTokens } from './access-tokens.ts';
+import { HostCheck } from './host-check.ts';
+import { createHttpApp } from './http-app.ts';
+import type { Route } from './route.ts';
+import { sessionRoutes } from './session-routes.ts';
+import { SessionStore } from './session-store.ts';
 
 export interface StatusSource {
   status(): Promise<DaemonStatus>;
 }
 
+export interface StatusAppOptions {
+  /** Access rules (default: loopback, no tokens, no TLS). */
+  http?: Pick<HttpPlan, 'host' | 'allowedHosts' | 'tls' | 'tokens' | 'sessionTtlMs'>;
+  /** More routes, e.g. operator actions; each declares the role it needs. */
+  routes?: readonly Route[];
+  logger?: Logger;
+}
+
+const LOOPBACK_DEFAULTS: NonNullable<StatusAppOptions['http']> = {
+  host: '127.0.0.1',
+  allowedHosts: [],
+  tokens: [],
+  sessionTtlMs: 12 * 3_600_000,
+};
+
 /**
  * The daemon's HTTP API as a plain request listener, built apart from `listen()` so tests call it
- * in-process. `GET /api/status`: every cluster's protection status (JSON). `GET /api/health`:
- * 200 when nothing needs a person, 503 with the alerts otherwise.
+ * in-process. `GET /api/status` (viewer): every cluster's protection status (JSON).
+ * `GET /api/health` (open, for probes): 200 when nothing needs a person, 503 otherwise; the
+ * alerts only to a signed-in caller. Sign-in routes: see {@link sessionRoutes}. Access rules:
+ * see {@link createHttpApp}.
+ *
+ * @example
+ * const server = https.createServer({ cert, key }, createStatusApp(daemon, { http: plan.http }));
  */
-export function createStatusApp(source: StatusSource): http.RequestListener {
-  return (request, response) => {
-    const send = (status: number, body: unknown) => {
-      response.writeHead(status, {
-        'content-type': 'application/json; charset=utf-8',
-        'cache-control': 'no-store',
-      });
-      response.end(`${JSON.stringify(body, null, 2)}\n`);
-    };
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    const route = url.pathname;
-    if (route !== '/api/status' && route !== '/api/health') {
-      send(404, { error: { code: 'WARDEN_E_USAGE', message: `no route ${route}` } });
-      return;
-    }
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      response.setHeader('allow', 'GET, HEAD');
-      send(405, {
-        error: { code: 'WARDEN_E_USAGE', message: `${request.method} is not allowed on ${route}` },
-      });
-      return;
-    }
-    source.status().then(
-      (status) => {
-        if (route === '/api/status') return send(200, status);
+export function createStatusApp(source: StatusSource, options: StatusAppOptions = {}): http.RequestListener {
+  const plan = options.http ?? LOOPBACK_DEFAULTS;
+  const tokens = new AccessTokens(plan.tokens);
+  const sessions = new SessionStore(plan.sessionTtlMs);
+  const secure = plan.tls !== undefined;
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      path: '/api/status',
+      access: 'viewer',
+      async handle({ send }) {
+        send(200, await source.status());
+      },
+    },
+    {
+      method: 'GET',
+      path: '/api/health',
+      access: 'public',
+      async handle({ identity, send }) {
+        const status = await source.status();
         const alerts = status.clusters.flatMap((c) => c.alerts.map((alert) => `${c.name}: ${alert}`));
-        send(alerts.length ? 503 : 200, { ok: alerts.length === 0, alerts });
+        const ok = alerts.length === 0;
+        // Probes need only the verdict; what is wrong is for callers allowed to read status.
+        send(ok ? 200 : 503, identity ? { ok, alerts } : { ok });
       },
-      (error: unknown) => {
-        const wrapped = toWardenError(error);
-        send(wrapped.httpStatus, { error: wrapped.toJSON() });
-      },
-    );
-  };
+    },
+    ...sessionRoutes(tokens, sessions, secure),
+    ...(options.routes ?? []),
+  ];
+  return createHttpApp({
+    routes,
+    hosts: HostCheck.forPlan(plan),
+    tokens,
+    sessions,
+    secure,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
 }

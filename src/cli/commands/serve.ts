@@ -113,7 +113,13 @@ export async function runDaemon(
     );
   }
   for (const warning of daemon.warnings) out(`  warning: ${warning}`);
-  if (daemon.address) out(`  status: http://${daemon.address.address}:${daemon.address.port}/api/status`);
+  if (daemon.address) {
+    const { address, port, family } = daemon.address;
+    const scheme = plan.http.tls ? 'https' : 'http';
+    const where = family === 'IPv6' ? `[${address}]` : address;
+    const access = plan.http.tokens.length ? ` (${plan.http.tokens.length} tokens)` : '';
+    out(`  status: ${scheme}://${where}:${port}/api/status${access}`);
+  }
   out('Ctrl-C stops (a running job finishes cleanly or is abandoned; a second Ctrl-C exits at once).');
   const seen = new Set<string>();
   while (!signal.aborted) {

@@ -134,7 +134,7 @@ function resolveTokens(entries: NonNullable<HttpSection['tokens']>, baseDir: str
   return entries.map((entry, i) => {
     const field = `daemon.http.tokens.${i}`;
     if ((entry.tokenFile === undefined) === (entry.tokenSha256 === undefined)) {
-      throw configError(`${field}: set exactly one of tokenFile and tokenSha256`, `${field}.tokenFile`);
+      throw configError(`${field}: set exactly one of tokenFile and tokenSha256`, field);
     }
     if (names.has(entry.name)) {
       throw configError(`${field}.name: "${entry.name}" is used by another token`, `${field}.name`);
@@ -142,10 +142,8 @@ function resolveTokens(entries: NonNullable<HttpSection['tokens']>, baseDir: str
     const sha256 =
       entry.tokenSha256?.toLowerCase() ?? tokenDigest(readToken(entry.tokenFile!, baseDir, field));
     if (digests.has(sha256)) {
-      throw configError(
-        `${field}: the same token as another entry (each name needs its own token)`,
-        entry.tokenFile ? `${field}.tokenFile` : `${field}.tokenSha256`,
-      );
+      const where = entry.tokenFile ? `${field}.tokenFile` : `${field}.tokenSha256`;
+      throw configError(`${where}: the same token as another entry (each name needs its own token)`, where);
     }
     names.add(entry.name);
     digests.add(sha256);

@@ -157,7 +157,7 @@ test(
     child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = once(child, 'exit');
-    while (!/status: https:\/\//.test(output)) {
+    while (!/status: \w+:\/\//.test(output)) {
       assert.equal(child.exitCode, null, output);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }

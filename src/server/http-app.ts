@@ -33,7 +33,7 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
   const baseLogger = options.logger ?? silentLogger;
   return (request, response) => {
     const method = request.method ?? 'GET';
-    const url = new URL(request.url ?? '/', 'http://localhost');
+    const url = requestUrl(request.url);
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       response.writeHead(status, {
         'content-type': 'application/json; charset=utf-8',
@@ -158,4 +158,13 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
         else response.destroy();
       });
   };
+}
+
+/** The request target as a URL; one that does not parse (`http://[`) is a path no route has. */
+function requestUrl(target = '/'): URL {
+  try {
+    return new URL(target, 'http://localhost');
+  } catch {
+    return new URL('http://localhost/invalid-request-target');
+  }
 }

@@ -358,3 +358,13 @@ test('the caller is named in the log; no token ever is', async () => {
   for (const token of [VIEWER_TOKEN, OPERATOR_TOKEN])
     assert.ok(!all.includes(token), 'a token reached the log');
 });
+
+test('a request target that is no URL gets a 404, and the server keeps serving', async () => {
+  const { port, call } = await serve();
+  const socket = net.connect(port, '127.0.0.1');
+  socket.end('GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+  let raw = '';
+  for await (const chunk of socket) raw += String(chunk);
+  assert.match(raw, /^HTTP\/1\.1 404 /);
+  assert.equal((await call('GET', '/api/status')).status, 200);
+});

@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import type { HttpPlan } from '../daemon/http-config.ts';
+import { resolveHttpPlan, type HttpPlan } from '../daemon/http-config.ts';
 import type { DaemonStatus } from '../daemon/daemon.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { HostCheck } from './host-check.ts';
@@ -21,13 +21,6 @@ export interface StatusAppOptions {
   logger?: Logger;
 }
 
-const LOOPBACK_DEFAULTS: NonNullable<StatusAppOptions['http']> = {
-  host: '127.0.0.1',
-  allowedHosts: [],
-  tokens: [],
-  sessionTtlMs: 12 * 3_600_000,
-};
-
 /**
  * The daemon's HTTP API as a plain request listener, built apart from `listen()` so tests call it
  * in-process. `GET /api/status` (viewer): every cluster's protection status (JSON).
@@ -39,7 +32,8 @@ const LOOPBACK_DEFAULTS: NonNullable<StatusAppOptions['http']> = {
  * const server = https.createServer({ cert, key }, createStatusApp(daemon, { http: plan.http }));
  */
 export function createStatusApp(source: StatusSource, options: StatusAppOptions = {}): http.RequestListener {
-  const plan = options.http ?? LOOPBACK_DEFAULTS;
+  // Without a plan: the defaults (loopback, no tokens, no TLS).
+  const plan = options.http ?? resolveHttpPlan(undefined, '/', undefined);
   const tokens = new AccessTokens(plan.tokens);
   const sessions = new SessionStore(plan.sessionTtlMs);
   const secure = plan.tls !== undefined;

@@ -85,6 +85,7 @@ export const ERROR_CODES = {
   WARDEN_E_SESSION_INVALID: { exit: EXIT.usage, http: 401 },
   WARDEN_E_RATE_LIMIT_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_CACHE_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_STORE_WRONG_TYPE: { exit: EXIT.conflict, http: 500 },
   // anything not foreseen
   WARDEN_E_INTERNAL: { exit: EXIT.internal, http: 500 },
 } as const satisfies Record<string, CodeInfo>;

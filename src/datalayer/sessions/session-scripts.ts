@@ -17,6 +17,11 @@ local function ttl(idle, expires, cookie)
   local ms = math.min(idle, expires - now)
   if cookie ~= nil then ms = math.min(ms, cookie - now) end
   return math.max(1, ms)
+end
+local function cookieargs(stored, ms, at)
+  if ms == '-' then return nil end
+  if ms == '' then return stored end
+  return math.min(now + tonumber(ms), tonumber(at))
 end`;
 
 const HASH = `${LIMITS}${wrongType('hash')}`;
@@ -24,7 +29,8 @@ const ZSET = wrongType('zset');
 
 /**
  * KEYS[1] session hash. ARGV: data, idleMs, lifetimeMs, userId ('' for none), mode, encrypted,
- * cookie ('' keeps the stored cookie expiry, '-' clears it, else ms until the cookie expires).
+ * cookie ms and cookie expiry ('' keeps the stored cookie expiry, '-' clears it, else the ms until
+ * the cookie expires and the expiry; the earlier of now + ms and the expiry is kept).
  * mode 'create' fails on an existing key; 'update' fails on a missing one (never resurrects an
  * expired session); 'upsert' does either. Returns {1, created, lastAccess, absoluteExpiry, fresh,
  * cookieExpiry or 0} or {0}; `fresh` is 1 when the session is new or changed user, i.e. when the
@@ -52,14 +58,14 @@ else
   created = now
   expires = now + tonumber(ARGV[3])
 end
-if ARGV[7] == '-' then cookie = nil elseif ARGV[7] ~= '' then cookie = now + tonumber(ARGV[7]) end
+cookie = cookieargs(cookie, ARGV[7], ARGV[8])
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'c', created, 'a', now, 'x', expires, 'i', idle, 'u', ARGV[4], 'e', ARGV[6], 'k', cookie or '')
 redis.call('PEXPIRE', KEYS[1], ttl(idle, expires, cookie))
 return {1, created, now, expires, fresh, cookie or 0}`);
 
 /**
  * KEYS[1] session hash. ARGV[1] '1' to slide the idle window (never past the absolute expiry or
- * the cookie's); ARGV[2] cookie as in SAVE. Returns nil for a missing or expired session, else
+ * the cookie's); ARGV[2], ARGV[3] the cookie as in SAVE. Returns nil for a missing or expired session, else
  * {data, created, lastAccess, expires, idle, user, encrypted, cookieExpiry or ''}.
  */
 export const LOAD = new LuaScript(`${HASH}
@@ -76,7 +82,7 @@ end
 local last = tonumber(h[3])
 if ARGV[1] == '1' then
   last = now
-  if ARGV[2] == '-' then cookie = nil elseif ARGV[2] ~= '' then cookie = now + tonumber(ARGV[2]) end
+  cookie = cookieargs(cookie, ARGV[2], ARGV[3])
   redis.call('HSET', KEYS[1], 'a', now, 'k', cookie or '')
   redis.call('PEXPIRE', KEYS[1], ttl(idle, expires, cookie))
 end

@@ -74,17 +74,19 @@ export interface TouchOptions {
 }
 
 /**
- * The argument the scripts take for a cookie expiry: '' keeps the stored one, '-' lifts it, else
- * ms until it expires, measured on this process' clock (the one the app set the cookie by) and
- * re-anchored on the Redis clock by the script. Undefined when the cookie has expired already.
+ * The two arguments the scripts take for a cookie expiry: '' keeps the stored one, '-' lifts it,
+ * else the ms until it expires (on this process' clock, the one the app set the cookie by) and the
+ * expiry itself. The script keeps the earlier of `now + ms` and the expiry: the first alone would
+ * add the command's time in queues and on the wire, the second alone any skew of Redis' clock
+ * behind this one. Undefined when the cookie has expired already.
  */
-function cookieArg(expiry: CookieExpiry): string | number | undefined {
-  if (expiry === undefined) return '';
-  if (expiry === null) return '-';
+function cookieArgs(expiry: CookieExpiry): [string | number, string | number] | undefined {
+  if (expiry === undefined) return ['', ''];
+  if (expiry === null) return ['-', ''];
   const at = typeof expiry === 'number' ? expiry : expiry.getTime();
-  if (Number.isNaN(at)) return '-';
+  if (Number.isNaN(at)) return ['-', ''];
   const remaining = at - Date.now();
-  return remaining > 0 ? remaining : undefined;
+  return remaining > 0 ? [remaining, at] : undefined;
 }
 
 /** How a save treats an existing or missing session (see the SAVE script). */
@@ -140,7 +142,7 @@ export class SessionStore {
 
   /** Creates a session under a fresh unguessable id. */
   async create<T>(data: T, options: SaveOptions = {}): Promise<{ id: string; info: SessionInfo }> {
-    if (cookieArg(options.cookieExpiresAt) === undefined) {
+    if (cookieArgs(options.cookieExpiresAt) === undefined) {
       throw new WardenError(
         'WARDEN_E_SESSION_INVALID',
         'cannot create a session whose cookie has already expired',
@@ -169,7 +171,7 @@ export class SessionStore {
     mode: SaveMode = 'update',
   ): Promise<SessionInfo | undefined> {
     const handle = sessionHandle(id);
-    const cookie = cookieArg(options.cookieExpiresAt);
+    const cookie = cookieArgs(options.cookieExpiresAt);
     if (cookie === undefined) {
       await this.revoke(handle);
       return undefined;
@@ -188,7 +190,15 @@ export class SessionStore {
       'save',
       SAVE,
       [this.#sessionKey(handle)],
-      [text, this.idleTimeoutMs, this.absoluteLifetimeMs, userId, mode, this.encrypted ? '1' : '0', cookie],
+      [
+        text,
+        this.idleTimeoutMs,
+        this.absoluteLifetimeMs,
+        userId,
+        mode,
+        this.encrypted ? '1' : '0',
+        ...cookie,
+      ],
     )) as number[];
     if (reply[0] !== 1) return undefined;
     const expiresAt = Number(reply[3]);
@@ -220,7 +230,7 @@ export class SessionStore {
       'get',
       LOAD,
       [this.#sessionKey(handle)],
-      [options.touch === false ? '0' : '1', ''],
+      [options.touch === false ? '0' : '1', '', ''],
     )) as string[] | null;
     if (!reply) return undefined;
     const [stored, created, last, expires, idle, user, encrypted, cookie] = reply as [
@@ -266,12 +276,12 @@ export class SessionStore {
    */
   async touch(id: string, options: TouchOptions = {}): Promise<boolean> {
     const handle = sessionHandle(id);
-    const cookie = cookieArg(options.cookieExpiresAt);
+    const cookie = cookieArgs(options.cookieExpiresAt);
     if (cookie === undefined) {
       await this.revoke(handle);
       return false;
     }
-    const reply = await this.#run('touch', LOAD, [this.#sessionKey(handle)], ['1', cookie]);
+    const reply = await this.#run('touch', LOAD, [this.#sessionKey(handle)], ['1', ...cookie]);
     return reply !== null;
   }
 

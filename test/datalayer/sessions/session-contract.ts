@@ -195,6 +195,24 @@ export function sessionContract(factory: TopologyFactory): void {
       assert.equal((await store.info(other.info.handle))?.cookieExpiresAt, undefined);
     });
 
+    test('a command delayed on its way to Redis does not stretch the cookie cap', async () => {
+      // fault injection: every eval waits 300 ms after the store measured the cookie's remaining time
+      const delayed: RedisLike = Object.create(redis, {
+        eval: {
+          value: async (...args: Parameters<RedisLike['eval']>) => {
+            await sleep(300);
+            return redis.eval(...args);
+          },
+        },
+      }) as RedisLike;
+      const store = newStore({ redis: delayed, idleTimeoutMs: 30 * 60_000 });
+      const cookieAt = Date.now() + 2000;
+      const { info } = await store.create({ a: 1 }, { cookieExpiresAt: cookieAt });
+      const remaining = cookieAt - Date.now();
+      const ttl = (await redis.eval(PTTL, [`${store.prefix}s:{${info.handle}}`], [])) as number;
+      assert.ok(ttl > 0 && ttl <= remaining + 1, `key TTL ${ttl} ms, cookie ${remaining} ms`);
+    });
+
     test('a session key of another type is named WARDEN_E_STORE_WRONG_TYPE, not an outage', async () => {
       const store = newStore();
       const { id, info } = await store.create({ a: 1 }, { userId: 'typed' });

@@ -46,7 +46,10 @@ export interface SessionInfo {
   /** Absolute end of life; the idle timeout or the cookie's expiry may end it sooner. */
   expiresAt: Date;
   idleTimeoutMs: number;
-  /** When the session's cookie expires, as the app last told the store (Redis clock); none for a browser-session cookie. */
+  /**
+   * When the session's cookie expires, as the app last told the store (on the Redis clock);
+   * undefined for a browser-session cookie or when never told.
+   */
   cookieExpiresAt: Date | undefined;
 }
 

@@ -203,6 +203,25 @@ describe('express-session store', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a session stored without a cookie cap whose saved cookie has expired is destroyed when read', async () => {
+    // as written before the store capped sessions by their cookie: the expiry only in the data
+    const sid = generateSessionId();
+    const expires = new Date(Date.now() - 1000).toISOString();
+    await store.sessions.save(
+      sid,
+      { cookie: { originalMaxAge: 1000, expires }, userId: 'gina' },
+      {},
+      'upsert',
+    );
+    const key = `web:sess:s:{${sessionHandle(sid)}}`;
+    assert.equal(await redis.eval(EXISTS, [key], []), 1);
+    const loaded = await new Promise((resolve, reject) =>
+      store.get(sid, (err, value) => (err ? reject(err) : resolve(value))),
+    );
+    assert.equal(loaded, null);
+    assert.equal(await redis.eval(EXISTS, [key], []), 0);
+  });
+
   test('a session key of another type answers WARDEN_E_STORE_WRONG_TYPE, not 503', async () => {
     const login = await call('POST', '/login/frank');
     const key = `web:sess:s:{${sessionHandle(sessionIdOf(login.cookie!))}}`;

@@ -79,8 +79,9 @@ export class ExpressSessionStore extends Store {
   override get(sid: string, callback: Callback<SessionData | null>): void {
     this.sessions.get<SessionData>(sid).then(
       (loaded) => {
-        if (!loaded) return callback(null, null);
-        const data = loaded.data;
+        const data = loaded?.data;
+        // not a session express-session wrote (null, a primitive): no session to inflate
+        if (typeof data !== 'object' || data === null) return callback(null, null);
         const expiry = cookieExpiry(data);
         if (typeof expiry === 'number' && expiry <= Date.now()) {
           // stored before the store capped sessions by their cookie: end it as the cookie did

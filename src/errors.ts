@@ -90,6 +90,7 @@ export const ERROR_CODES = {
   WARDEN_E_HTTP_ROLE_DENIED: { exit: EXIT.usage, http: 403 },
   WARDEN_E_HTTP_HOST_REFUSED: { exit: EXIT.usage, http: 421 },
   WARDEN_E_HTTP_ORIGIN_REFUSED: { exit: EXIT.usage, http: 403 },
+  WARDEN_E_STORE_WRONG_TYPE: { exit: EXIT.conflict, http: 500 },
   // anything not foreseen
   WARDEN_E_INTERNAL: { exit: EXIT.internal, http: 500 },
 } as const satisfies Record<string, CodeInfo>;

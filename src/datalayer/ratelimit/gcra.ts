@@ -1,4 +1,5 @@
 import { LuaScript } from '../redis/lua-script.ts';
+import { wrongType } from '../redis/wrong-type.ts';
 
 /**
  * GCRA (generic cell rate algorithm): one number per key, the theoretical arrival time (TAT).
@@ -7,15 +8,18 @@ import { LuaScript } from '../redis/lua-script.ts';
  * number of instances never overshoot.
  *
  * KEYS[1] limiter key. ARGV: T ms (may be fractional), burst, cost.
- * Returns {allowed 0|1, remaining, resetMs, retryAfterMs}.
+ * Returns {allowed 0|1, remaining, resetMs, retryAfterMs}, or {-1, type} when the key holds
+ * another type than a string.
  */
-export const GCRA = new LuaScript(`
+export const GCRA = new LuaScript(`${wrongType('string')}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local T = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local stored = redis.pcall('GET', KEYS[1])
+if type(stored) == 'table' and stored['err'] then return wrongtype(stored) end
+local tat = tonumber(stored or '0')
 if tat < now then tat = now end
 local newTat = tat + cost * T
 local allowAt = newTat - burst * T

@@ -1,9 +1,15 @@
 export { expressRateLimit, type ExpressRateLimitOptions } from './express.ts';
 export { fastifyRateLimit, type FastifyRateLimitOptions } from './fastify.ts';
-export { rateLimitHeaders } from './headers.ts';
+export {
+  rateLimitField,
+  rateLimitHeaders,
+  rateLimitPolicyField,
+  type RateLimitHeaderFormat,
+} from './headers.ts';
 export {
   RateLimiter,
   type RateLimiterOptions,
+  type RateLimitPolicy,
   type RateLimitResult,
   type RedisDownPolicy,
 } from './rate-limiter.ts';

@@ -3,10 +3,27 @@ import { silentLogger, type Logger } from '../../logger.ts';
 import { CircuitBreaker, type CircuitBreakerOptions } from '../redis/circuit-breaker.ts';
 import { Deadlines } from '../redis/deadlines.ts';
 import type { RedisArg, RedisLike } from '../redis/redis-like.ts';
+import { wrongTypeError, wrongTypeOf } from '../redis/wrong-type.ts';
 import { GCRA, MemoryGcra, type GcraDecision } from './gcra.ts';
 
 /** What a limiter does when Redis cannot answer. */
 export type RedisDownPolicy = 'fail-open' | 'fail-closed' | 'memory';
+
+/** The quota policy a limiter advertises (the `RateLimit-Policy` field). */
+export interface RateLimitPolicy {
+  /** The policy's name, the item of both header fields. */
+  readonly name: string;
+  /** `q`: requests per window (the limit). */
+  readonly quota: number;
+  /**
+   * `w`: the window in whole seconds, rounded up, since the field has no sub-second precision
+   * (a 1.5 s window is advertised as 2 s: never a looser policy than the one enforced).
+   */
+  readonly windowSeconds: number;
+}
+
+/** Printable ASCII: what a Structured Field String can hold (RFC 9651 section 3.3.3). */
+const SF_STRING = /^[\x20-\x7e]*$/;
 
 export interface RateLimiterOptions {
   redis: RedisLike;
@@ -18,10 +35,15 @@ export interface RateLimiterOptions {
   /** Default `app:rl:`; give every limiter its own. */
   prefix?: string;
   /**
-   * `fail-open` allows, `fail-closed` raises `WARDEN_E_RATE_LIMIT_UNAVAILABLE`, `memory` limits
-   * per process (each instance then allows up to the full limit). Default `fail-open`.
+   * When Redis fails or times out: `memory` (default) applies the same GCRA in process memory,
+   * so the limit still holds per instance (each instance then allows up to the full limit);
+   * `fail-open` allows every request and must be chosen explicitly; `fail-closed` raises
+   * `WARDEN_E_RATE_LIMIT_UNAVAILABLE`. A limiter key of the wrong type is not an outage and
+   * raises `WARDEN_E_STORE_WRONG_TYPE` whatever the policy.
    */
   onRedisDown?: RedisDownPolicy;
+  /** Names the policy in the `RateLimit-Policy` and `RateLimit` fields. Default `default`. */
+  policyName?: string;
   /** Default 250 ms. */
   timeoutMs?: number;
   breaker?: CircuitBreakerOptions;
@@ -39,6 +61,8 @@ export interface RateLimitResult {
   retryAfterMs: number;
   /** Who decided: Redis, the in-memory fallback, or the fail-open policy. */
   source: 'redis' | 'memory' | 'fail-open';
+  /** The limiter's advertised policy (one shared object). */
+  policy: RateLimitPolicy;
 }
 
 /**
@@ -46,7 +70,7 @@ export interface RateLimitResult {
  * Cluster alike: each key is its own hash slot).
  *
  * @example
- * const limiter = new RateLimiter({ redis, limit: 100, windowMs: 60_000, burst: 20, onRedisDown: 'memory' });
+ * const limiter = new RateLimiter({ redis, limit: 100, windowMs: 60_000, burst: 20 });
  * const result = await limiter.consume(`login:${ip}`);
  * if (!result.allowed) throw new TooManyRequests(result.retryAfterMs);
  */
@@ -56,6 +80,7 @@ export class RateLimiter {
   readonly burst: number;
   readonly prefix: string;
   readonly onRedisDown: RedisDownPolicy;
+  readonly policy: RateLimitPolicy;
   readonly #intervalMs: number;
   readonly #redis: RedisLike;
   /** The `timeoutMs` guard: one shared timer for all calls in flight, not one per call. */
@@ -73,7 +98,18 @@ export class RateLimiter {
     this.windowMs = options.windowMs;
     this.burst = options.burst ?? options.limit;
     this.prefix = options.prefix ?? 'app:rl:';
-    this.onRedisDown = options.onRedisDown ?? 'fail-open';
+    this.onRedisDown = options.onRedisDown ?? 'memory';
+    const name = options.policyName ?? 'default';
+    if (!SF_STRING.test(name)) {
+      throw new WardenError('WARDEN_E_CONFIG_INVALID', 'ratelimit.policyName: printable ASCII only', {
+        details: { policyName: name },
+      });
+    }
+    this.policy = Object.freeze({
+      name,
+      quota: options.limit,
+      windowSeconds: Math.max(1, Math.ceil(options.windowMs / 1000)),
+    });
     this.#intervalMs = options.windowMs / options.limit;
     this.#deadlines = new Deadlines(options.timeoutMs ?? 250);
     this.#breaker = new CircuitBreaker(options.breaker);
@@ -82,32 +118,38 @@ export class RateLimiter {
 
   /**
    * Takes `cost` units from `key`'s allowance. Never throws for a rejected request (`allowed`
-   * is false); throws `WARDEN_E_RATE_LIMIT_UNAVAILABLE` only with the `fail-closed` policy.
+   * is false); throws `WARDEN_E_RATE_LIMIT_UNAVAILABLE` only with the `fail-closed` policy, and
+   * `WARDEN_E_STORE_WRONG_TYPE` when the key holds something else than the limiter's state.
    */
   async consume(key: string, cost = 1): Promise<RateLimitResult> {
-    if (this.#breaker.allow()) {
-      try {
-        const args: RedisArg[] = [this.#intervalMs, this.burst, cost];
-        const reply = (await this.#deadlines.race(
-          this.#redis.eval(GCRA, [`${this.prefix}{${key}}`], args),
-        )) as number[];
-        this.#breaker.success();
-        // the shape #result builds, without the intermediate decision object
-        return {
-          allowed: reply[0] === 1,
-          remaining: Math.max(0, Math.min(this.burst, reply[1]!)),
-          resetMs: reply[2]!,
-          retryAfterMs: reply[3]!,
-          limit: this.burst,
-          source: 'redis',
-        };
-      } catch (error) {
-        this.#breaker.failure();
-        this.#log.warn({ err: error }, 'rate limiter could not reach Redis');
-        return this.#fallback(key, cost, error);
-      }
+    if (!this.#breaker.allow()) return this.#fallback(key, cost, undefined);
+    const redisKey = `${this.prefix}{${key}}`;
+    let reply: number[];
+    try {
+      const args: RedisArg[] = [this.#intervalMs, this.burst, cost];
+      reply = (await this.#deadlines.race(this.#redis.eval(GCRA, [redisKey], args))) as number[];
+      this.#breaker.success();
+    } catch (error) {
+      this.#breaker.failure();
+      this.#log.warn({ err: error }, 'rate limiter could not reach Redis');
+      return this.#fallback(key, cost, error);
     }
-    return this.#fallback(key, cost, undefined);
+    const type = wrongTypeOf(reply);
+    if (type !== undefined) {
+      // Redis answered, so no fallback: limiting in memory would hide the foreign writer forever
+      this.#log.error({ key: redisKey, type }, 'rate limiter key holds another type');
+      throw wrongTypeError('rate limiter', redisKey, type);
+    }
+    // the shape #result builds, without the intermediate decision object
+    return {
+      allowed: reply[0] === 1,
+      remaining: Math.max(0, Math.min(this.burst, reply[1]!)),
+      resetMs: reply[2]!,
+      retryAfterMs: reply[3]!,
+      limit: this.burst,
+      source: 'redis',
+      policy: this.policy,
+    };
   }
 
   #fallback(key: string, cost: number, cause: unknown): RateLimitResult {
@@ -137,6 +179,7 @@ export class RateLimiter {
       remaining: Math.max(0, Math.min(this.burst, decision.remaining)),
       limit: this.burst,
       source,
+      policy: this.policy,
     };
   }
 }

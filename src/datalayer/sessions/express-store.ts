@@ -1,11 +1,32 @@
-import { Store, type SessionData } from 'express-session';
+import type { Request } from 'express';
+import { Store, type Session, type SessionData } from 'express-session';
 import { isWardenError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../logger.ts';
 import { generateSessionId } from './session-id.ts';
-import { SessionStore, type SessionStoreOptions } from './session-store.ts';
+import { SessionStore, type CookieExpiry, type SessionStoreOptions } from './session-store.ts';
 
-/** Set on sessions this store loaded, so a later save never resurrects one that expired meanwhile. */
-const LOADED = '__warden';
+/**
+ * Marks the data `get` hands to express-session as loaded from Redis. A symbol, so it never
+ * reaches the app's `req.session` (express-session copies enumerable string keys only), JSON or
+ * the session's hash; createSession moves the mark onto the Session object itself.
+ */
+const LOADED = Symbol('warden.loaded');
+
+/**
+ * When the session cookie expires, to the second: express-session writes `Expires` with
+ * toUTCString(), which drops the milliseconds, so the browser lets go of the cookie up to 999 ms
+ * before `cookie.expires`; the store must not outlive it. Null for a browser-session cookie.
+ */
+function cookieExpiry(session: SessionData): CookieExpiry {
+  const expires = (session.cookie as { expires?: unknown } | undefined)?.expires;
+  const at =
+    expires instanceof Date
+      ? expires.getTime()
+      : typeof expires === 'string'
+        ? Date.parse(expires)
+        : Number.NaN;
+  return Number.isNaN(at) ? null : Math.floor(at / 1000) * 1000;
+}
 
 type Callback<T = unknown> = (err?: unknown, value?: T) => void;
 
@@ -16,9 +37,14 @@ export interface ExpressSessionStoreOptions extends SessionStoreOptions {
 
 /**
  * An express-session `Store` on top of {@link SessionStore}: idle timeout and absolute lifetime
- * come from the store (not the cookie), sessions are revocable per user, and a Redis outage
- * reaches express-session as an error (`WARDEN_E_SESSION_STORE_UNAVAILABLE`, fail closed).
- * Use `genid: generateSessionId` for 256-bit ids.
+ * come from the store, the cookie's expiry caps both (an expiry in the past, the usual way to log
+ * out by cookie, destroys the session in Redis), sessions are revocable per user, and a Redis
+ * outage reaches express-session as an error (`WARDEN_E_SESSION_STORE_UNAVAILABLE`, fail closed).
+ * Nothing of the store's own appears in `req.session`. Use `genid: generateSessionId` for 256-bit
+ * ids.
+ *
+ * `res.clearCookie()` alone is invisible to any store (express-session does not pass it on):
+ * log out with `req.session.destroy()`, or set `req.session.cookie.expires` to the past.
  *
  * `all()` lists unencrypted sessions keyed by handle; encrypted ones cannot be read without
  * their ids and are left out.
@@ -32,6 +58,8 @@ export class ExpressSessionStore extends Store {
   readonly sessions: SessionStore;
   readonly #userIdOf: (session: SessionData) => string | undefined;
   readonly #log: Logger;
+  /** Sessions read from (or written to) Redis: their saves are updates, never resurrections. */
+  readonly #loaded = new WeakSet<object>();
 
   constructor(options: ExpressSessionStoreOptions) {
     super();
@@ -51,8 +79,16 @@ export class ExpressSessionStore extends Store {
   override get(sid: string, callback: Callback<SessionData | null>): void {
     this.sessions.get<SessionData>(sid).then(
       (loaded) => {
-        if (!loaded) return callback(null, null);
-        callback(null, { ...loaded.data, [LOADED]: loaded.info.createdAt.getTime() } as SessionData);
+        const data = loaded?.data;
+        // not a session express-session wrote (null, a primitive): no session to inflate
+        if (typeof data !== 'object' || data === null) return callback(null, null);
+        const expiry = cookieExpiry(data);
+        if (typeof expiry === 'number' && expiry <= Date.now()) {
+          // stored before the store capped sessions by their cookie: end it as the cookie did
+          return this.destroy(sid, (error) => callback(error, null));
+        }
+        Object.defineProperty(data, LOADED, { value: true });
+        callback(null, data);
       },
       (error: unknown) => {
         if (isWardenError(error, 'WARDEN_E_SESSION_INVALID')) {
@@ -65,18 +101,35 @@ export class ExpressSessionStore extends Store {
     );
   }
 
+  /** express-session builds `req.session` here from what `get` returned; keep the loaded mark. */
+  override createSession(req: Request, data: SessionData): Session & SessionData {
+    const loaded = (data as { [LOADED]?: boolean })[LOADED] === true;
+    const session = super.createSession(req, data);
+    if (loaded) this.#loaded.add(session);
+    return session;
+  }
+
+  /**
+   * Saves the session, capped by its cookie: an expiry in the past (`cookie.expires` set to the
+   * past, `cookie.maxAge = 0`) destroys it server-side, a future one bounds the key's TTL.
+   */
   override set(sid: string, session: SessionData, callback?: Callback): void {
-    const { [LOADED]: loaded, ...data } = session as SessionData & { [LOADED]?: number };
-    const mode = loaded === undefined ? 'upsert' : 'update';
+    const mode = this.#loaded.has(session) ? 'update' : 'upsert';
     const userId = this.#userIdOf(session);
-    this.sessions.save(sid, data, userId === undefined ? {} : { userId }, mode).then(
-      () => callback?.(),
+    const options = { cookieExpiresAt: cookieExpiry(session), ...(userId === undefined ? {} : { userId }) };
+    this.sessions.save(sid, session, options, mode).then(
+      () => {
+        // saved once, a later save of the same object in this request must not resurrect it
+        this.#loaded.add(session);
+        callback?.();
+      },
       (error: unknown) => callback?.(error),
     );
   }
 
-  override touch(sid: string, _session: SessionData, callback?: Callback): void {
-    this.sessions.touch(sid).then(
+  /** express-session touches unmodified sessions; the cookie's expiry applies here too. */
+  override touch(sid: string, session: SessionData, callback?: Callback): void {
+    this.sessions.touch(sid, { cookieExpiresAt: cookieExpiry(session) }).then(
       () => callback?.(),
       (error: unknown) => callback?.(error),
     );

@@ -7,5 +7,7 @@ export {
   type SaveOptions,
   type SessionInfo,
   type SessionStoreOptions,
+  type CookieExpiry,
+  type TouchOptions,
 } from './session-store.ts';
 export { createRedis, fromIoredis, type CreateRedisOptions, type RedisLike } from '../redis/index.ts';

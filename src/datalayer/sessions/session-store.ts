@@ -3,6 +3,7 @@ import { silentLogger, type Logger } from '../../logger.ts';
 import { escapeGlob } from '../redis/glob.ts';
 import type { RedisArg, RedisLike } from '../redis/redis-like.ts';
 import type { LuaScript } from '../redis/lua-script.ts';
+import { wrongTypeError, wrongTypeOf } from '../redis/wrong-type.ts';
 import { decryptSessionData, encryptSessionData, SessionKeyCache } from './session-crypto.ts';
 import { generateSessionId, sessionHandle } from './session-id.ts';
 import {
@@ -42,9 +43,14 @@ export interface SessionInfo {
   userId: string | undefined;
   createdAt: Date;
   lastAccessAt: Date;
-  /** Absolute end of life; the idle timeout may end it sooner. */
+  /** Absolute end of life; the idle timeout or the cookie's expiry may end it sooner. */
   expiresAt: Date;
   idleTimeoutMs: number;
+  /**
+   * When the session's cookie expires, as the app last told the store (on the Redis clock);
+   * undefined for a browser-session cookie or when never told.
+   */
+  cookieExpiresAt: Date | undefined;
 }
 
 export interface LoadedSession<T> {
@@ -52,9 +58,38 @@ export interface LoadedSession<T> {
   info: SessionInfo;
 }
 
+/**
+ * When the session's cookie expires. A time in the past ends the session (an app that logs out by
+ * expiring the cookie leaves nothing live server-side); a future one caps the session so its key
+ * never outlives the cookie. `null` lifts the cap (a browser-session cookie); leaving it out keeps
+ * whatever cap the session has.
+ */
+export type CookieExpiry = Date | number | null | undefined;
+
 export interface SaveOptions {
   /** Indexes the session under this user for counting, listing and revoking. */
   userId?: string;
+  cookieExpiresAt?: CookieExpiry;
+}
+
+export interface TouchOptions {
+  cookieExpiresAt?: CookieExpiry;
+}
+
+/**
+ * The two arguments the scripts take for a cookie expiry: '' keeps the stored one, '-' lifts it,
+ * else the ms until it expires (on this process' clock, the one the app set the cookie by) and the
+ * expiry itself. The script keeps the earlier of `now + ms` and the expiry: the first alone would
+ * add the command's time in queues and on the wire, the second alone any skew of Redis' clock
+ * behind this one. Undefined when the cookie has expired already.
+ */
+function cookieArgs(expiry: CookieExpiry): [string | number, string | number] | undefined {
+  if (expiry === undefined) return ['', ''];
+  if (expiry === null) return ['-', ''];
+  const at = typeof expiry === 'number' ? expiry : expiry.getTime();
+  if (Number.isNaN(at)) return ['-', ''];
+  const remaining = at - Date.now();
+  return remaining > 0 ? [remaining, at] : undefined;
 }
 
 /** How a save treats an existing or missing session (see the SAVE script). */
@@ -110,6 +145,15 @@ export class SessionStore {
 
   /** Creates a session under a fresh unguessable id. */
   async create<T>(data: T, options: SaveOptions = {}): Promise<{ id: string; info: SessionInfo }> {
+    if (cookieArgs(options.cookieExpiresAt) === undefined) {
+      throw new WardenError(
+        'WARDEN_E_SESSION_INVALID',
+        'cannot create a session whose cookie has already expired',
+        {
+          details: { cookieExpiresAt: options.cookieExpiresAt },
+        },
+      );
+    }
     for (;;) {
       const id = generateSessionId();
       const info = await this.save(id, data, options, 'create');
@@ -120,7 +164,8 @@ export class SessionStore {
 
   /**
    * Writes a session's data. Mode `update` (default) refuses to bring back a session that
-   * expired or was revoked and returns undefined; `upsert` creates it when missing.
+   * expired or was revoked and returns undefined; `upsert` creates it when missing. A cookie
+   * expiry in the past destroys the session instead (and returns undefined).
    */
   async save<T>(
     id: string,
@@ -129,6 +174,11 @@ export class SessionStore {
     mode: SaveMode = 'update',
   ): Promise<SessionInfo | undefined> {
     const handle = sessionHandle(id);
+    const cookie = cookieArgs(options.cookieExpiresAt);
+    if (cookie === undefined) {
+      await this.revoke(handle);
+      return undefined;
+    }
     let text = JSON.stringify(data);
     if (Buffer.byteLength(text) > this.#maxBytes) {
       throw new WardenError('WARDEN_E_SESSION_INVALID', `session data exceeds ${this.#maxBytes} bytes`, {
@@ -143,7 +193,15 @@ export class SessionStore {
       'save',
       SAVE,
       [this.#sessionKey(handle)],
-      [text, this.idleTimeoutMs, this.absoluteLifetimeMs, userId, mode, this.encrypted ? '1' : '0'],
+      [
+        text,
+        this.idleTimeoutMs,
+        this.absoluteLifetimeMs,
+        userId,
+        mode,
+        this.encrypted ? '1' : '0',
+        ...cookie,
+      ],
     )) as number[];
     if (reply[0] !== 1) return undefined;
     const expiresAt = Number(reply[3]);
@@ -157,6 +215,7 @@ export class SessionStore {
       lastAccessAt: new Date(Number(reply[2])),
       expiresAt: new Date(expiresAt),
       idleTimeoutMs: this.idleTimeoutMs,
+      cookieExpiresAt: reply[5] ? new Date(Number(reply[5])) : undefined,
     };
   }
 
@@ -174,10 +233,11 @@ export class SessionStore {
       'get',
       LOAD,
       [this.#sessionKey(handle)],
-      [options.touch === false ? '0' : '1'],
+      [options.touch === false ? '0' : '1', '', ''],
     )) as string[] | null;
     if (!reply) return undefined;
-    const [stored, created, last, expires, idle, user, encrypted] = reply as [
+    const [stored, created, last, expires, idle, user, encrypted, cookie] = reply as [
+      string,
       string,
       string,
       string,
@@ -208,13 +268,23 @@ export class SessionStore {
         lastAccessAt: new Date(Number(last)),
         expiresAt: new Date(Number(expires)),
         idleTimeoutMs: Number(idle),
+        cookieExpiresAt: cookie ? new Date(Number(cookie)) : undefined,
       },
     };
   }
 
-  /** Slides the idle window, never past the absolute lifetime. False when the session is gone. */
-  async touch(id: string): Promise<boolean> {
-    const reply = await this.#run('touch', LOAD, [this.#sessionKey(sessionHandle(id))], ['1']);
+  /**
+   * Slides the idle window, never past the absolute lifetime or the cookie's expiry. False when
+   * the session is gone, or was ended because the cookie expiry given is in the past.
+   */
+  async touch(id: string, options: TouchOptions = {}): Promise<boolean> {
+    const handle = sessionHandle(id);
+    const cookie = cookieArgs(options.cookieExpiresAt);
+    if (cookie === undefined) {
+      await this.revoke(handle);
+      return false;
+    }
+    const reply = await this.#run('touch', LOAD, [this.#sessionKey(handle)], ['1', ...cookie]);
     return reply !== null;
   }
 
@@ -247,6 +317,7 @@ export class SessionStore {
           lastAccessAt: new Date(Number(h[1])),
           expiresAt: new Date(Number(h[2])),
           idleTimeoutMs: Number(h[3]),
+          cookieExpiresAt: h[5] ? new Date(Number(h[5])) : undefined,
         };
       }),
     );
@@ -314,11 +385,18 @@ export class SessionStore {
       lastAccessAt: new Date(Number(h[1])),
       expiresAt: new Date(Number(h[2])),
       idleTimeoutMs: Number(h[3]),
+      cookieExpiresAt: h[5] ? new Date(Number(h[5])) : undefined,
     };
   }
 
-  #run(operation: string, script: LuaScript, keys: string[], args: RedisArg[]): Promise<unknown> {
-    return this.#guard(operation, () => this.#redis.eval(script, keys, args));
+  async #run(operation: string, script: LuaScript, keys: string[], args: RedisArg[]): Promise<unknown> {
+    const reply = await this.#guard(operation, () => this.#redis.eval(script, keys, args));
+    const type = wrongTypeOf(reply);
+    if (type !== undefined) {
+      this.#log.error({ operation, key: keys[0], type }, 'session key holds another type');
+      throw wrongTypeError('session', keys[0]!, type);
+    }
+    return reply;
   }
 
   async #guard<T>(operation: string, call: () => Promise<T>): Promise<T> {

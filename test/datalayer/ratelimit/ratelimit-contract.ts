@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { LuaScript } from '../../../src/datalayer/redis/lua-script.ts';
 import type { RedisLike } from '../../../src/datalayer/redis/redis-like.ts';
 import { RateLimiter, type RateLimiterOptions } from '../../../src/datalayer/ratelimit/index.ts';
+import { isWardenError } from '../../../src/errors.ts';
 import type { RedisTopology, TopologyFactory } from '../../harness/redis.ts';
 
+const HSET = new LuaScript(`return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * The contract is about Redis' decisions, so Redis must decide every request: with the default
@@ -64,6 +67,30 @@ export function rateLimitContract(factory: TopologyFactory): void {
       const later = await limiter.consume('k');
       assert.equal(later.allowed, true);
       assert.ok(later.remaining >= 1);
+    });
+
+    test('a limiter key of another type raises WARDEN_E_STORE_WRONG_TYPE whatever the policy, without tripping the breaker', async () => {
+      for (const onRedisDown of ['memory', 'fail-open', 'fail-closed'] as const) {
+        const limiter = newLimiter({
+          limit: 5,
+          windowMs: 1000,
+          onRedisDown,
+          breaker: { failureThreshold: 2 },
+        });
+        const key = `${limiter.prefix}{victim}`;
+        await redis.eval(HSET, [key], ['foreign', '1']);
+        for (let i = 0; i < 3; i++) {
+          await assert.rejects(
+            limiter.consume('victim'),
+            (e) =>
+              isWardenError(e, 'WARDEN_E_STORE_WRONG_TYPE') &&
+              e.details.type === 'hash' &&
+              e.details.key === key,
+          );
+        }
+        // Redis answered each time: the breaker stays closed and other keys are decided by Redis
+        assert.equal((await limiter.consume('other')).source, 'redis');
+      }
     });
   });
 }

@@ -15,6 +15,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const HGET = new LuaScript(`return redis.call('HGET', KEYS[1], ARGV[1])`);
 const HSET = new LuaScript(`return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])`);
 const PTTL = new LuaScript(`return redis.call('PTTL', KEYS[1])`);
+const EXISTS = new LuaScript(`return redis.call('EXISTS', KEYS[1])`);
+const RPUSH = new LuaScript(`redis.call('DEL', KEYS[1]) return redis.call('RPUSH', KEYS[1], ARGV[1])`);
+const SETSTR = new LuaScript(`redis.call('DEL', KEYS[1]) return redis.call('SET', KEYS[1], ARGV[1])`);
+const wrongType = (type: string) => (e: unknown) =>
+  isWardenError(e, 'WARDEN_E_STORE_WRONG_TYPE') && e.details.type === type;
 
 /** The session store contract, run once per topology. */
 export function sessionContract(factory: TopologyFactory): void {
@@ -132,6 +137,99 @@ export function sessionContract(factory: TopologyFactory): void {
       await redis.eval(HSET, [keyA], ['d', (await redis.eval(HGET, [keyB], ['d'])) as string]);
       await assert.rejects(store.get(a.id), (e) => isWardenError(e, 'WARDEN_E_SESSION_INVALID'));
       assert.deepEqual((await store.get(b.id))?.data, { secret: 'other' });
+    });
+
+    test('a cookie expiry in the past destroys the session on save and on touch', async () => {
+      const store = newStore();
+      const a = await store.create({ n: 1 }, { userId: 'leaver' });
+      const b = await store.create({ n: 2 });
+      const keyA = `${store.prefix}s:{${a.info.handle}}`;
+      const keyB = `${store.prefix}s:{${b.info.handle}}`;
+      // logout by cookie: the app saves the session with its cookie set to expire in the past
+      assert.equal(await store.save(a.id, { n: 1 }, { cookieExpiresAt: new Date(0) }), undefined);
+      assert.equal(await redis.eval(EXISTS, [keyA], []), 0);
+      assert.equal(await store.get(a.id), undefined);
+      assert.equal(await store.countUser('leaver'), 0);
+      assert.equal(await store.touch(b.id, { cookieExpiresAt: Date.now() - 1 }), false);
+      assert.equal(await redis.eval(EXISTS, [keyB], []), 0);
+      assert.equal(await store.get(b.id), undefined);
+      await assert.rejects(store.create({}, { cookieExpiresAt: new Date(Date.now() - 1000) }), (e) =>
+        isWardenError(e, 'WARDEN_E_SESSION_INVALID'),
+      );
+    });
+
+    test('the key never outlives the cookie: TTL = min(idle, cookie remaining), kept until lifted', async () => {
+      const store = newStore({ idleTimeoutMs: 30 * 60_000 });
+      const cookieAt = Date.now() + 1500;
+      const { id, info } = await store.create({ a: 1 }, { cookieExpiresAt: cookieAt });
+      assert.ok(info.cookieExpiresAt);
+      const key = `${store.prefix}s:{${info.handle}}`;
+      const pttl = async () => {
+        const remaining = cookieAt - Date.now(); // taken before the PTTL call, so never smaller than it
+        const ttl = (await redis.eval(PTTL, [key], [])) as number;
+        assert.ok(ttl > 0 && ttl <= remaining + 1, `pttl ${ttl} beyond the cookie's ${remaining} ms`);
+      };
+      await pttl();
+      // a read, a touch and a save that say nothing about the cookie keep its cap
+      assert.ok(await store.get(id));
+      await pttl();
+      assert.equal(await store.touch(id), true);
+      await pttl();
+      assert.ok(await store.save(id, { a: 2 }));
+      await pttl();
+      assert.equal(
+        (await store.info(info.handle))?.cookieExpiresAt?.getTime(),
+        info.cookieExpiresAt.getTime(),
+      );
+      await sleep(Math.max(0, cookieAt - Date.now()) + 100);
+      assert.equal(await store.get(id), undefined, 'ended with the cookie, long before the idle timeout');
+
+      // a later cookie moves the cap; null (a browser-session cookie) lifts it
+      const other = await store.create({ b: 1 }, { cookieExpiresAt: Date.now() + 1000 });
+      const otherKey = `${store.prefix}s:{${other.info.handle}}`;
+      assert.equal(await store.touch(other.id, { cookieExpiresAt: Date.now() + 60_000 }), true);
+      const moved = (await redis.eval(PTTL, [otherKey], [])) as number;
+      assert.ok(moved > 1000 && moved <= 60_000, `pttl ${moved}`);
+      assert.ok(await store.save(other.id, { b: 2 }, { cookieExpiresAt: null }));
+      assert.ok(((await redis.eval(PTTL, [otherKey], [])) as number) > 60_000);
+      assert.equal((await store.info(other.info.handle))?.cookieExpiresAt, undefined);
+    });
+
+    test('a command delayed on its way to Redis does not stretch the cookie cap', async () => {
+      // fault injection: every eval waits 300 ms after the store measured the cookie's remaining time
+      const delayed: RedisLike = Object.create(redis, {
+        eval: {
+          value: async (...args: Parameters<RedisLike['eval']>) => {
+            await sleep(300);
+            return redis.eval(...args);
+          },
+        },
+      }) as RedisLike;
+      const store = newStore({ redis: delayed, idleTimeoutMs: 30 * 60_000 });
+      const cookieAt = Date.now() + 2000;
+      const { info } = await store.create({ a: 1 }, { cookieExpiresAt: cookieAt });
+      const remaining = cookieAt - Date.now();
+      const ttl = (await redis.eval(PTTL, [`${store.prefix}s:{${info.handle}}`], [])) as number;
+      assert.ok(ttl > 0 && ttl <= remaining + 1, `key TTL ${ttl} ms, cookie ${remaining} ms`);
+    });
+
+    test('a session key of another type is named WARDEN_E_STORE_WRONG_TYPE, not an outage', async () => {
+      const store = newStore();
+      const { id, info } = await store.create({ a: 1 }, { userId: 'typed' });
+      const key = `${store.prefix}s:{${info.handle}}`;
+      await redis.eval(RPUSH, [key], ['foreign']);
+      await assert.rejects(store.get(id), wrongType('list'));
+      await assert.rejects(store.save(id, { a: 2 }), wrongType('list'));
+      await assert.rejects(store.touch(id), wrongType('list'));
+      await assert.rejects(store.info(info.handle), wrongType('list'));
+      await assert.rejects(store.peek(info.handle), wrongType('list'));
+      await assert.rejects(store.destroy(id), wrongType('list'));
+      await assert.rejects(store.get(id), (e) => isWardenError(e) && e.details.key === key);
+      assert.equal(await redis.eval(EXISTS, [key], []), 1, "another program's key is left alone");
+      // the per-user index too
+      await redis.eval(SETSTR, [`${store.prefix}u:{typed}`], ['x']);
+      await assert.rejects(store.listUser('typed'), wrongType('string'));
+      await assert.rejects(store.revokeUser('typed'), wrongType('string'));
     });
 
     test('clearing sessions leaves the cache prefix alone', async () => {

@@ -154,6 +154,12 @@ test('entries of an older repository looser than the policy are left alone, repo
   assert.equal(audit.looseCount, 4);
   execFileSync('sh', ['-c', audit.fix!]);
   assert.equal((await store.auditModes()).looseCount, 0);
+  // Readable by others only (no group bits): loose under either policy.
+  execFileSync('chmod', ['0604', path.join(root, 'meta.json')]);
+  assert.deepEqual((await store.auditModes()).loose, [
+    { key: 'meta.json', kind: 'file', mode: '0604', gid: 0 },
+  ]);
+  execFileSync('chmod', ['0600', path.join(root, 'meta.json')]);
 
   // With a group configured, group bits are fine only with that group; the fix gives them to it.
   const group = otherGroup();

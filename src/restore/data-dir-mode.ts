@@ -8,8 +8,9 @@ import path from 'node:path';
  * restored directory gets the same, whatever mode (or umask) it was created with.
  */
 export async function setDataDirectoryMode(targetDir: string): Promise<number> {
-  const version = await stat(path.join(targetDir, 'PG_VERSION'));
-  const mode = (version.mode & 0o040) !== 0 ? 0o750 : 0o700;
+  // Without PG_VERSION (not a data directory PostgreSQL would start anyway): owner only.
+  const version = await stat(path.join(targetDir, 'PG_VERSION')).catch(() => undefined);
+  const mode = version && (version.mode & 0o040) !== 0 ? 0o750 : 0o700;
   await chmod(targetDir, mode);
   return mode;
 }

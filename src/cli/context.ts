@@ -16,6 +16,7 @@ export interface GlobalOptions extends EncryptionFlags {
   config?: string;
   db?: string;
   repo?: string;
+  repoGroup?: string;
   json?: boolean;
   compression?: string;
   serverCompress?: boolean;

@@ -30,6 +30,10 @@ function withGlobals(command: Command): Command {
       'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
     )
     .option('--repo <dir>', 'repository directory or s3://bucket/prefix (default ./.warden/repo)')
+    .option(
+      '--repo-group <group>',
+      'let this OS group read the repository directory (modes 0750/0640; default: owner only, 0700/0600)',
+    )
     .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
     .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
     .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')

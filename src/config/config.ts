@@ -6,6 +6,7 @@ import { daemonSectionSchema, type DaemonSection } from '../daemon/daemon-config
 import { WardenError } from '../errors.ts';
 import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
 import { describeS3, resolveS3Repository, s3SectionSchema, type S3RepositoryConfig } from './s3-config.ts';
+import { resolveRepositoryGroup, type RepositoryGroup } from '../repository/fs/repository-group.ts';
 import {
   encryptionSchema,
   resolveEncryption,
@@ -60,6 +61,7 @@ const fileSchema = z
     repository: z
       .object({
         path: z.string().optional(),
+        group: z.union([z.string().min(1), z.number().int().min(0)]).optional(),
         compression: z.enum(COMPRESSIONS as unknown as [Compression, ...Compression[]]).optional(),
         compressionLevel: z.number().int().min(0).max(22).optional(),
         serverCompression: z.boolean().optional(),
@@ -105,6 +107,11 @@ export interface WardenConfig {
     serverCompression: boolean;
     /** Set when the repository is an S3 bucket; `path` is then its `s3://bucket/prefix`. */
     s3?: S3RepositoryConfig;
+    /**
+     * A directory repository is private to the OS user running Warden (0700/0600); with a group
+     * it is also readable by that group (0750/0640, owned by the group).
+     */
+    group?: RepositoryGroup;
     encryption: EncryptionConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
@@ -120,6 +127,7 @@ export interface ConfigInputs {
     config?: string;
     db?: string;
     repo?: string;
+    repoGroup?: string;
     compression?: string;
     serverCompress?: boolean;
     slot?: string;
@@ -185,12 +193,14 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
   );
   const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
   const level = file.config.repository?.compressionLevel;
+  const group = repositoryGroup(flags.repoGroup, env.WARDEN_REPO_GROUP, file.config.repository?.group);
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
     slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
     repository: {
       path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
       ...(s3 ? { s3 } : {}),
+      ...(group ? { group } : {}),
       compression: compression as Compression,
       ...(level !== undefined ? { compressionLevel: level } : {}),
       serverCompression: flags.serverCompress ?? file.config.repository?.serverCompression ?? false,
@@ -209,6 +219,18 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     },
     sources,
   });
+}
+
+/** `--repo-group` > WARDEN_REPO_GROUP > `repository.group`: the group that may read directory repositories. */
+function repositoryGroup(
+  flag: string | undefined,
+  fromEnv: string | undefined,
+  fromFile: string | number | undefined,
+): RepositoryGroup | undefined {
+  if (flag) return resolveRepositoryGroup(flag, '--repo-group');
+  if (fromEnv) return resolveRepositoryGroup(fromEnv, 'WARDEN_REPO_GROUP');
+  if (fromFile !== undefined) return resolveRepositoryGroup(String(fromFile), 'repository.group');
+  return undefined;
 }
 
 function retentionFromFile(input: ConfigFile['retention'], file: string): RetentionPolicy {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LocalInstance } from '../postgres/local-instance.ts';
-import { serverRunAs } from '../postgres/os-user.ts';
+import { serverRunAs, type RunAs } from '../postgres/os-user.ts';
 import { findServerBinaries } from '../postgres/server-binaries.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { freePort } from '../util/free-port.ts';
@@ -25,11 +25,11 @@ const SUPERUSER = 'warden';
  */
 export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<EmbeddedCluster> {
   const root = path.resolve(baseDir);
-  await mkdir(root, { recursive: true, mode: 0o755 });
+  const runAs = serverRunAs();
+  await makeStateDirPrivate(root, runAs);
   const dataDir = path.join(root, 'pgdata');
   const credentialsFile = path.join(root, 'credentials.json');
   const binaries = await findServerBinaries();
-  const runAs = serverRunAs();
   const port = await freePort();
   const instance = new LocalInstance({ binaries, dataDir, port, runAs });
   let created = false;
@@ -83,4 +83,16 @@ export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<Embe
       await instance.stop({ mode: 'fast' });
     },
   };
+}
+
+/**
+ * ./.warden holds the superuser password, the embedded cluster and the default repository: the
+ * OS user running Warden only (0700), set each start so an older, umask-made 0755 is closed too.
+ * When Warden runs as root, PostgreSQL runs as another user that must pass through to pgdata:
+ * its group may traverse (0710), not list or read.
+ */
+export async function makeStateDirPrivate(root: string, runAs: RunAs | undefined): Promise<void> {
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  if (runAs) await chown(root, -1, runAs.gid);
+  await chmod(root, runAs ? 0o710 : 0o700);
 }

@@ -1,5 +1,6 @@
 import type { S3RepositoryConfig } from '../config/s3-config.ts';
 import { FsObjectStore } from './fs/fs-object-store.ts';
+import type { RepositoryGroup } from './fs/repository-group.ts';
 import type { ObjectStore } from './object-store.ts';
 
 /**
@@ -9,8 +10,10 @@ import type { ObjectStore } from './object-store.ts';
 export async function openObjectStore(repository: {
   path: string;
   s3?: S3RepositoryConfig;
+  group?: RepositoryGroup;
 }): Promise<ObjectStore> {
-  if (!repository.s3) return new FsObjectStore(repository.path);
+  if (!repository.s3)
+    return new FsObjectStore(repository.path, repository.group ? { group: repository.group } : {});
   const { S3ObjectStore } = await import('./s3/s3-object-store.ts');
   return new S3ObjectStore(repository.s3);
 }

@@ -28,6 +28,7 @@ import {
 import { freePort, portInUse } from '../util/free-port.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
+import { setDataDirectoryMode } from './data-dir-mode.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
 import { syncTree } from '../util/sync-tree.ts';
@@ -60,6 +61,9 @@ export interface RestoreReport {
   restoreMs: number;
   steps: StepReport[];
 }
+
+/** Files restore writes itself (WAL, recovery settings): the server's OS user only, whatever the umask. */
+const PRIVATE = { mode: 0o600 };
 
 /**
  * Restores into a NEW data directory (never the source): base backup files, exactly the WAL the
@@ -114,6 +118,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     );
     await steps.run('restore WAL', () => placeWal(repository, plan, targetDir));
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
+    await setDataDirectoryMode(targetDir);
     const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
     await steps.run(
@@ -233,7 +238,7 @@ async function restoreFiles(
     .filter((archive) => archive.tablespace)
     .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, archive)}`);
   if (tablespaceMap.length)
-    await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+    await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`, PRIVATE);
 }
 
 function archiveDir(targetDir: string, archive: ArchiveObject): string {
@@ -272,6 +277,7 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
       await writeFile(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
         await repository.store.getBuffer(key),
+        PRIVATE,
       );
     }
   }
@@ -287,12 +293,12 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
     const data = await pending!;
     const next = plan.segments[i + 1];
     pending = next ? readAhead(next) : undefined;
-    await writeFile(path.join(walDir, plan.segments[i]!.segment), data);
+    await writeFile(path.join(walDir, plan.segments[i]!.segment), data, PRIVATE);
   }
   // Each partial under its own name: with two (one being archived), each holds its own bytes.
   for (const partial of plan.partials) {
     const raw = await readPartial(repository.store, partial, repository.meta.walSegmentSize);
-    await writeFile(path.join(walDir, partial.segment), raw);
+    await writeFile(path.join(walDir, partial.segment), raw, PRIVATE);
   }
 }
 
@@ -337,17 +343,18 @@ async function writeRecoveryConfig(
 ): Promise<void> {
   for (const file of ['standby.signal', 'postmaster.pid', 'postmaster.opts'])
     await rm(path.join(targetDir, file), { force: true });
-  await writeFile(path.join(targetDir, 'recovery.signal'), '');
+  await writeFile(path.join(targetDir, 'recovery.signal'), '', PRIVATE);
   if (!existsSync(path.join(targetDir, 'postgresql.conf')))
-    await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n');
+    await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n', PRIVATE);
   if (!existsSync(path.join(targetDir, 'pg_hba.conf'))) {
     await writeFile(
       path.join(targetDir, 'pg_hba.conf'),
       'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n',
+      PRIVATE,
     );
   }
   if (!existsSync(path.join(targetDir, 'pg_ident.conf')))
-    await writeFile(path.join(targetDir, 'pg_ident.conf'), '');
+    await writeFile(path.join(targetDir, 'pg_ident.conf'), '', PRIVATE);
   const settings: Record<string, string | number> = {
     // WAL is already in pg_wal; this command only tells PostgreSQL the archive has nothing more.
     restore_command: 'false',
@@ -362,7 +369,7 @@ async function writeRecoveryConfig(
     ...plan.recovery,
   };
   const existing = await readFile(path.join(targetDir, 'postgresql.auto.conf'), 'utf8').catch(() => '');
-  await writeFile(path.join(targetDir, 'postgresql.auto.conf'), existing);
+  await writeFile(path.join(targetDir, 'postgresql.auto.conf'), existing, PRIVATE);
   await appendFile(
     path.join(targetDir, 'postgresql.auto.conf'),
     `\n# warden restore of backup ${plan.backup.id} from ${repository.location}\n${renderSettings(settings)}`,

@@ -8,6 +8,7 @@ import type { Compression } from '../pipeline/compression.ts';
 import type { ArchiveObject, BackupRecord, StoredObject } from '../repository/backup-catalog.ts';
 import { backupChain } from '../repository/backup-chain.ts';
 import { DUMP_RECORD_FILE, parseDumpRecord } from '../repository/dump-catalog.ts';
+import { FsObjectStore } from '../repository/fs/fs-object-store.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { META_KEY, parseRepositoryMeta, type RepositoryMeta } from '../repository/repository-meta.ts';
@@ -125,6 +126,16 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   }
   problems.push(...continuity.problems);
 
+  // Not damage, so not a problem: reported beside them, with the command that fixes it.
+  const modes =
+    store instanceof FsObjectStore
+      ? await steps.run(
+          'repository modes',
+          () => store.auditModes(),
+          (audit) => `${audit.checked} entries, ${audit.looseCount} looser than ${audit.policy}`,
+        )
+      : undefined;
+
   const damagedBackups = new Set(problems.flatMap((p) => (p.kind === 'wal-gap' ? [] : (p.backups ?? []))));
   // A damaged full (or incremental) backup takes every incremental built on it down with it.
   const byId = new Map(backups.map((b) => [b.id, b]));
@@ -161,6 +172,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     window,
     ...(continuity.walEnd ? { walEnd: continuity.walEnd } : {}),
     problems,
+    ...(modes ? { modes } : {}),
     steps: steps.steps,
     durationMs: Math.round(performance.now() - started),
   };

@@ -1,3 +1,4 @@
+import type { ModeAudit } from '../repository/fs/fs-access.ts';
 import type { RestorableWindow } from '../restore/restorable-window.ts';
 import type { StepReport } from '../util/report.ts';
 
@@ -53,6 +54,11 @@ export interface VerifyReport {
   /** Newest timeline and the end of its archived WAL (what continuity was checked up to). */
   walEnd?: { timeline: number; lsn: string };
   problems: VerifyProblem[];
+  /**
+   * A directory repository's entries whose modes let in more users than its policy (owner only,
+   * or owner and `repository.group`): a warning with a fix, not a problem (`ok` is unaffected).
+   */
+  modes?: ModeAudit;
   steps: StepReport[];
   durationMs: number;
 }

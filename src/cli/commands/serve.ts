@@ -23,7 +23,10 @@ export interface ServeFlags {
 export function storeFor(context: CommandContext, repositoryPath: string): ObjectStore {
   return repositoryPath === context.config.repository.path
     ? context.store
-    : new FsObjectStore(repositoryPath);
+    : new FsObjectStore(
+        repositoryPath,
+        context.config.repository.group ? { group: context.config.repository.group } : {},
+      );
 }
 
 /** The daemon plan for a command: config file's `daemon:` section, flags, and the one-liner cluster. */

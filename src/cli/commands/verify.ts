@@ -36,6 +36,13 @@ function renderReport(report: VerifyReport): void {
       `  backup ${backup.id}${backup.name ? ` (${backup.name})` : ''}: ${backup.restorable ? 'restorable' : 'UNRESTORABLE'}${backup.walContinuousTo ? `, WAL continuous to ${backup.walContinuousTo}` : ''}`,
     );
   }
+  const modes = report.modes;
+  if (modes?.looseCount) {
+    out(`warning: ${modes.looseCount} repository entries are open to more users than ${modes.policy}:`);
+    for (const entry of modes.loose) out(`  ${entry.mode} ${entry.kind.padEnd(9)} ${entry.key}`);
+    if (modes.looseCount > modes.loose.length) out(`  ... and ${modes.looseCount - modes.loose.length} more`);
+    out(`  fix: ${modes.fix}`);
+  }
   if (report.ok) {
     out('no problems found');
     return;

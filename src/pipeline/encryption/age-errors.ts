@@ -3,6 +3,7 @@ import { WardenError } from '../../errors.ts';
 /** What is wrong with an age file, as named in `details.problem`. */
 export type AgeProblem =
   | 'bad-header'
+  | 'scrypt-not-alone'
   | 'header-mac-mismatch'
   | 'truncated'
   | 'chunk-authentication-failed'

@@ -40,7 +40,8 @@ export async function buildHeader(recipients: readonly AgeRecipient[], fileKey: 
 
 /**
  * Parses a header from the start of `data`; returns undefined while more bytes are needed.
- * Throws WARDEN_E_REPO_CORRUPT (problem `bad-header`) when the bytes cannot be an age header.
+ * Throws WARDEN_E_REPO_CORRUPT (problem `bad-header`) when the bytes cannot be an age header,
+ * problem `scrypt-not-alone` when a scrypt stanza shares the header with any other.
  */
 export function parseHeader(data: Buffer, object?: string): ParsedHeader | undefined {
   const bad = (why: string) => ageCorrupt('bad-header', `not a valid age header (${why})`, object);
@@ -56,6 +57,7 @@ export function parseHeader(data: Buffer, object?: string): ParsedHeader | undef
   const text = data.toString('latin1', 0, end);
   const lines = text.split('\n');
   const stanzas: Stanza[] = [];
+  let parsed: ParsedHeader;
   let i = 1;
   try {
     while (i < lines.length - 1) {
@@ -82,10 +84,21 @@ export function parseHeader(data: Buffer, object?: string): ParsedHeader | undef
     if (mac.length !== 32) throw new Error('bad MAC length');
     if (stanzas.length === 0) throw new Error('no recipient stanza');
     const macInput = data.subarray(0, end - macLine.length + 3);
-    return { stanzas, macInput: Buffer.from(macInput), mac, length: end + 1 };
+    parsed = { stanzas, macInput: Buffer.from(macInput), mac, length: end + 1 };
   } catch (error) {
     throw bad((error as Error).message);
   }
+  // The age spec: a scrypt stanza must be the only one. Checked here, for every identity, so a
+  // file that also names an X25519 recipient cannot pass as passphrase-protected (or the reverse).
+  if (stanzas.length > 1 && stanzas.some((stanza) => stanza.args[0] === 'scrypt')) {
+    throw ageCorrupt(
+      'scrypt-not-alone',
+      `not a valid age header (a scrypt stanza must be the only stanza; this one has ${stanzas.length})`,
+      object,
+      { stanzas: stanzas.map((stanza) => stanza.args[0]) },
+    );
+  }
+  return parsed;
 }
 
 /**

@@ -1,22 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { WardenError } from '../../errors.ts';
 import { fsyncPath } from '../../util/sync-tree.ts';
 import type { Appender, ObjectStore } from '../object-store.ts';
+import { FsAccess, type ModeAudit } from './fs-access.ts';
+import type { RepositoryGroup } from './repository-group.ts';
 
 /**
  * The filesystem adapter: objects are files under a root directory. Writes go to a temp file,
  * are fsynced, renamed into place and the directory fsynced, so a crash leaves either the old
  * state or the new object, never a torn one. Leftover `*.tmp-*` files are ignored by `list`.
+ * Everything it creates is private to the OS user running Warden (directories 0700, files 0600),
+ * or shared with `group` (0750, 0640) when one is given, whatever the umask.
  */
 export class FsObjectStore implements ObjectStore {
   readonly root: string;
+  readonly access: FsAccess;
 
-  constructor(root: string) {
+  constructor(root: string, options: { group?: RepositoryGroup } = {}) {
     this.root = path.resolve(root);
+    this.access = new FsAccess(options.group);
   }
 
   get location(): string {
@@ -28,12 +34,13 @@ export class FsObjectStore implements ObjectStore {
 
   async put(key: string, source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}) {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
+    await this.access.ensureDir(path.dirname(target));
     const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
     let size = 0;
     let handle: FileHandle | undefined;
     try {
-      handle = await open(temp, 'w');
+      handle = await open(temp, 'w', this.access.createMode);
+      await this.access.applyTo(handle);
       // One write at a time, straight from the producer's chunk: once the next chunk is asked
       // for, the previous one is on its way to disk and its memory may be reused.
       for await (const chunk of source as AsyncIterable<Buffer>) {
@@ -58,11 +65,12 @@ export class FsObjectStore implements ObjectStore {
 
   async putBuffer(key: string, data: Buffer): Promise<void> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
+    await this.access.ensureDir(path.dirname(target));
     const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
     try {
-      const handle = await open(temp, 'w');
+      const handle = await open(temp, 'w', this.access.createMode);
       try {
+        await this.access.applyTo(handle);
         await handle.writeFile(data);
         await handle.sync();
       } finally {
@@ -126,8 +134,15 @@ export class FsObjectStore implements ObjectStore {
 
   async openAppender(key: string): Promise<Appender> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
-    const handle = await open(target, 'a+');
+    await this.access.ensureDir(path.dirname(target));
+    const handle = await open(target, 'a+', this.access.createMode);
+    try {
+      // Also an existing partial segment (from before modes were set): it is rewritten anyway.
+      await this.access.applyTo(handle);
+    } catch (error) {
+      await handle.close();
+      throw ioError(error, `opening ${key}`);
+    }
     const size = (await handle.stat()).size;
     await fsyncPath(path.dirname(target));
     return new FsAppender(handle, size);
@@ -140,11 +155,12 @@ export class FsObjectStore implements ObjectStore {
    */
   async createExclusive(key: string, data: Buffer): Promise<boolean> {
     const target = this.pathOf(key);
-    await mkdir(path.dirname(target), { recursive: true });
+    await this.access.ensureDir(path.dirname(target));
     const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
     try {
-      const handle = await open(temp, 'wx');
+      const handle = await open(temp, 'wx', this.access.createMode);
       try {
+        await this.access.applyTo(handle);
         await handle.writeFile(data);
         await handle.sync();
       } finally {
@@ -159,6 +175,11 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       await rm(temp, { force: true });
     }
+  }
+
+  /** The entries of this repository looser than its policy (reported by `warden verify`). */
+  auditModes(): Promise<ModeAudit> {
+    return this.access.audit(this.root);
   }
 
   private pathOf(key: string): string {

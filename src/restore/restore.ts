@@ -74,6 +74,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const targetDir = path.resolve(options.targetDir);
   const steps = new StepRecorder();
   const createdTarget = await steps.run('check target', () => prepareTarget(targetDir));
+  const tablespacesDir = `${targetDir}_tablespaces`;
+  const tablespacesExisted = existsSync(tablespacesDir);
   const repository = await Repository.open(options.store, options.keys);
   const segmentSize = repository.meta.walSegmentSize;
   let plan: RestorePlan;
@@ -153,6 +155,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     // Leave nothing half-restored behind: the target goes back to how we found it.
     if (createdTarget) await rm(targetDir, { recursive: true, force: true });
     else await emptyDir(targetDir);
+    // Tablespaces go beside the target: the directory for them too, when this restore made it.
+    if (!tablespacesExisted) await rm(tablespacesDir, { recursive: true, force: true });
     throw error;
   }
 }

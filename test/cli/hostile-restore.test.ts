@@ -209,6 +209,37 @@ describe('warden restore refuses a forged base archive that reaches outside the 
   });
 });
 
+test('a tablespace OID in backup.json that is not a number never becomes a path', async () => {
+  const c = await newCase();
+  const oid = `../../${path.basename(c.outside)}`;
+  await forgeArchive(c.store, backupId, '16999.tar', hostileTar([{ name: 'planted', data: 'x' }]), {
+    tablespace: { oid, location: c.outside },
+  });
+  const run = await warden([
+    'restore',
+    '--latest',
+    '--repo',
+    c.repo,
+    '--target-dir',
+    c.target,
+    '--identity',
+    keyFile,
+    '--json',
+  ]);
+  assert.equal(run.code, 5, run.stderr);
+  const error = (JSON.parse(run.stdout) as { error: { code: string; details: Record<string, string> } })
+    .error;
+  assert.equal(error.code, 'WARDEN_E_REPO_CORRUPT');
+  assert.deepEqual(error.details, {
+    object: `backups/${backupId}/backup.json`,
+    entry: oid,
+    problem: 'tablespace-oid-invalid',
+  });
+  assert.deepEqual(Object.keys(await snapshotTree(c.outside)), ['victim']);
+  assert.equal(existsSync(c.target), false);
+  await rm(c.repo, { recursive: true, force: true });
+});
+
 test('a tablespace link outside the target is restored as a link, and a restore as root never chowns through it', async (t) => {
   const runAs = serverRunAs();
   if (!runAs) return t.skip('needs root: chownTree only runs then');

@@ -210,6 +210,10 @@ describe('the extractor refuses what PostgreSQL never writes', () => {
       await assertRefused(async () => extract([entry], target), { entry: entry.name, problem });
       assert.equal(existsSync(path.join(target, entry.name)), false, entry.name);
     }
+    await assertRefused(async () => extract([{ name: './', data: 'x' }], await newTarget()), {
+      entry: './',
+      problem: 'empty-name',
+    });
   });
 
   test('absolute names and .. components are refused', async () => {
@@ -344,6 +348,7 @@ describe('the incremental combiner follows the same rules', () => {
       [{ name: '../escaped', data: 'x' }, 'parent-component'],
       [{ name: 'base/evil', type: 'symlink', linkname: outside }, 'symlink-not-tablespace'],
       [{ name: 'pg_tblspc/16997', type: 'symlink', linkname: outside }, 'tablespace-unknown'],
+      [{ name: 'base/1', data: 'x' }, 'not-a-file'],
     ];
     for (const [entry, problem] of cases) {
       await assertRefused(async () => apply([entry], await combined()), { entry: entry.name, problem });

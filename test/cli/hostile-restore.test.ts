@@ -211,7 +211,8 @@ describe('warden restore refuses a forged base archive that reaches outside the 
 
 test('a tablespace OID in backup.json that is not a number never becomes a path', async () => {
   const c = await newCase();
-  const oid = `../../${path.basename(c.outside)}`;
+  // Would resolve to DIR_tablespaces/../outside-N: the directory beside the target.
+  const oid = `../${path.basename(c.outside)}`;
   await forgeArchive(c.store, backupId, '16999.tar', hostileTar([{ name: 'planted', data: 'x' }]), {
     tablespace: { oid, location: c.outside },
   });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chown, readdir } from 'node:fs/promises';
+import { lchown, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { WardenError } from '../errors.ts';
 
@@ -33,13 +33,18 @@ export function serverRunAs(env: NodeJS.ProcessEnv = process.env): RunAs | undef
   }
 }
 
-/** Gives a directory tree to the server's OS user (no-op when not root). */
+/**
+ * Gives a directory tree to the server's OS user (no-op when not root). Never follows a
+ * symlink: a restored tree comes from a repository, and chown on a link (a tablespace's
+ * `pg_tblspc/<oid>`) would hand whatever it points to to that user. lchown changes the link
+ * itself, and a link is not descended into (its Dirent is not a directory).
+ */
 export async function chownTree(dir: string, runAs: RunAs | undefined): Promise<void> {
   if (!runAs) return;
-  await chown(dir, runAs.uid, runAs.gid);
+  await lchown(dir, runAs.uid, runAs.gid);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await chownTree(full, runAs);
-    else await chown(full, runAs.uid, runAs.gid);
+    else await lchown(full, runAs.uid, runAs.gid);
   }
 }

@@ -148,7 +148,11 @@ async function runRestore(
   reader: ReturnType<typeof readVerified>,
   signal?: AbortSignal,
 ): Promise<void> {
-  const child = spawn(file, ['--no-password', '--exit-on-error', `--dbname=${connection.database}`], {
+  // The dump's bytes go to pg_restore's stdin and only into the new database: no file is
+  // written by a name the repository holds. --format=custom (what Warden's pg_dump writes)
+  // refuses anything else a forged dump might claim to be.
+  const args = ['--format=custom', '--no-password', '--exit-on-error', `--dbname=${connection.database}`];
+  const child = spawn(file, args, {
     env: libpqEnv(connection, env),
     stdio: ['pipe', 'ignore', 'pipe'],
   });

@@ -1,10 +1,11 @@
-import { mkdir, open, readdir, rm, symlink } from 'node:fs/promises';
+import { readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { WardenError } from '../errors.ts';
-import { safeDestination } from './tar-extract.ts';
+import { ConfinedDir } from './confined-dir.ts';
+import { checkTablespaceLink, refuseSpecial, type SpecialEntry } from './entry-policy.ts';
 
 /** PostgreSQL's incremental file magic (src/include/backup/basebackup_incremental.h). */
 const INCREMENTAL_MAGIC = 0xd3ae1f0d;
@@ -31,43 +32,56 @@ export interface ApplyResult {
  *   length, then the changed blocks it carries written at their block numbers. Blocks neither in
  *   it nor below the truncation length read back as zeros, as pg_combinebackup zero-fills them.
  * Files the backup does not hold were deleted on the server; `pruneUnseen` removes them after.
+ *
+ * Names come from the repository, so the same rules as for a full extraction hold (ConfinedDir):
+ * nothing is opened through a symlink — the previous backup's `pg_tblspc/<oid>` links included —
+ * and an entry PostgreSQL never writes fails the restore as a corrupt archive.
  */
 export async function applyIncrementalTar(
   source: Readable,
   targetDir: string,
   label: string,
+  options: { tablespaces?: ReadonlySet<string> } = {},
 ): Promise<ApplyResult> {
   const extract = tar.extract();
+  const dir = new ConfinedDir(targetDir, label);
   const result: ApplyResult = { seen: new Set([targetDir]), fullFiles: 0, incrementalFiles: 0, blocks: 0 };
   const consume = (async () => {
     for await (const entry of extract) {
       const header = entry.header;
-      const destination = safeDestination(targetDir, header.name, label);
+      const parts = dir.parse(header.name);
       if (header.type === 'directory') {
-        await mkdir(destination, { recursive: true, mode: 0o700 });
-        result.seen.add(destination);
+        result.seen.add(await dir.ensureDir(parts, header.name));
         entry.resume();
-      } else if (header.type === 'symlink' && header.linkname) {
-        await mkdir(path.dirname(destination), { recursive: true, mode: 0o700 });
-        await rm(destination, { recursive: true, force: true });
-        await symlink(header.linkname, destination);
-        result.seen.add(destination);
+      } else if (header.type === 'symlink') {
+        await checkTablespaceLink(dir, parts, header.name, header.linkname ?? '', options.tablespaces);
+        result.seen.add(await dir.deferLink(parts, header.name, header.linkname ?? ''));
         entry.resume();
       } else if (header.type === 'file') {
-        await mkdir(path.dirname(destination), { recursive: true, mode: 0o700 });
-        const base = path.basename(destination);
+        const base = parts.at(-1) ?? '';
         if (base.startsWith(INCREMENTAL_PREFIX)) {
-          const target = path.join(path.dirname(destination), base.slice(INCREMENTAL_PREFIX.length));
-          result.blocks += await applyIncrementalFile(
-            entry as AsyncIterable<Buffer>,
-            header.size ?? 0,
-            target,
-            `${label}: ${header.name}`,
-          );
+          const rewritten = [...parts.slice(0, -1), base.slice(INCREMENTAL_PREFIX.length)];
+          const target = await dir.prepareFile(rewritten, header.name);
+          const handle = await dir.open(target, header.name, 'existing').catch((error: unknown) => {
+            if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+              throw corrupt(`${label}: ${header.name}`, 'its file is not in the parent backup');
+            throw error;
+          });
+          try {
+            result.blocks += await applyIncrementalFile(
+              entry as AsyncIterable<Buffer>,
+              header.size ?? 0,
+              handle,
+              `${label}: ${header.name}`,
+            );
+          } finally {
+            await handle.close();
+          }
           result.incrementalFiles += 1;
           result.seen.add(target);
         } else {
-          const handle = await open(destination, 'w', (header.mode ?? 0o600) & 0o777);
+          const destination = await dir.prepareFile(parts, header.name);
+          const handle = await dir.open(destination, header.name, 'replace', (header.mode ?? 0o600) & 0o777);
           try {
             for await (const chunk of entry as AsyncIterable<Buffer>) await handle.write(chunk);
           } finally {
@@ -77,16 +91,29 @@ export async function applyIncrementalTar(
           result.seen.add(destination);
         }
       } else {
-        entry.resume();
+        throw refuseSpecial(dir, header.name, SPECIAL[header.type] ?? 'unsupported-type');
       }
     }
+    // Every file is written: only now the tablespace links, replacing the previous backup's.
+    await dir.createLinks(true);
   })();
   consume.catch((error: unknown) => extract.destroy(error as Error));
   await Promise.all([pipeline(source, extract), consume]);
   return result;
 }
 
-/** Removes what the newest backup of the chain does not hold (dropped tables, removed files). */
+const SPECIAL: Partial<Record<string, SpecialEntry>> = {
+  link: 'hard-link',
+  'character-device': 'device-file',
+  'block-device': 'device-file',
+  fifo: 'fifo',
+};
+
+/**
+ * Removes what the newest backup of the chain does not hold (dropped tables, removed files).
+ * The names come from this directory, not the archive; a symlink is removed, never descended
+ * into (a Dirent of a link is not a directory, and rm does not follow links).
+ */
 export async function pruneUnseen(dir: string, seen: ReadonlySet<string>): Promise<number> {
   let removed = 0;
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -112,7 +139,7 @@ export function fullBackupLabel(label: string): string {
 async function applyIncrementalFile(
   entry: AsyncIterable<Buffer>,
   size: number,
-  target: string,
+  handle: FileHandle,
   label: string,
 ): Promise<number> {
   const reader = new ExactReader(entry[Symbol.asyncIterator]());
@@ -140,24 +167,16 @@ async function applyIncrementalFile(
       `size ${size} does not match ${count} blocks of ${BLOCK_SIZE} bytes (only 8 kB blocks are supported)`,
     );
   }
-  const handle = await open(target, 'r+').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') throw corrupt(label, 'its file is not in the parent backup');
-    throw error;
-  });
-  try {
-    await handle.truncate(truncationLength * BLOCK_SIZE);
-    for (let i = 0; i < count;) {
-      // A run of consecutive block numbers becomes one write.
-      const first = numbers.readUInt32LE(4 * i);
-      let run = 1;
-      while (i + run < count && run < BLOCKS_PER_WRITE && numbers.readUInt32LE(4 * (i + run)) === first + run)
-        run += 1;
-      const data = await reader.read(run * BLOCK_SIZE);
-      await handle.write(data, 0, data.length, first * BLOCK_SIZE);
-      i += run;
-    }
-  } finally {
-    await handle.close();
+  await handle.truncate(truncationLength * BLOCK_SIZE);
+  for (let i = 0; i < count;) {
+    // A run of consecutive block numbers becomes one write.
+    const first = numbers.readUInt32LE(4 * i);
+    let run = 1;
+    while (i + run < count && run < BLOCKS_PER_WRITE && numbers.readUInt32LE(4 * (i + run)) === first + run)
+      run += 1;
+    const data = await reader.read(run * BLOCK_SIZE);
+    await handle.write(data, 0, data.length, first * BLOCK_SIZE);
+    i += run;
   }
   await reader.drain();
   return count;

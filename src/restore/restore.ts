@@ -1,7 +1,7 @@
-import { createWriteStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { WardenError } from '../errors.ts';
@@ -10,6 +10,7 @@ import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
 import { findServerBinaries, majorOfVersion } from '../postgres/server-binaries.ts';
 import {
+  backupPrefix,
   listBackups,
   type ArchiveObject,
   type BackupRecord,
@@ -31,6 +32,7 @@ import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts
 import { setDataDirectoryMode } from './data-dir-mode.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
+import { openNoFollow, readNoFollow, refuseEntry, writeNoFollow } from './confined-dir.ts';
 import { syncTree } from '../util/sync-tree.ts';
 import { applyIncrementalTar, fullBackupLabel, pruneUnseen } from './incremental-apply.ts';
 import { consumeVerified } from './verified-reader.ts';
@@ -62,9 +64,6 @@ export interface RestoreReport {
   steps: StepReport[];
 }
 
-/** Files restore writes itself (WAL, recovery settings): the server's OS user only, whatever the umask. */
-const PRIVATE = { mode: 0o600 };
-
 /**
  * Restores into a NEW data directory (never the source): base backup files, exactly the WAL the
  * target needs (decompressed ahead into pg_wal, so PostgreSQL starts no process per segment for
@@ -76,6 +75,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const targetDir = path.resolve(options.targetDir);
   const steps = new StepRecorder();
   const createdTarget = await steps.run('check target', () => prepareTarget(targetDir));
+  const tablespacesDir = `${targetDir}_tablespaces`;
+  const tablespacesExisted = existsSync(tablespacesDir);
   const repository = await Repository.open(options.store, options.keys);
   const segmentSize = repository.meta.walSegmentSize;
   let plan: RestorePlan;
@@ -156,6 +157,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     // Leave nothing half-restored behind: the target goes back to how we found it.
     if (createdTarget) await rm(targetDir, { recursive: true, force: true });
     else await emptyDir(targetDir);
+    // Tablespaces go beside the target: the directory for them too, when this restore made it.
+    if (!tablespacesExisted) await rm(tablespacesDir, { recursive: true, force: true });
     throw error;
   }
 }
@@ -206,21 +209,23 @@ async function restoreFiles(
 ): Promise<void> {
   const [full, ...incrementals] = chain;
   for (const archive of full!.archives) {
-    const dir = archiveDir(targetDir, archive);
+    const dir = archiveDir(targetDir, full!, archive);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    await readArchive(store, archive, keys, (stream) => extractTar(stream, dir, archive.key));
+    const options = linkOptions(full!, archive);
+    await readArchive(store, archive, keys, (stream) => extractTar(stream, dir, archive.key, options));
   }
   for (const backup of incrementals) {
     for (const archive of backup.archives) {
-      const dir = archiveDir(targetDir, archive);
+      const dir = archiveDir(targetDir, backup, archive);
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      const options = linkOptions(backup, archive);
       const applied = await readArchive(store, archive, keys, (stream) =>
-        applyIncrementalTar(stream, dir, archive.key),
+        applyIncrementalTar(stream, dir, archive.key, options),
       );
       await pruneUnseen(dir, applied.seen);
     }
     // Tablespaces dropped since the previous backup.
-    const kept = new Set(backup.archives.map((archive) => archiveDir(targetDir, archive)));
+    const kept = new Set(backup.archives.map((archive) => archiveDir(targetDir, backup, archive)));
     for (const name of await readdir(`${targetDir}_tablespaces`).catch(() => [] as string[])) {
       const dir = path.join(`${targetDir}_tablespaces`, name);
       if (!kept.has(dir)) await rm(dir, { recursive: true, force: true });
@@ -229,20 +234,42 @@ async function restoreFiles(
   const last = chain.at(-1)!;
   if (incrementals.length) {
     const labelFile = path.join(targetDir, 'backup_label');
-    await writeFile(labelFile, fullBackupLabel(await readFile(labelFile, 'utf8')));
+    await writeNoFollow(labelFile, fullBackupLabel(await readNoFollow(labelFile)));
   } else {
     await writeManifest(store, last.manifest, targetDir, keys);
   }
-  // Tablespaces are restored beside the target, never over the source's locations.
+  // Tablespaces are restored beside the target, never over the source's locations: the map is
+  // always Warden's own, and an archive's map (which names the source's locations) never stays.
   const tablespaceMap = last.archives
     .filter((archive) => archive.tablespace)
-    .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, archive)}`);
+    .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, last, archive)}`);
   if (tablespaceMap.length)
-    await writeFile(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`, PRIVATE);
+    await writeNoFollow(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
+  else await rm(path.join(targetDir, 'tablespace_map'), { force: true });
 }
 
-function archiveDir(targetDir: string, archive: ArchiveObject): string {
-  return archive.tablespace ? `${targetDir}_tablespaces/${archive.tablespace.oid}` : targetDir;
+/**
+ * Where an archive is restored. A tablespace's OID comes from the backup record and becomes a
+ * directory name, so it must be all digits (as PostgreSQL's OIDs are), or the record is refused.
+ */
+function archiveDir(targetDir: string, backup: BackupRecord, archive: ArchiveObject): string {
+  if (!archive.tablespace) return targetDir;
+  const oid = archive.tablespace.oid;
+  if (!/^\d+$/.test(oid)) {
+    throw refuseEntry(
+      `${backupPrefix(backup.id)}backup.json`,
+      oid,
+      'tablespace-oid-invalid',
+      'a tablespace OID that is not a number',
+    );
+  }
+  return `${targetDir}_tablespaces/${oid}`;
+}
+
+/** The main data directory's archive may hold its tablespaces' `pg_tblspc/<oid>` links; no other. */
+function linkOptions(backup: BackupRecord, archive: ArchiveObject): { tablespaces?: ReadonlySet<string> } {
+  if (archive.tablespace) return {};
+  return { tablespaces: new Set(backup.archives.flatMap((a) => (a.tablespace ? [a.tablespace.oid] : []))) };
 }
 
 /** Reads one archive decompressed and verified against its recorded checksum. */
@@ -263,8 +290,9 @@ async function writeManifest(
   targetDir: string,
   keys: RepositoryKeys,
 ): Promise<void> {
+  const file = await openNoFollow(path.join(targetDir, 'backup_manifest'));
   await consumeVerified(store, manifest, 'zstd', keys, (stream) =>
-    pipeline(stream, createWriteStream(path.join(targetDir, 'backup_manifest'), { mode: 0o600 })),
+    pipeline(stream, file.createWriteStream()),
   );
 }
 
@@ -274,10 +302,9 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
-      await writeFile(
+      await writeNoFollow(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
         await repository.store.getBuffer(key),
-        PRIVATE,
       );
     }
   }
@@ -293,12 +320,12 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
     const data = await pending!;
     const next = plan.segments[i + 1];
     pending = next ? readAhead(next) : undefined;
-    await writeFile(path.join(walDir, plan.segments[i]!.segment), data, PRIVATE);
+    await writeNoFollow(path.join(walDir, plan.segments[i]!.segment), data);
   }
   // Each partial under its own name: with two (one being archived), each holds its own bytes.
   for (const partial of plan.partials) {
     const raw = await readPartial(repository.store, partial, repository.meta.walSegmentSize);
-    await writeFile(path.join(walDir, partial.segment), raw, PRIVATE);
+    await writeNoFollow(path.join(walDir, partial.segment), raw);
   }
 }
 
@@ -343,18 +370,17 @@ async function writeRecoveryConfig(
 ): Promise<void> {
   for (const file of ['standby.signal', 'postmaster.pid', 'postmaster.opts'])
     await rm(path.join(targetDir, file), { force: true });
-  await writeFile(path.join(targetDir, 'recovery.signal'), '', PRIVATE);
+  await writeNoFollow(path.join(targetDir, 'recovery.signal'), '');
   if (!existsSync(path.join(targetDir, 'postgresql.conf')))
-    await writeFile(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n', PRIVATE);
+    await writeNoFollow(path.join(targetDir, 'postgresql.conf'), '# written by warden restore\n');
   if (!existsSync(path.join(targetDir, 'pg_hba.conf'))) {
-    await writeFile(
+    await writeNoFollow(
       path.join(targetDir, 'pg_hba.conf'),
       'host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n',
-      PRIVATE,
     );
   }
   if (!existsSync(path.join(targetDir, 'pg_ident.conf')))
-    await writeFile(path.join(targetDir, 'pg_ident.conf'), '', PRIVATE);
+    await writeNoFollow(path.join(targetDir, 'pg_ident.conf'), '');
   const settings: Record<string, string | number> = {
     // WAL is already in pg_wal; this command only tells PostgreSQL the archive has nothing more.
     restore_command: 'false',
@@ -368,10 +394,13 @@ async function writeRecoveryConfig(
     ...(port !== undefined ? { port } : {}),
     ...plan.recovery,
   };
-  const existing = await readFile(path.join(targetDir, 'postgresql.auto.conf'), 'utf8').catch(() => '');
-  await writeFile(path.join(targetDir, 'postgresql.auto.conf'), existing, PRIVATE);
-  await appendFile(
-    path.join(targetDir, 'postgresql.auto.conf'),
-    `\n# warden restore of backup ${plan.backup.id} from ${repository.location}\n${renderSettings(settings)}`,
+  const autoConf = path.join(targetDir, 'postgresql.auto.conf');
+  const existing = await readNoFollow(autoConf).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
+  await writeNoFollow(
+    autoConf,
+    `${existing}\n# warden restore of backup ${plan.backup.id} from ${repository.location}\n${renderSettings(settings)}`,
   );
 }

@@ -1,15 +1,28 @@
-import { mkdir, open, symlink, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
 import { WardenError } from '../errors.ts';
 import { BlockPool } from '../pipeline/block-pool.ts';
+import { ConfinedDir } from './confined-dir.ts';
+import { checkTablespaceLink, refuseSpecial } from './entry-policy.ts';
 import { parseTarHeader, TAR_BLOCK, type TarHeader } from './tar-header.ts';
 
 /** Files being written at once (open, write, close), across the small files of one chunk. */
 const MAX_OPEN_FILES = 16;
 
+export interface ExtractOptions {
+  /**
+   * OIDs of the backup's tablespaces, given for the main data directory's archive: its
+   * `pg_tblspc/<oid>` symlinks are the only ones allowed. Absent: no symlink at all.
+   */
+  tablespaces?: ReadonlySet<string>;
+}
+
 /**
- * Extracts a tar stream (PostgreSQL's ustar archives) into `targetDir`, refusing entries that
- * would land outside it; returns the number of files written.
+ * Extracts a tar stream (PostgreSQL's ustar archives) into `targetDir`, an empty directory;
+ * returns the number of files written. Nothing is written outside `targetDir` whatever the
+ * archive holds (see ConfinedDir): an entry PostgreSQL never writes (hard link, device, FIFO,
+ * absolute or `..` name, a path through a symlink, a symlink other than a tablespace's, a name
+ * seen twice) fails the extraction as a corrupt archive, naming the entry and the problem.
+ * Tablespace symlinks are created last, after every file is written.
  *
  * Each chunk is taken apart in place: file data is written straight from it with positional
  * writes (small files of a chunk concurrently), and the next chunk is taken once those writes
@@ -21,15 +34,16 @@ export async function extractTar(
   source: AsyncIterable<Buffer>,
   targetDir: string,
   label: string,
+  options: ExtractOptions = {},
 ): Promise<number> {
-  const extractor = new TarExtractor(targetDir, label);
+  const extractor = new TarExtractor(new ConfinedDir(targetDir, label), label, options.tablespaces);
   const blocks = BlockPool.get();
   try {
     for await (const chunk of source) {
       await extractor.write(chunk);
       if (blocks.owns(chunk)) blocks.giveBack(chunk.buffer);
     }
-    extractor.end();
+    await extractor.end();
   } catch (error) {
     await extractor.abandon();
     throw error;
@@ -43,8 +57,9 @@ class FileWriter {
   private readonly writes: Array<Promise<unknown>> = [];
   private position = 0;
 
-  constructor(destination: string, mode: number) {
-    this.handle = open(destination, 'w', mode);
+  constructor(handle: Promise<FileHandle>) {
+    this.handle = handle;
+    handle.catch(() => undefined); // thrown by the write or close that awaits it
   }
 
   write(data: Buffer): Promise<unknown> {
@@ -76,11 +91,11 @@ class TarExtractor {
   private finished = false;
   /** Writes and closes that read the current chunk (or started in it): awaited before the next. */
   private inFlight: Array<Promise<unknown>> = [];
-  private readonly madeDirs = new Set<string>();
 
   constructor(
-    private readonly targetDir: string,
+    private readonly dir: ConfinedDir,
     private readonly label: string,
+    private readonly tablespaces: ReadonlySet<string> | undefined,
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
@@ -111,13 +126,17 @@ class TarExtractor {
     await this.drain();
   }
 
-  /** The archive ended: refuses one that stops inside an entry. */
-  end(): void {
+  /**
+   * The archive ended and every file is written (drained after each chunk): refuses one that
+   * stops inside an entry, then creates the tablespace symlinks.
+   */
+  async end(): Promise<void> {
     if (this.file || this.skip > 0 || this.headerFilled > 0) {
       throw new WardenError('WARDEN_E_REPO_CORRUPT', `${this.label} ends in the middle of an entry`, {
         details: { object: this.label },
       });
     }
+    await this.dir.createLinks();
   }
 
   private async startEntry(header: TarHeader | 'end'): Promise<void> {
@@ -125,24 +144,26 @@ class TarExtractor {
       this.finished = true;
       return;
     }
-    const destination = safeDestination(this.targetDir, header.name, this.label);
+    const entry = header.name;
+    const parts = this.dir.parse(entry);
     const padding = (TAR_BLOCK - (header.size % TAR_BLOCK)) % TAR_BLOCK;
     if (header.type === 'directory') {
-      await this.ensureDir(destination);
+      await this.dir.ensureDir(parts, entry);
       this.skip = header.size + padding;
     } else if (header.type === 'symlink') {
-      await this.ensureDir(path.dirname(destination));
-      await symlink(header.linkname, destination);
+      await checkTablespaceLink(this.dir, parts, entry, header.linkname, this.tablespaces);
+      await this.dir.deferLink(parts, entry, header.linkname);
       this.skip = header.size + padding;
     } else if (header.type === 'file') {
-      await this.ensureDir(path.dirname(destination));
+      const destination = await this.dir.prepareFile(parts, entry);
       if (this.inFlight.length >= MAX_OPEN_FILES) await this.drain();
-      const writer = new FileWriter(destination, header.mode & 0o777);
+      // O_EXCL: the target starts empty, so a name that exists was already in the archive.
+      const writer = new FileWriter(this.dir.open(destination, entry, 'new', header.mode & 0o777));
       this.file = { writer, remaining: header.size, padding };
       this.files += 1;
       if (header.size === 0) this.closeFile();
     } else {
-      this.skip = header.size + padding;
+      throw refuseSpecial(this.dir, entry, SPECIAL[header.type]);
     }
   }
 
@@ -170,21 +191,11 @@ class TarExtractor {
     this.inFlight = [];
     await Promise.all(inFlight);
   }
-
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    this.madeDirs.add(dir);
-  }
 }
 
-/** Where a tar entry lands; refuses names that would leave `targetDir` (`../`, absolute paths). */
-export function safeDestination(targetDir: string, name: string, label: string): string {
-  const destination = path.resolve(targetDir, name);
-  if (destination !== targetDir && !destination.startsWith(targetDir + path.sep)) {
-    throw new WardenError('WARDEN_E_REPO_CORRUPT', `${label} holds an entry outside the target: ${name}`, {
-      details: { object: label, entry: name },
-    });
-  }
-  return destination;
-}
+const SPECIAL = {
+  hardlink: 'hard-link',
+  device: 'device-file',
+  fifo: 'fifo',
+  other: 'unsupported-type',
+} as const;

@@ -4,7 +4,8 @@ export const TAR_BLOCK = 512;
 
 export interface TarHeader {
   name: string;
-  type: 'file' | 'directory' | 'symlink' | 'other';
+  /** PostgreSQL writes files, directories and symlinks; the others are named to be refused. */
+  type: 'file' | 'directory' | 'symlink' | 'hardlink' | 'device' | 'fifo' | 'other';
   mode: number;
   size: number;
   linkname: string;
@@ -33,19 +34,23 @@ export function parseTarHeader(block: Buffer, label: string): TarHeader | 'end' 
   if (prefix) name = `${prefix}/${name}`;
   return {
     name,
-    type:
-      flag === '0' || flag === '\0'
-        ? 'file'
-        : flag === '5'
-          ? 'directory'
-          : flag === '2'
-            ? 'symlink'
-            : 'other',
+    type: TYPES[flag] ?? 'other',
     mode: octal(block, 100, 8),
     size: size(block),
     linkname: text(block, 157, 100),
   };
 }
+
+const TYPES: Record<string, TarHeader['type']> = {
+  '0': 'file',
+  '\0': 'file',
+  '1': 'hardlink',
+  '2': 'symlink',
+  '3': 'device',
+  '4': 'device',
+  '5': 'directory',
+  '6': 'fifo',
+};
 
 function text(block: Buffer, offset: number, length: number): string {
   const field = block.subarray(offset, offset + length);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -73,7 +73,9 @@ test('every file, directory and symlink lands intact, whatever the chunk boundar
       continue;
     }
     await withDir(async (dir) => {
-      const count = await extractTar(inChunks(archive, chunkSize), dir, 'base.tar');
+      const count = await extractTar(inChunks(archive, chunkSize), dir, 'base.tar', {
+        tablespaces: new Set(['16500']),
+      });
       assert.equal(count, files.length, `chunks of ${chunkSize}`);
       for (const file of files) {
         const written = await readFile(path.join(dir, file.name));
@@ -93,9 +95,10 @@ test('an entry outside the target, a damaged header or a pax header is refused',
   ]);
   await withDir(async (dir) => {
     const target = path.join(dir, 'target');
+    await mkdir(target);
     await assert.rejects(extractTar(inChunks(evil, 100_000), target, 'base.tar'), {
       code: 'WARDEN_E_REPO_CORRUPT',
-      message: /entry outside the target: \.\.\/escaped/,
+      details: { object: 'base.tar', entry: '../escaped', problem: 'parent-component' },
     });
     assert.equal(existsSync(path.join(dir, 'escaped')), false);
   });

@@ -9,7 +9,9 @@ import { acquireLock } from '../repository/repository-lock.ts';
 import {
   archiveSegment,
   historyKey,
+  readPartialSegment,
   readWalInventory,
+  type PartialSegment,
   STREAM_STATE_KEY,
   type StreamState,
 } from '../repository/wal-archive.ts';
@@ -177,12 +179,13 @@ export class WalReceiver {
     serverTimeline: number,
     slotLsn: Lsn,
     segmentSize: number,
+    kept = new Set<string>(),
   ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
-    const [newest, ...older] = inventory.partials.sort(
-      (a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn),
-    );
+    const [newest, ...older] = inventory.partials
+      .filter((p) => !kept.has(p.key))
+      .sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn));
     // Partials other than the newest one being received are leftovers of a run that died while
     // archiving (complete segments) or of a WAL range the server no longer has: archive them as
     // received, cut short where they are short.
@@ -190,25 +193,22 @@ export class WalReceiver {
     if (newest && (newest.validBytes >= segmentSize || newest.startLsn < slotStart)) leftovers.push(newest);
     if (leftovers.length > 0) {
       for (const partial of leftovers) {
-        const raw = Buffer.alloc(segmentSize);
-        (await repository.store.getBuffer(partial.key)).copy(raw);
-        await archiveSegment(
-          repository,
-          partial.timeline,
-          partial.segment,
-          raw,
-          Math.min(partial.validBytes, segmentSize),
-        );
-        await repository.store.delete(partial.key);
+        if (!(await this.archiveLeftover(repository, partial))) kept.add(partial.key);
       }
-      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize);
+      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize, kept);
     }
     if (newest) return { timeline: newest.timeline, startLsn: newest.startLsn };
     let best: { timeline: number; startLsn: Lsn } | undefined;
-    for (const [timeline, records] of inventory.segments) {
-      const last = records.at(-1);
-      if (!last || timeline > serverTimeline) continue;
-      const after = parseLsn(last.startLsn) + BigInt(segmentSize);
+    // A kept leftover stands for its segment: streaming must resume after it, never rewrite it.
+    const ends = [...inventory.segments].map(([timeline, records]) => ({
+      timeline,
+      last: records.at(-1) ? parseLsn(records.at(-1)!.startLsn) : undefined,
+    }));
+    for (const partial of inventory.partials.filter((p) => kept.has(p.key)))
+      ends.push({ timeline: partial.timeline, last: partial.startLsn });
+    for (const { timeline, last } of ends) {
+      if (last === undefined || timeline > serverTimeline) continue;
+      const after = last + BigInt(segmentSize);
       if (!best || timeline > best.timeline || (timeline === best.timeline && after > best.startLsn)) {
         best = { timeline, startLsn: after };
       }
@@ -221,6 +221,29 @@ export class WalReceiver {
       return { timeline: serverTimeline, startLsn: slotStart };
     }
     return best ?? { timeline: serverTimeline, startLsn: slotStart };
+  }
+
+  /**
+   * Archives a leftover partial segment from its checked frames and removes it; false when it
+   * cannot be read here (sealed to recipients whose identities this process does not hold, or
+   * damaged): it is then kept as it is — restore and verify still read it — and a warning says so.
+   */
+  private async archiveLeftover(repository: Repository, partial: PartialSegment): Promise<boolean> {
+    let opened;
+    try {
+      opened = await readPartialSegment(repository, partial);
+    } catch (error) {
+      if (!isWardenError(error)) throw error;
+      this.logger.warn(
+        { object: partial.key, code: error.code, problem: error.details.problem },
+        `partial segment ${partial.key} is kept unarchived: ${error.message}`,
+      );
+      return false;
+    }
+    if (opened.validBytes > 0)
+      await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
+    await repository.store.delete(partial.key);
+    return true;
   }
 
   private async archiveHistories(

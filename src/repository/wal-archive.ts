@@ -7,6 +7,7 @@ import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
+import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-format.ts';
 import type { Repository } from './repository.ts';
 
 /**
@@ -14,7 +15,8 @@ import type { Repository } from './repository.ts';
  *   wal/<TLI>/<segment>.zst     a complete segment, zstd-compressed
  *   wal/<TLI>/<segment>.json    its record (checksum, commit times); written after the data,
  *                               so a segment counts as archived only once this exists
- *   wal/<TLI>/<segment>.partial the segment being received, raw, appended and fsynced
+ *   wal/<TLI>/<segment>.partial the segment being received: framed (sealed or checksummed per
+ *                               flush, see wal/partial-format.ts), appended and fsynced
  *   wal/history/<TLI>.history   timeline history files
  *   wal/stream-state.json       the receiver's last caught-up point (LSN + server time)
  */
@@ -43,7 +45,10 @@ export interface PartialSegment {
   segment: string;
   timeline: number;
   startLsn: Lsn;
+  /** WAL bytes in the partial's complete frames (read from its layout, no key needed). */
   validBytes: number;
+  /** How it is stored; `damaged` when its layout is broken (it then counts as holding nothing). */
+  format?: PartialLayout['format'] | 'damaged';
 }
 
 export interface StreamState {
@@ -180,14 +185,13 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
     } else if (file.endsWith('.partial')) {
       const segment = file.slice(0, 24);
       const parsed = parseSegmentName(segment, segmentSize);
-      const info = await repository.store.stat(key);
-      if (parsed && info)
+      if (parsed)
         partials.push({
           key,
           segment,
           timeline: parsed.timeline,
           startLsn: parsed.startLsn,
-          validBytes: info.size,
+          ...(await partialLayout(repository, key)),
         });
     }
   }
@@ -232,4 +236,45 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
       cause,
     });
   }
+}
+
+/** A partial segment's WAL length and format from its frame layout (keyless, no decryption). */
+async function partialLayout(
+  repository: Repository,
+  key: string,
+): Promise<{ validBytes: number; format: NonNullable<PartialSegment['format']> }> {
+  let data: Buffer;
+  try {
+    data = await repository.store.getBuffer(key);
+  } catch (error) {
+    // Archived and removed between the listing and this read.
+    if (!(await repository.store.stat(key))) return { validBytes: 0, format: 'damaged' };
+    throw error;
+  }
+  try {
+    const layout = scanPartial(data, key, repository.meta.walSegmentSize);
+    return { validBytes: layout.validBytes, format: layout.format };
+  } catch {
+    return { validBytes: 0, format: 'damaged' };
+  }
+}
+
+/**
+ * Reads the partial segment back as a zero-padded segment: every frame authenticated with the
+ * repository handle's identities (sealed) or checked against its checksum. Errors as openPartial.
+ */
+export async function readPartialSegment(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'key' | 'segment'>,
+): Promise<{ raw: Buffer; validBytes: number; format: PartialLayout['format'] }> {
+  const segmentSize = repository.meta.walSegmentSize;
+  const opened = await openPartial(await repository.store.getBuffer(partial.key), {
+    object: partial.key,
+    segment: partial.segment,
+    segmentSize,
+    ...(repository.keys.identities ? { identities: repository.keys.identities } : {}),
+  });
+  const raw = Buffer.alloc(segmentSize);
+  opened.wal.copy(raw);
+  return { raw, validBytes: opened.validBytes, format: opened.format };
 }

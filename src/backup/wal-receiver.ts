@@ -7,6 +7,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
+  archiveSealedSegment,
   archiveSegment,
   historyKey,
   readPartialSegment,
@@ -19,6 +20,7 @@ import { backoffDelay, sleep } from '../util/backoff.ts';
 import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '../wal/lsn.ts';
 import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
 import { SegmentWriter } from './segment-writer.ts';
+import { scanPartial } from '../wal/partial-format.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 
 export interface WalReceiverOptions {
@@ -224,24 +226,30 @@ export class WalReceiver {
   }
 
   /**
-   * Archives a leftover partial segment from its checked frames and removes it; false when it
-   * cannot be read here (sealed to recipients whose identities this process does not hold, or
-   * damaged): it is then kept as it is — restore and verify still read it — and a warning says so.
+   * Archives a leftover partial segment and removes it: from its checked frames when this process
+   * can open them, else (sealed to recipients whose identities it does not hold) as it is stored,
+   * in a `sealed-partial` container. False when it is damaged: it is then kept as it is — restore
+   * and verify name the damage — and a warning says so.
    */
   private async archiveLeftover(repository: Repository, partial: PartialSegment): Promise<boolean> {
-    let opened;
     try {
-      opened = await readPartialSegment(repository, partial);
+      const opened = await readPartialSegment(repository, partial);
+      if (opened.validBytes > 0)
+        await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
     } catch (error) {
       if (!isWardenError(error)) throw error;
-      this.logger.warn(
-        { object: partial.key, code: error.code, problem: error.details.problem },
-        `partial segment ${partial.key} is kept unarchived: ${error.message}`,
-      );
-      return false;
+      const noKey = error.code === 'WARDEN_E_KEY_MISSING' || error.code === 'WARDEN_E_KEY_MISMATCH';
+      if (!noKey) {
+        this.logger.warn(
+          { object: partial.key, code: error.code, problem: error.details.problem },
+          `partial segment ${partial.key} is kept unarchived: ${error.message}`,
+        );
+        return false;
+      }
+      const sealed = await repository.store.getBuffer(partial.key);
+      const { validBytes } = scanPartial(sealed, partial.key, repository.meta.walSegmentSize);
+      if (validBytes > 0) await archiveSealedSegment(repository, partial, sealed, validBytes);
     }
-    if (opened.validBytes > 0)
-      await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
     await repository.store.delete(partial.key);
     return true;
   }

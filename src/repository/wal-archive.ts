@@ -25,9 +25,19 @@ export interface SegmentRecord {
   segment: string;
   timeline: number;
   startLsn: string;
-  compression: 'zstd';
-  /** Present when the stored bytes are an age file wrapping the zstd data. */
+  /** `none` only for a `sealed-partial` container. */
+  compression: 'zstd' | 'none';
+  /**
+   * Present when the stored bytes are an age file wrapping the zstd data — or, with `container`,
+   * a sealed partial segment whose file key is wrapped to these recipients.
+   */
   encryption?: ObjectEncryption;
+  /**
+   * `sealed-partial`: the stored bytes are the segment's sealed partial file as it was received
+   * (wal/partial-format.ts), archived by a receiver that holds no identity to open it (a leftover
+   * after a crash); read with the identities like the partial itself. No commit summary.
+   */
+  container?: 'sealed-partial';
   size: number;
   sha256: string;
   /** Bytes of real WAL; less than the segment size only for a segment cut by a timeline switch. */
@@ -131,6 +141,39 @@ export async function archiveSegment(
   return record;
 }
 
+/**
+ * Archives a leftover sealed partial segment as it is stored (it cannot be opened without an
+ * identity, and the receiver holds only recipients): the bytes become the segment's data object,
+ * the record says `container: "sealed-partial"`. The record is written last, as for any segment.
+ */
+export async function archiveSealedSegment(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'timeline' | 'segment' | 'startLsn'>,
+  sealed: Buffer,
+  validBytes: number,
+): Promise<SegmentRecord> {
+  const recipients = repository.keys.recipients ?? [];
+  const record: SegmentRecord = {
+    format: 1,
+    segment: partial.segment,
+    timeline: partial.timeline,
+    startLsn: formatLsn(partial.startLsn),
+    compression: 'none',
+    container: 'sealed-partial',
+    encryption: encryptionRecord(recipients),
+    size: sealed.length,
+    sha256: sha256(sealed),
+    validBytes,
+    commits: 0,
+  };
+  await repository.store.putBuffer(segmentDataKey(partial.timeline, partial.segment), sealed);
+  await repository.store.putBuffer(
+    `${timelineDir(partial.timeline)}${partial.segment}.json`,
+    Buffer.from(JSON.stringify(record)),
+  );
+  return record;
+}
+
 function safeSummary(
   raw: Buffer,
   startLsn: Lsn,
@@ -224,6 +267,17 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
         details: { object: key, expectedSize: record.size, actualSize: stored.length },
       },
     );
+  }
+  if (record.container === 'sealed-partial') {
+    const opened = await openPartial(stored, {
+      object: key,
+      segment: record.segment,
+      segmentSize: repository.meta.walSegmentSize,
+      identities: repository.keys.identities ?? [],
+    });
+    const raw = Buffer.alloc(repository.meta.walSegmentSize);
+    opened.wal.copy(raw);
+    return raw;
   }
   const compressed = record.encryption
     ? await decryptBuffer(stored, { identities: repository.keys.identities ?? [], object: key })

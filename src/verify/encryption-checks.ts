@@ -16,7 +16,12 @@ type NewProblem = Omit<VerifyProblem, 'breaks' | 'backups'> & { breaks?: string 
  * reported as merely damaged, or not at all by a reader holding no key. Returns the problem, or
  * undefined when the header parses.
  */
-export async function notAgeProblem(store: ObjectStore, key: string): Promise<NewProblem | undefined> {
+export async function notAgeProblem(
+  store: ObjectStore,
+  key: string,
+  sealedPartial = false,
+): Promise<NewProblem | undefined> {
+  if (sealedPartial) return notSealedProblem(store, key);
   let data = Buffer.alloc(0);
   let why = 'it ends inside its age header';
   const stream = store.get(key);
@@ -35,6 +40,24 @@ export async function notAgeProblem(store: ObjectStore, key: string): Promise<Ne
     kind: 'plaintext',
     object: key,
     message: `its record says it is encrypted (an age file), but its bytes are not one: ${why}`,
+    details: { problem: 'recorded-encrypted-not-age' },
+  };
+}
+
+/** A `sealed-partial` container must hold a sealed partial (its frames are checked when read). */
+async function notSealedProblem(store: ObjectStore, key: string): Promise<NewProblem | undefined> {
+  let format: string;
+  try {
+    format = scanPartial(await store.getBuffer(key), key, Number.MAX_SAFE_INTEGER).format;
+  } catch (error) {
+    if (!isWardenError(error, 'WARDEN_E_REPO_CORRUPT')) throw error;
+    format = 'damaged';
+  }
+  if (format === 'sealed' || format === 'damaged') return undefined;
+  return {
+    kind: 'plaintext',
+    object: key,
+    message: `its record says it is a sealed partial segment, but it is stored in the clear (${format})`,
     details: { problem: 'recorded-encrypted-not-age' },
   };
 }

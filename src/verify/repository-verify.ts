@@ -559,7 +559,9 @@ async function verifyWal(
         bad(key, `WAL segment ${record.segment} is missing (its record exists)`, 'missing');
         continue;
       }
-      const plaintext = record.encryption ? await notAgeProblem(store, key) : undefined;
+      const plaintext = record.encryption
+        ? await notAgeProblem(store, key, record.container === 'sealed-partial')
+        : undefined;
       if (plaintext) {
         problems.push({ breaks: '', ...plaintext });
         continue;

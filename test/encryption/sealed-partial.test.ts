@@ -17,6 +17,7 @@ import { Repository } from '../../src/repository/repository.ts';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import {
   readPartialSegment,
+  readSegment,
   readWalInventory,
   segmentDataKey,
   timelineDir,
@@ -260,4 +261,83 @@ test('verify flags objects whose record says encrypted but whose bytes are not a
       assert.equal(problem?.details?.problem, 'recorded-encrypted-not-age', object);
     }
   }
+});
+
+test('a leftover sealed partial that the receiver cannot open is archived sealed and reads back with the identity', async () => {
+  const store = new FsObjectStore(path.join(cluster.workDir, 'repo-leftover'));
+  const slotName = 'warden_leftover';
+  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
+  const receive = () => {
+    const stop = new AbortController();
+    let flushedTo = 0n;
+    const receiver = new WalReceiver({
+      connection,
+      store,
+      slotName,
+      keys: writeKeys,
+      signal: stop.signal,
+      onFlush: (lsn) => (flushedTo = lsn),
+    });
+    const done = receiver.run();
+    return { flushed: () => flushedTo, stop: async () => (stop.abort(), await done) };
+  };
+  const first = receive();
+  const leftoverMarker = `4000-0000-0000-${randomBytes(8).toString('hex')}`;
+  await cluster.query('INSERT INTO cards (number) VALUES ($1)', [leftoverMarker]);
+  const [row] = await cluster.query<{ lsn: string; segment: string }>(
+    'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS segment',
+  );
+  await waitFor(() => first.flushed() >= parseLsn(row!.lsn), 'the first receiver flushes the row');
+  await first.stop();
+  const key = partialKeyOf(row!.segment);
+  const received = await readPartialSegment(await Repository.open(store, readKeys), {
+    key,
+    segment: row!.segment,
+  });
+  assert.equal(received.format, 'sealed');
+
+  // The server moves on past that segment: the partial becomes a leftover the next run archives.
+  await cluster.query('SELECT pg_switch_wal()');
+  await cluster.query('INSERT INTO cards (number) VALUES ($1)', ['later']);
+  await cluster.query('SELECT pg_switch_wal()');
+  await waitFor(async () => {
+    try {
+      await cluster.query('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())', [slotName]);
+      return true;
+    } catch {
+      return false; // the stopped receiver's walsender has not exited yet
+    }
+  }, 'the slot can be advanced');
+
+  const second = receive();
+  try {
+    await waitFor(async () => {
+      const keys = await store.list(timelineDir(1));
+      return keys.includes(`${timelineDir(1)}${row!.segment}.json`) && !keys.includes(key);
+    }, 'the leftover partial is archived');
+  } finally {
+    await second.stop();
+  }
+  const record = JSON.parse(
+    (await store.getBuffer(`${timelineDir(1)}${row!.segment}.json`)).toString(),
+  ) as SegmentRecord;
+  assert.equal(record.container, 'sealed-partial');
+  assert.equal(record.validBytes, received.validBytes);
+  const repository = await Repository.open(store, readKeys);
+  assert.deepEqual(await readSegment(repository, record), received.raw);
+  const needle = Buffer.from(leftoverMarker);
+  for (const entry of await readdir(store.root, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const data = await readFile(path.join(entry.parentPath, entry.name));
+    assert.ok(!data.includes(needle), `the marker is in the clear in ${entry.name}`);
+  }
+  // With the identity its frames are authenticated; without one it still is no plaintext.
+  const dataKey = segmentDataKey(1, row!.segment);
+  const withKey = await verifyRepository({ store, keys: readKeys });
+  assert.deepEqual(
+    withKey.problems.filter((p) => p.object === dataKey && p.kind !== 'wal-gap'),
+    [],
+  );
+  const keyless = await verifyRepository({ store });
+  assert.ok(!keyless.problems.some((p) => p.kind === 'plaintext'));
 });

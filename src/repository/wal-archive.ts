@@ -228,14 +228,9 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
     } else if (file.endsWith('.partial')) {
       const segment = file.slice(0, 24);
       const parsed = parseSegmentName(segment, segmentSize);
-      if (parsed)
-        partials.push({
-          key,
-          segment,
-          timeline: parsed.timeline,
-          startLsn: parsed.startLsn,
-          ...(await partialLayout(repository, key)),
-        });
+      const layout = parsed ? await partialLayout(repository, key) : undefined;
+      if (parsed && layout)
+        partials.push({ key, segment, timeline: parsed.timeline, startLsn: parsed.startLsn, ...layout });
     }
   }
   for (const list of segments.values()) list.sort((a, b) => a.segment.localeCompare(b.segment));
@@ -292,25 +287,46 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
   }
 }
 
+type Layout = { validBytes: number; format: NonNullable<PartialSegment['format']> };
+
+/**
+ * Layouts of partials already scanned, by store location and key, valid while the object keeps
+ * its size: the inventory is polled (status, a backup waiting for the receiver every 200 ms), and
+ * scanning needs the whole object, on S3 a download of up to a segment. A partial only grows
+ * between restreams, and a restream starts from an empty object, so an unchanged size is an
+ * unchanged object in everything but a pathological case, which costs a stale length until the
+ * next flush.
+ */
+const layouts = new Map<string, Layout & { size: number }>();
+
 /** A partial segment's WAL length and format from its frame layout (keyless, no decryption). */
-async function partialLayout(
-  repository: Repository,
-  key: string,
-): Promise<{ validBytes: number; format: NonNullable<PartialSegment['format']> }> {
+async function partialLayout(repository: Repository, key: string): Promise<Layout | undefined> {
+  const id = `${repository.store.location}\n${key}`;
+  const info = await repository.store.stat(key);
+  if (!info) {
+    layouts.delete(id);
+    return undefined; // archived and removed since the listing
+  }
+  const cached = layouts.get(id);
+  if (cached?.size === info.size) return { validBytes: cached.validBytes, format: cached.format };
   let data: Buffer;
   try {
     data = await repository.store.getBuffer(key);
   } catch (error) {
-    // Archived and removed between the listing and this read.
-    if (!(await repository.store.stat(key))) return { validBytes: 0, format: 'damaged' };
+    if (!(await repository.store.stat(key))) return undefined;
     throw error;
   }
+  let layout: Layout;
   try {
-    const layout = scanPartial(data, key, repository.meta.walSegmentSize);
-    return { validBytes: layout.validBytes, format: layout.format };
+    const scanned = scanPartial(data, key, repository.meta.walSegmentSize);
+    layout = { validBytes: scanned.validBytes, format: scanned.format };
   } catch {
-    return { validBytes: 0, format: 'damaged' };
+    // Damage is named by verify and by any reader of the bytes; here it holds no usable WAL.
+    layout = { validBytes: 0, format: 'damaged' };
   }
+  if (layouts.size > 1000) layouts.clear();
+  layouts.set(id, { ...layout, size: data.length });
+  return layout;
 }
 
 /**

@@ -233,7 +233,7 @@ test('verify flags a partial segment stored in the clear in an encrypted reposit
 
 test('verify flags objects whose record says encrypted but whose bytes are not an age file', async () => {
   const { store, dir } = await scratchCopy('verify-not-age');
-  // An archived WAL segment and a backup's manifest, each swapped for its decrypted bytes with
+  // An archived WAL segment, a backup's manifest and archive, each swapped for its decrypted bytes with
   // the record's size and checksum updated to match.
   const recordKey = `${timelineDir(1)}${markerSegment}.json`;
   const record = JSON.parse((await store.getBuffer(recordKey)).toString()) as SegmentRecord;
@@ -251,11 +251,15 @@ test('verify flags objects whose record says encrypted but whose bytes are not a
   });
   await writeFile(path.join(dir, backup.manifest.key), clearManifest);
   backup.manifest = { ...backup.manifest, size: clearManifest.length, sha256: sha256(clearManifest) };
+  const archive = backup.archives[0]!;
+  const clearArchive = await decryptBuffer(await store.getBuffer(archive.key), { identities: [alice] });
+  await writeFile(path.join(dir, archive.key), clearArchive);
+  backup.archives[0] = { ...archive, size: clearArchive.length, sha256: sha256(clearArchive) };
   await writeFile(path.join(dir, backupKey), JSON.stringify(backup));
 
   for (const keys of [readKeys, undefined]) {
     const report = await verifyRepository({ store, ...(keys ? { keys } : {}) });
-    for (const object of [dataKey, backup.manifest.key]) {
+    for (const object of [dataKey, backup.manifest.key, archive.key]) {
       const [problem] = problemsOf(report, object);
       assert.equal(problem?.kind, 'plaintext', object);
       assert.equal(problem?.details?.problem, 'recorded-encrypted-not-age', object);

@@ -23,13 +23,15 @@ export async function notAgeProblem(
 ): Promise<NewProblem | undefined> {
   if (sealedPartial) return notSealedProblem(store, key);
   let data = Buffer.alloc(0);
-  let why = 'it ends inside its age header';
+  let why: string;
   const stream = store.get(key);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       data = Buffer.concat([data, chunk]);
       if (parseHeader(data, key)) return undefined;
     }
+    // Cut short inside its header: damage (the checksum and the reader report it), not plaintext.
+    return undefined;
   } catch (error) {
     if (!isWardenError(error, 'WARDEN_E_REPO_CORRUPT')) throw error;
     why = error.message;

@@ -146,7 +146,7 @@ export async function checkPartial(
   const identities = repository.keys.identities;
   if (layout.format === 'sealed' && !identities?.length) return { partial };
   try {
-    await openPartial(data, { object: key, segment, segmentSize, ...(identities ? { identities } : {}) });
+    await openPartial(data, { object: key, segment, segmentSize, identities, checkHeader: true });
   } catch (error) {
     return corrupt(error);
   }

@@ -8,14 +8,14 @@ import type { AgeIdentity, AgeRecipient } from '../pipeline/encryption/age-keys.
  * the object is covered before its position is reported to PostgreSQL.
  *
  *   `warden-partial-wal/v1 sealed\n` | header length (u32 BE) | 4 check bytes | age header (the
- *       file key wrapped to the recipients) | 16-byte salt
+ *       file key wrapped to the recipients, with its MAC)
  *   `warden-partial-wal/v1 checksummed\n`                                  (unencrypted repository)
  *   then frames: header (20 bytes) | body
  *
  * Frame header: plaintext length (u32 BE, > 0), frame index (u32 BE, from 0), segment offset of
  * the frame's first byte (u64 BE), and the first 4 bytes of SHA-256 over those 16 bytes (so a
  * changed length is told from a frame cut short by a crash). Body, sealed: ChaCha20-Poly1305 of
- * the bytes, key HKDF-SHA256(file key, salt, "warden-partial-wal/v1"), nonce = frame index, AAD =
+ * the bytes, key HKDF-SHA256(file key, salt = segment name, "warden-partial-wal/v1"), nonce = frame index, AAD =
  * segment name + frame header — so a frame cannot be moved, dropped (the next one's index and
  * offset no longer follow), duplicated or carried to another segment undetected. Body,
  * checksummed: the bytes, then SHA-256 over segment name + frame header + bytes.
@@ -29,7 +29,6 @@ export type PartialFormat = 'sealed' | 'checksummed';
 
 const SEALED_LINE = Buffer.from(`${PARTIAL_MAGIC} sealed\n`);
 const CHECKSUMMED_LINE = Buffer.from(`${PARTIAL_MAGIC} checksummed\n`);
-const SALT = 16;
 const TAG = 16;
 const DIGEST = 32;
 export const FRAME_HEADER = 20;
@@ -84,8 +83,12 @@ function frameNonce(index: number): Buffer {
   return nonce;
 }
 
-function frameKey(fileKey: Buffer, salt: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', fileKey, salt, KEY_INFO, 32));
+/**
+ * The file key is random per file (a restream starts a new file), so no stored salt is needed —
+ * and none is stored that nothing would authenticate before the first frame.
+ */
+function frameKey(fileKey: Buffer, segment: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', fileKey, Buffer.from(segment), KEY_INFO, 32));
 }
 
 function frameDigest(segment: string, header: Buffer, data: Buffer): Buffer {
@@ -109,10 +112,9 @@ export class PartialWriter {
   static async create(segment: string, recipients?: readonly AgeRecipient[]): Promise<PartialWriter> {
     if (!recipients?.length) return new PartialWriter(segment, CHECKSUMMED_LINE, undefined);
     const fileKey = randomBytes(16);
-    const salt = randomBytes(SALT);
     const header = await buildHeader(recipients, fileKey);
-    const preamble = Buffer.concat([sealedLength(header.length), header, salt]);
-    return new PartialWriter(segment, preamble, frameKey(fileKey, salt));
+    const preamble = Buffer.concat([sealedLength(header.length), header]);
+    return new PartialWriter(segment, preamble, frameKey(fileKey, segment));
   }
 
   get format(): PartialFormat {
@@ -180,7 +182,7 @@ export function scanPartial(data: Buffer, object: string, segmentSize: number): 
     if (!sealedLength(length).equals(data.subarray(0, SEALED_LINE.length + 8)))
       throw partialCorrupt('partial-bad-header', 'its header length is damaged', object);
     const headerAt = SEALED_LINE.length + 8;
-    if (data.length < headerAt + length + SALT) return torn;
+    if (data.length < headerAt + length) return torn;
     let header: ReturnType<typeof parseHeader>;
     try {
       header = parseHeader(data.subarray(headerAt, headerAt + length), object);
@@ -193,7 +195,7 @@ export function scanPartial(data: Buffer, object: string, segmentSize: number): 
     }
     if (header?.length !== length)
       throw partialCorrupt('partial-bad-header', 'its age header does not have its recorded length', object);
-    at = headerAt + length + SALT;
+    at = headerAt + length;
   } else if (startsWith(data, CHECKSUMMED_LINE)) {
     format = 'checksummed';
     at = CHECKSUMMED_LINE.length;
@@ -284,7 +286,14 @@ export interface OpenedPartial {
  */
 export async function openPartial(
   data: Buffer,
-  options: { object: string; segment: string; segmentSize: number; identities?: readonly AgeIdentity[] },
+  options: {
+    object: string;
+    segment: string;
+    segmentSize: number;
+    identities?: readonly AgeIdentity[];
+    /** Open (and MAC-check) the age header even when no frame needs the key (verify). */
+    checkHeader?: boolean;
+  },
 ): Promise<OpenedPartial> {
   const { object, segment } = options;
   const layout = scanPartial(data, object, options.segmentSize);
@@ -293,12 +302,14 @@ export async function openPartial(
     return { format: 'raw', wal, validBytes: layout.validBytes, tornBytes: 0 };
   }
   let key: Buffer | undefined;
-  if (layout.format === 'sealed' && layout.frames.length > 0) {
+  // A complete preamble leaves fewer torn bytes than the object has (a cut one leaves all of them).
+  const preamble = layout.tornBytes < data.length;
+  if (layout.format === 'sealed' && (layout.frames.length > 0 || (options.checkHeader && preamble))) {
     const headerAt = SEALED_LINE.length + 8;
     const length = data.readUInt32BE(SEALED_LINE.length);
     const header = parseHeader(data.subarray(headerAt, headerAt + length), object)!;
     const fileKey = await openHeader(header, options.identities ?? [], object);
-    key = frameKey(fileKey, data.subarray(headerAt + length, headerAt + length + SALT));
+    key = frameKey(fileKey, segment);
   }
   const wal = Buffer.alloc(layout.validBytes);
   for (const frame of layout.frames) {

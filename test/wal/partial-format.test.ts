@@ -128,3 +128,25 @@ test('an unframed partial (raw WAL, earlier versions) reads as raw; other bytes 
     isWardenError(error, 'WARDEN_E_REPO_CORRUPT'),
   );
 });
+
+test('with checkHeader, a changed header of a sealed partial without frames is detected too', async () => {
+  const writer = await PartialWriter.create(NAME, [alice.recipient]);
+  const options = {
+    object: OBJECT,
+    segment: NAME,
+    segmentSize: SEGMENT,
+    identities: [alice],
+    checkHeader: true,
+  };
+  assert.equal((await openPartial(writer.preamble, options)).validBytes, 0);
+  for (let at = 0; at < writer.preamble.length; at += 1) {
+    const damaged = Buffer.from(writer.preamble);
+    damaged[at]! ^= 0x01;
+    await assert.rejects(
+      openPartial(damaged, options),
+      (error) =>
+        isWardenError(error, 'WARDEN_E_REPO_CORRUPT') || isWardenError(error, 'WARDEN_E_KEY_MISMATCH'),
+      `byte ${at}`,
+    );
+  }
+});

@@ -15,10 +15,10 @@ import type { AgeIdentity, AgeRecipient } from '../pipeline/encryption/age-keys.
  * Frame header: plaintext length (u32 BE, > 0), frame index (u32 BE, from 0), segment offset of
  * the frame's first byte (u64 BE), and the first 4 bytes of SHA-256 over those 16 bytes (so a
  * changed length is told from a frame cut short by a crash). Body, sealed: ChaCha20-Poly1305 of
- * the bytes, key HKDF-SHA256(file key, salt = segment name, "warden-partial-wal/v1"), nonce = frame index, AAD =
- * segment name + frame header — so a frame cannot be moved, dropped (the next one's index and
- * offset no longer follow), duplicated or carried to another segment undetected. Body,
- * checksummed: the bytes, then SHA-256 over segment name + frame header + bytes.
+ * the bytes, key HKDF-SHA256(file key, salt = segment name, "warden-partial-wal/v1"), nonce =
+ * frame index, AAD = segment name + frame header — so a frame cannot be moved, dropped (the next
+ * one's index and offset no longer follow), duplicated or carried to another segment undetected.
+ * Body, checksummed: the bytes, then SHA-256 over segment name + frame header + bytes.
  *
  * The check bytes (first 4 of SHA-256 over the format line and the length) tell a preamble cut
  * short by a crash from a damaged one. Only the last frame may be incomplete (a crash during its
@@ -51,7 +51,7 @@ export function partialCorrupt(
   extra: Record<string, unknown> = {},
 ): WardenError {
   return new WardenError('WARDEN_E_REPO_CORRUPT', `partial WAL segment ${object}: ${message}`, {
-    hint: 'The stored bytes were changed; the WAL stream restreams the segment from its start on its next restart, if the server still has it.',
+    hint: 'The stored bytes were changed: restore to a point before this segment, or from another repository copy. A restarted WAL stream restreams the segment from its start while the server still has it.',
     details: { object, problem, ...extra },
   });
 }
@@ -142,7 +142,7 @@ export class PartialWriter {
 
 /** A partial segment's layout, read without any key. */
 export interface PartialLayout {
-  /** `raw`: no framing (written by Warden before 0.2, or not by Warden): plaintext, unchecked. */
+  /** `raw`: no framing (written by an earlier Warden): plaintext WAL that nothing checks. */
   format: PartialFormat | 'raw';
   /** Bytes of WAL in complete frames (for `raw`, the object's size). */
   validBytes: number;

@@ -4,6 +4,7 @@ import type { Appender } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
 import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
+import { PartialWriter } from '../wal/partial-format.ts';
 
 /**
  * Completed segments waiting for compression and upload before `write` waits for them: one, so
@@ -12,7 +13,9 @@ import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
 const MAX_ARCHIVE_BACKLOG = 1;
 
 /**
- * The segment being received: kept in memory and appended to the repository's partial file.
+ * The segment being received: kept in memory and appended to the repository's partial file,
+ * one frame per sync — sealed to the repository's recipients when it has any, else checksummed
+ * (`partial-format.ts`), so no WAL byte is ever at rest in the clear.
  * A completed segment is fsynced in its partial file (so it is durable and may be reported as
  * flushed at once) and then compressed and archived in the background, off the receive path;
  * its partial file is removed only after the archived copy is committed.
@@ -20,6 +23,7 @@ const MAX_ARCHIVE_BACKLOG = 1;
 export class SegmentWriter {
   private buffer: Buffer;
   private appender: Appender | undefined;
+  private frames: PartialWriter | undefined;
   private segmentStartLsn: Lsn = 0n;
   private filled = 0;
   /** Bytes of the segment already handed to the partial file (the rest is only in memory). */
@@ -56,7 +60,10 @@ export class SegmentWriter {
     this.persisted = 0;
     this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
     // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
+    // A new file key (and salt) each time, so no frame nonce is ever used twice under one key.
     if (this.appender.size > 0) await this.appender.truncate(0);
+    this.frames = await PartialWriter.create(this.name, this.repository.keys.recipients);
+    await this.appender.append(this.frames.preamble);
   }
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {
@@ -86,7 +93,7 @@ export class SegmentWriter {
     this.throwArchiveError();
     if (!this.appender) return;
     if (this.filled > this.persisted) {
-      await this.appender.append(this.buffer.subarray(this.persisted, this.filled));
+      await this.appender.append(this.frames!.frame(this.buffer.subarray(this.persisted, this.filled)));
       this.persisted = this.filled;
     }
     await this.appender.sync();

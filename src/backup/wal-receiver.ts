@@ -7,9 +7,12 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
+  archiveSealedSegment,
   archiveSegment,
   historyKey,
+  readPartialSegment,
   readWalInventory,
+  type PartialSegment,
   STREAM_STATE_KEY,
   type StreamState,
 } from '../repository/wal-archive.ts';
@@ -17,6 +20,7 @@ import { backoffDelay, sleep } from '../util/backoff.ts';
 import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '../wal/lsn.ts';
 import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
 import { SegmentWriter } from './segment-writer.ts';
+import { scanPartial } from '../wal/partial-format.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 
 export interface WalReceiverOptions {
@@ -177,12 +181,13 @@ export class WalReceiver {
     serverTimeline: number,
     slotLsn: Lsn,
     segmentSize: number,
+    kept = new Set<string>(),
   ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
-    const [newest, ...older] = inventory.partials.sort(
-      (a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn),
-    );
+    const [newest, ...older] = inventory.partials
+      .filter((p) => !kept.has(p.key))
+      .sort((a, b) => b.timeline - a.timeline || Number(b.startLsn - a.startLsn));
     // Partials other than the newest one being received are leftovers of a run that died while
     // archiving (complete segments) or of a WAL range the server no longer has: archive them as
     // received, cut short where they are short.
@@ -190,25 +195,22 @@ export class WalReceiver {
     if (newest && (newest.validBytes >= segmentSize || newest.startLsn < slotStart)) leftovers.push(newest);
     if (leftovers.length > 0) {
       for (const partial of leftovers) {
-        const raw = Buffer.alloc(segmentSize);
-        (await repository.store.getBuffer(partial.key)).copy(raw);
-        await archiveSegment(
-          repository,
-          partial.timeline,
-          partial.segment,
-          raw,
-          Math.min(partial.validBytes, segmentSize),
-        );
-        await repository.store.delete(partial.key);
+        if (!(await this.archiveLeftover(repository, partial))) kept.add(partial.key);
       }
-      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize);
+      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize, kept);
     }
     if (newest) return { timeline: newest.timeline, startLsn: newest.startLsn };
     let best: { timeline: number; startLsn: Lsn } | undefined;
-    for (const [timeline, records] of inventory.segments) {
-      const last = records.at(-1);
-      if (!last || timeline > serverTimeline) continue;
-      const after = parseLsn(last.startLsn) + BigInt(segmentSize);
+    // A kept leftover stands for its segment: streaming must resume after it, never rewrite it.
+    const ends = [...inventory.segments].map(([timeline, records]) => ({
+      timeline,
+      last: records.at(-1) ? parseLsn(records.at(-1)!.startLsn) : undefined,
+    }));
+    for (const partial of inventory.partials.filter((p) => kept.has(p.key)))
+      ends.push({ timeline: partial.timeline, last: partial.startLsn });
+    for (const { timeline, last } of ends) {
+      if (last === undefined || timeline > serverTimeline) continue;
+      const after = last + BigInt(segmentSize);
       if (!best || timeline > best.timeline || (timeline === best.timeline && after > best.startLsn)) {
         best = { timeline, startLsn: after };
       }
@@ -221,6 +223,35 @@ export class WalReceiver {
       return { timeline: serverTimeline, startLsn: slotStart };
     }
     return best ?? { timeline: serverTimeline, startLsn: slotStart };
+  }
+
+  /**
+   * Archives a leftover partial segment and removes it: from its checked frames when this process
+   * can open them, else (sealed to recipients whose identities it does not hold) as it is stored,
+   * in a `sealed-partial` container. False when it is damaged: it is then kept as it is — restore
+   * and verify name the damage — and a warning says so.
+   */
+  private async archiveLeftover(repository: Repository, partial: PartialSegment): Promise<boolean> {
+    try {
+      const opened = await readPartialSegment(repository, partial);
+      if (opened.validBytes > 0)
+        await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
+    } catch (error) {
+      if (!isWardenError(error)) throw error;
+      const noKey = error.code === 'WARDEN_E_KEY_MISSING' || error.code === 'WARDEN_E_KEY_MISMATCH';
+      if (!noKey) {
+        this.logger.warn(
+          { object: partial.key, code: error.code, problem: error.details.problem },
+          `partial segment ${partial.key} is kept unarchived: ${error.message}`,
+        );
+        return false;
+      }
+      const sealed = await repository.store.getBuffer(partial.key);
+      const { validBytes } = scanPartial(sealed, partial.key, repository.meta.walSegmentSize);
+      if (validBytes > 0) await archiveSealedSegment(repository, partial, sealed, validBytes);
+    }
+    await repository.store.delete(partial.key);
+    return true;
   }
 
   private async archiveHistories(

@@ -7,6 +7,7 @@ import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
+import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-format.ts';
 import type { Repository } from './repository.ts';
 
 /**
@@ -14,7 +15,8 @@ import type { Repository } from './repository.ts';
  *   wal/<TLI>/<segment>.zst     a complete segment, zstd-compressed
  *   wal/<TLI>/<segment>.json    its record (checksum, commit times); written after the data,
  *                               so a segment counts as archived only once this exists
- *   wal/<TLI>/<segment>.partial the segment being received, raw, appended and fsynced
+ *   wal/<TLI>/<segment>.partial the segment being received: framed (sealed or checksummed per
+ *                               flush, see wal/partial-format.ts), appended and fsynced
  *   wal/history/<TLI>.history   timeline history files
  *   wal/stream-state.json       the receiver's last caught-up point (LSN + server time)
  */
@@ -23,9 +25,19 @@ export interface SegmentRecord {
   segment: string;
   timeline: number;
   startLsn: string;
-  compression: 'zstd';
-  /** Present when the stored bytes are an age file wrapping the zstd data. */
+  /** `none` only for a `sealed-partial` container. */
+  compression: 'zstd' | 'none';
+  /**
+   * Present when the stored bytes are an age file wrapping the zstd data — or, with `container`,
+   * a sealed partial segment whose file key is wrapped to these recipients.
+   */
   encryption?: ObjectEncryption;
+  /**
+   * `sealed-partial`: the stored bytes are the segment's sealed partial file as it was received
+   * (wal/partial-format.ts), archived by a receiver that holds no identity to open it (a leftover
+   * after a crash); read with the identities like the partial itself. No commit summary.
+   */
+  container?: 'sealed-partial';
   size: number;
   sha256: string;
   /** Bytes of real WAL; less than the segment size only for a segment cut by a timeline switch. */
@@ -43,7 +55,10 @@ export interface PartialSegment {
   segment: string;
   timeline: number;
   startLsn: Lsn;
+  /** WAL bytes in the partial's complete frames (read from its layout, no key needed). */
   validBytes: number;
+  /** How it is stored; `damaged` when its layout is broken (it then counts as holding nothing). */
+  format?: PartialLayout['format'] | 'damaged';
 }
 
 export interface StreamState {
@@ -126,6 +141,39 @@ export async function archiveSegment(
   return record;
 }
 
+/**
+ * Archives a leftover sealed partial segment as it is stored (it cannot be opened without an
+ * identity, and the receiver holds only recipients): the bytes become the segment's data object,
+ * the record says `container: "sealed-partial"`. The record is written last, as for any segment.
+ */
+export async function archiveSealedSegment(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'timeline' | 'segment' | 'startLsn'>,
+  sealed: Buffer,
+  validBytes: number,
+): Promise<SegmentRecord> {
+  const recipients = repository.keys.recipients ?? [];
+  const record: SegmentRecord = {
+    format: 1,
+    segment: partial.segment,
+    timeline: partial.timeline,
+    startLsn: formatLsn(partial.startLsn),
+    compression: 'none',
+    container: 'sealed-partial',
+    encryption: encryptionRecord(recipients),
+    size: sealed.length,
+    sha256: sha256(sealed),
+    validBytes,
+    commits: 0,
+  };
+  await repository.store.putBuffer(segmentDataKey(partial.timeline, partial.segment), sealed);
+  await repository.store.putBuffer(
+    `${timelineDir(partial.timeline)}${partial.segment}.json`,
+    Buffer.from(JSON.stringify(record)),
+  );
+  return record;
+}
+
 function safeSummary(
   raw: Buffer,
   startLsn: Lsn,
@@ -180,15 +228,9 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
     } else if (file.endsWith('.partial')) {
       const segment = file.slice(0, 24);
       const parsed = parseSegmentName(segment, segmentSize);
-      const info = await repository.store.stat(key);
-      if (parsed && info)
-        partials.push({
-          key,
-          segment,
-          timeline: parsed.timeline,
-          startLsn: parsed.startLsn,
-          validBytes: info.size,
-        });
+      const layout = parsed ? await partialLayout(repository, key) : undefined;
+      if (parsed && layout)
+        partials.push({ key, segment, timeline: parsed.timeline, startLsn: parsed.startLsn, ...layout });
     }
   }
   for (const list of segments.values()) list.sort((a, b) => a.segment.localeCompare(b.segment));
@@ -221,6 +263,17 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
       },
     );
   }
+  if (record.container === 'sealed-partial') {
+    const opened = await openPartial(stored, {
+      object: key,
+      segment: record.segment,
+      segmentSize: repository.meta.walSegmentSize,
+      identities: repository.keys.identities ?? [],
+    });
+    const raw = Buffer.alloc(repository.meta.walSegmentSize);
+    opened.wal.copy(raw);
+    return raw;
+  }
   const compressed = record.encryption
     ? await decryptBuffer(stored, { identities: repository.keys.identities ?? [], object: key })
     : stored;
@@ -232,4 +285,66 @@ export async function readSegment(repository: Repository, record: SegmentRecord)
       cause,
     });
   }
+}
+
+type Layout = { validBytes: number; format: NonNullable<PartialSegment['format']> };
+
+/**
+ * Layouts of partials already scanned, by store location and key, valid while the object keeps
+ * its size: the inventory is polled (status, a backup waiting for the receiver every 200 ms), and
+ * scanning needs the whole object, on S3 a download of up to a segment. A partial only grows
+ * between restreams, and a restream starts from an empty object, so an unchanged size is an
+ * unchanged object in everything but a pathological case, which costs a stale length until the
+ * next flush.
+ */
+const layouts = new Map<string, Layout & { size: number }>();
+
+/** A partial segment's WAL length and format from its frame layout (keyless, no decryption). */
+async function partialLayout(repository: Repository, key: string): Promise<Layout | undefined> {
+  const id = `${repository.store.location}\n${key}`;
+  const info = await repository.store.stat(key);
+  if (!info) {
+    layouts.delete(id);
+    return undefined; // archived and removed since the listing
+  }
+  const cached = layouts.get(id);
+  if (cached?.size === info.size) return { validBytes: cached.validBytes, format: cached.format };
+  let data: Buffer;
+  try {
+    data = await repository.store.getBuffer(key);
+  } catch (error) {
+    if (!(await repository.store.stat(key))) return undefined;
+    throw error;
+  }
+  let layout: Layout;
+  try {
+    const scanned = scanPartial(data, key, repository.meta.walSegmentSize);
+    layout = { validBytes: scanned.validBytes, format: scanned.format };
+  } catch {
+    // Damage is named by verify and by any reader of the bytes; here it holds no usable WAL.
+    layout = { validBytes: 0, format: 'damaged' };
+  }
+  if (layouts.size > 1000) layouts.clear();
+  layouts.set(id, { ...layout, size: data.length });
+  return layout;
+}
+
+/**
+ * Reads the partial segment back as a zero-padded segment: every frame authenticated with the
+ * repository handle's identities (sealed) or checked against its checksum. Errors as openPartial.
+ */
+export async function readPartialSegment(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'key' | 'segment'>,
+): Promise<{ raw: Buffer; validBytes: number; format: PartialLayout['format'] }> {
+  const segmentSize = repository.meta.walSegmentSize;
+  const opened = await openPartial(await repository.store.getBuffer(partial.key), {
+    object: partial.key,
+    segment: partial.segment,
+    segmentSize,
+    ...(repository.keys.identities ? { identities: repository.keys.identities } : {}),
+  });
+  const raw = Buffer.alloc(segmentSize);
+  opened.wal.copy(raw);
+  return { raw, validBytes: opened.validBytes, format: opened.format };
 }

@@ -16,14 +16,16 @@ import type { ObjectStore } from '../repository/object-store.ts';
 export async function checkRestoreKeys(
   store: ObjectStore,
   keys: RepositoryKeys,
-  objects: ReadonlyArray<{ key: string; encryption?: ObjectEncryption }>,
+  objects: ReadonlyArray<{ key: string; encryption?: ObjectEncryption; container?: string }>,
 ): Promise<{ encryptedObjects: number }> {
-  const groups = new Map<string, { encryption: ObjectEncryption; keys: string[] }>();
+  const groups = new Map<string, { encryption: ObjectEncryption; keys: string[]; probe?: string }>();
   for (const object of objects) {
     if (!object.encryption) continue;
     const id = object.encryption.recipients.join(',');
     const group = groups.get(id) ?? { encryption: object.encryption, keys: [] };
     group.keys.push(object.key);
+    // A sealed-partial container is not an age file: its header is probed when it is read.
+    if (!object.container) group.probe ??= object.key;
     groups.set(id, group);
   }
   if (groups.size === 0) return { encryptedObjects: 0 };
@@ -42,6 +44,6 @@ export async function checkRestoreKeys(
     }
   }
   for (const group of groups.values())
-    await probeHeader(store.get(group.keys[0]!), { identities, object: group.keys[0]! });
+    if (group.probe) await probeHeader(store.get(group.probe), { identities, object: group.probe });
   return { encryptedObjects: [...groups.values()].reduce((n, g) => n + g.keys.length, 0) };
 }

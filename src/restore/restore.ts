@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { WardenError } from '../errors.ts';
+import { isWardenError, WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
@@ -20,6 +20,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
+  readPartialSegment,
   readSegment,
   segmentDataKey,
   readWalInventory,
@@ -87,7 +88,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       async () => {
         const inventory = await readWalInventory(repository);
         const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
-        partialRaw = newestPartial ? await readPartial(options.store, newestPartial, segmentSize) : undefined;
+        partialRaw = newestPartial ? await readNewestPartial(repository, newestPartial) : undefined;
         const partial =
           newestPartial && partialRaw ? summarizePartial(partialRaw, newestPartial, segmentSize) : undefined;
         return planRestore(
@@ -324,20 +325,27 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   }
   // Each partial under its own name: with two (one being archived), each holds its own bytes.
   for (const partial of plan.partials) {
-    const raw = await readPartial(repository.store, partial, repository.meta.walSegmentSize);
+    const { raw } = await readPartialSegment(repository, partial);
     await writeNoFollow(path.join(walDir, partial.segment), raw);
   }
 }
 
-async function readPartial(
-  store: ObjectStore,
+/**
+ * The newest partial segment, for its commit times and restore points while planning. A partial
+ * that does not open (no fitting key, damaged frames) only costs the plan that summary: a target
+ * before it needs none of its bytes, and when the plan does include it, `restore WAL` reads it
+ * again and fails with the key or corruption error.
+ */
+async function readNewestPartial(
+  repository: Repository,
   partial: PartialSegment,
-  segmentSize: number,
-): Promise<Buffer> {
-  const data = await store.getBuffer(partial.key);
-  const padded = Buffer.alloc(segmentSize);
-  data.copy(padded, 0, 0, Math.min(data.length, segmentSize));
-  return padded;
+): Promise<Buffer | undefined> {
+  try {
+    return (await readPartialSegment(repository, partial)).raw;
+  } catch (error) {
+    if (isWardenError(error)) return undefined;
+    throw error;
+  }
 }
 
 function summarizePartial(

@@ -90,7 +90,14 @@ export function readSegmentRecord(data: Buffer, key: string, segmentSize: number
     isLsn(record.startLsn) && parseLsn(record.startLsn) === parsed.startLsn,
     'start LSN differs from its name',
   );
-  check(record.compression === 'zstd', 'unknown compression');
+  check(
+    record.container === undefined
+      ? record.compression === 'zstd'
+      : record.container === 'sealed-partial' &&
+          record.compression === 'none' &&
+          record.encryption !== undefined,
+    'unknown compression or container',
+  );
   check(
     isCount(record.size) && typeof record.sha256 === 'string' && SHA256.test(record.sha256),
     'bad size or sha256',

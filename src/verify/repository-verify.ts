@@ -34,6 +34,7 @@ import { checkArchiveAgainstManifest, parseBackupManifest, type BackupManifest }
 import { readBackupRecord, readSegmentRecord, strictJson } from './record-checks.ts';
 import type { BackupVerdict, VerifyProblem, VerifyReport } from './verify-report.ts';
 import { checkWalContinuity } from './wal-continuity.ts';
+import { checkPartial, notAgeProblem, repositoryIsEncrypted } from './encryption-checks.ts';
 
 export type { VerifyProblem, VerifyReport } from './verify-report.ts';
 
@@ -96,9 +97,10 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
 
   checkChains(backups, problems);
 
+  const encrypted = await repositoryIsEncrypted(store, backups);
   const wal = await steps.run(
     'WAL segments',
-    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck),
+    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck, encrypted),
     () => `${checked.walSegments} segment(s)`,
   );
 
@@ -382,6 +384,11 @@ async function verifyArchive(
     add({ kind: 'missing', object: archive.key, message: `archive ${archive.archive} is missing` });
     return;
   }
+  const plaintext = archive.encryption ? await notAgeProblem(store, archive.key) : undefined;
+  if (plaintext) {
+    add(plaintext);
+    return;
+  }
   const reader = readVerified(store, archive, compressionOfKey(archive.key), keys);
   const counter = new ByteCounter();
   const prefix = archive.tablespace ? `pg_tblspc/${archive.tablespace.oid}/` : '';
@@ -445,6 +452,11 @@ async function readObject(
     add({ kind: 'missing', object: object.key, message: `${object.key} is missing` });
     return undefined;
   }
+  const plaintext = object.encryption ? await notAgeProblem(store, object.key) : undefined;
+  if (plaintext) {
+    add(plaintext);
+    return undefined;
+  }
   const reader = readVerified(store, object, compression, keys);
   const chunks: Buffer[] = [];
   try {
@@ -477,6 +489,7 @@ async function verifyWal(
   checked: VerifyReport['checked'],
   concurrency: number,
   abortCheck: () => void,
+  encryptedBackups: boolean,
 ): Promise<WalResult> {
   const store = repository.store;
   const segmentSize = repository.meta.walSegmentSize;
@@ -484,6 +497,7 @@ async function verifyWal(
   const recorded = new Map<number, SegmentRecord[]>();
   const goodSegments = new Map<number, SegmentRecord[]>();
   const partials: PartialSegment[] = [];
+  const partialKeys: string[] = [];
   const histories = new Map<number, TimelineHistoryEntry[]>();
   const historyPresent = new Set<number>();
   let streamState: StreamState | undefined;
@@ -531,17 +545,19 @@ async function verifyWal(
         bad(key, `segment record cannot be read: ${(error as Error).message}`);
       }
     } else if (file.endsWith('.partial')) {
-      const parsed = parseSegmentName(file.slice(0, 24), segmentSize);
-      const info = await store.stat(key);
-      if (parsed && info && info.size > 0)
-        partials.push({
-          key,
-          segment: file.slice(0, 24),
-          timeline: parsed.timeline,
-          startLsn: parsed.startLsn,
-          validBytes: Math.min(info.size, segmentSize),
-        });
+      partialKeys.push(key);
     }
+  }
+
+  // After the records: whether the repository is encrypted decides what a clear partial is.
+  const encrypted = () =>
+    encryptedBackups || [...recorded.values()].some((list) => list.some((record) => record.encryption));
+  for (const key of partialKeys) {
+    abortCheck();
+    checked.objects += 1;
+    const { partial, problem } = await checkPartial(repository, key, encrypted);
+    if (problem) problems.push({ breaks: '', ...problem });
+    else if (partial && partial.validBytes > 0) partials.push(partial);
   }
 
   const queue = [...recorded.values()].flat();
@@ -553,6 +569,13 @@ async function verifyWal(
       const key = segmentDataKey(record.timeline, record.segment);
       if (!(await store.stat(key))) {
         bad(key, `WAL segment ${record.segment} is missing (its record exists)`, 'missing');
+        continue;
+      }
+      const plaintext = record.encryption
+        ? await notAgeProblem(store, key, record.container === 'sealed-partial')
+        : undefined;
+      if (plaintext) {
+        problems.push({ breaks: '', ...plaintext });
         continue;
       }
       try {

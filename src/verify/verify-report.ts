@@ -9,9 +9,13 @@ import type { StepReport } from '../util/report.ts';
  * - `manifest-mismatch`: a file inside a backup differs from PostgreSQL's backup_manifest;
  * - `bad-record`: a JSON record (backup.json, segment .json, dump.json, ...) cannot be read,
  *   or contradicts its own name or the repository;
- * - `wal-gap`: WAL a backup or the restorable window needs is not (verifiably) in the repository.
+ * - `wal-gap`: WAL a backup or the restorable window needs is not (verifiably) in the repository;
+ * - `plaintext`: data or WAL stored in the clear where it must be encrypted: an object whose record
+ *   says "age file" but whose bytes are not one, or a partial segment that is not sealed in an
+ *   encrypted repository (`details.problem` says which).
  */
-export type VerifyProblemKind = 'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap';
+export type VerifyProblemKind =
+  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'plaintext';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;

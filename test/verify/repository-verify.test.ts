@@ -20,6 +20,8 @@ let store: FsObjectStore;
 let backup: BackupReport['backup'];
 /** Segments from the backup's start on, in order. */
 let segments: SegmentRecord[];
+/** The partial segment the catch-up left behind (checksummed frames: an unencrypted repository). */
+let partialKeys: string[];
 
 before(async () => {
   cluster = await startCluster();
@@ -28,9 +30,9 @@ before(async () => {
   backup = await backupWithWalTail(cluster, store, 20000);
   const repository = await Repository.open(store);
   const first = segmentStart(parseLsn(backup.startLsn), repository.meta.walSegmentSize);
-  segments = (await readWalInventory(repository)).segments
-    .get(1)!
-    .filter((s) => parseLsn(s.startLsn) >= first);
+  const inventory = await readWalInventory(repository);
+  segments = inventory.segments.get(1)!.filter((s) => parseLsn(s.startLsn) >= first);
+  partialKeys = inventory.partials.filter((p) => p.validBytes > 0).map((p) => p.key);
 });
 after(async () => {
   await cluster?.stop();
@@ -59,9 +61,11 @@ test('flipping any single byte of any object is detected and the object named (4
     ...segments.map((s) => segmentDataKey(1, s.segment).replace(/\.zst$/, '.json')),
   ];
   const positions: Array<{ key: string; offset: number }> = [];
+  assert.equal(partialKeys.length, 1, 'the catch-up leaves one partial segment');
+  keys.push(...partialKeys);
   // Every kind of object at least once, then random ones.
   for (const key of keys.slice(0, 4)) positions.push({ key, offset: -1 });
-  positions.push({ key: keys.at(-1)!, offset: -1 });
+  positions.push({ key: keys.at(-2)!, offset: -1 }, { key: keys.at(-1)!, offset: -1 });
   while (positions.length < 40) positions.push({ key: keys[randomInt(keys.length)]!, offset: -1 });
   for (const position of positions) {
     const file = path.join(repoDir, position.key);

@@ -7,7 +7,12 @@ import { test } from 'node:test';
 import { SegmentWriter } from '../../src/backup/segment-writer.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
-import { partialKey, readSegment, readWalInventory } from '../../src/repository/wal-archive.ts';
+import {
+  partialKey,
+  readPartialSegment,
+  readSegment,
+  readWalInventory,
+} from '../../src/repository/wal-archive.ts';
 
 const SEGMENT = 1024 * 1024;
 
@@ -50,8 +55,14 @@ test('a segment of data, zero padding and data again is archived byte for byte, 
       lsn += BigInt(piece.length);
     }
     await writer.sync();
-    const partial = await readFile(path.join(dir, partialKey(1, '000000010000000000000002')));
-    assert.deepEqual(partial, Buffer.concat(segment3));
+    const key = partialKey(1, '000000010000000000000002');
+    const partial = await readPartialSegment(repository, { key, segment: '000000010000000000000002' });
+    assert.equal(partial.format, 'checksummed');
+    assert.equal(partial.validBytes, 305_000);
+    assert.deepEqual(partial.raw.subarray(0, 305_000), Buffer.concat(segment3));
+    assert.equal((await readWalInventory(repository)).partials[0]?.validBytes, 305_000);
+    // Framed: the stored bytes are more than the WAL (the format line, a header and checksum per frame).
+    assert.ok((await readFile(path.join(dir, key))).length > 305_000);
     await writer.finishPartial();
 
     const inventory = await readWalInventory(repository);

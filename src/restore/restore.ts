@@ -241,12 +241,14 @@ async function restoreFiles(
   }
   // Tablespaces are restored beside the target, never over the source's locations: the map is
   // always Warden's own, and an archive's map (which names the source's locations) never stays.
+  // Without tablespaces the archive's map is emptied, not removed: PostgreSQL's own (empty) map is
+  // listed in backup_manifest, and pg_verifybackup checks it is there.
   const tablespaceMap = last.archives
     .filter((archive) => archive.tablespace)
     .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, last, archive)}`);
-  if (tablespaceMap.length)
-    await writeNoFollow(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
-  else await rm(path.join(targetDir, 'tablespace_map'), { force: true });
+  const mapFile = path.join(targetDir, 'tablespace_map');
+  if (tablespaceMap.length) await writeNoFollow(mapFile, `${tablespaceMap.join('\n')}\n`);
+  else if (existsSync(mapFile)) await writeNoFollow(mapFile, '');
 }
 
 /**

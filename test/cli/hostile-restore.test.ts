@@ -295,3 +295,23 @@ test('a tablespace link outside the target is restored as a link, and a restore 
   );
   await rm(c.repo, { recursive: true, force: true });
 });
+
+test('an archive map naming an outside location, in a backup without tablespaces, is emptied', async () => {
+  const c = await newCase();
+  await forge(c, [{ name: 'tablespace_map', data: `16999 ${c.outside}\n` }]);
+  const run = await warden([
+    'restore',
+    '--latest',
+    '--repo',
+    c.repo,
+    '--target-dir',
+    c.target,
+    '--identity',
+    keyFile,
+    '--json',
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  // PostgreSQL would create pg_tblspc links to whatever the map names when it starts.
+  assert.equal(await readFile(path.join(c.target, 'tablespace_map'), 'utf8'), '');
+  await rm(c.repo, { recursive: true, force: true });
+});

@@ -15,9 +15,15 @@ import {
 import {
   connectionFromEnv,
   connectionFromUrl,
-  parseTlsMode,
   type ConnectionConfig,
 } from '../postgres/connection-config.ts';
+import { warnOnce } from '../util/security-warning.ts';
+import {
+  connectionFields,
+  connectionFromSettings,
+  withPasswordFlags,
+  type PasswordFlags,
+} from './connection-settings.ts';
 import {
   DEFAULT_RETENTION_POLICY,
   parseDuration,
@@ -35,15 +41,7 @@ export const DEFAULTS = {
 
 const connectionSchema = z
   .object({
-    url: z.string().optional(),
-    host: z.string().optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    user: z.string().optional(),
-    password: z.string().optional(),
-    passwordFile: z.string().optional(),
-    database: z.string().optional(),
-    tls: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
-    tlsCa: z.string().optional(),
+    ...connectionFields,
     slot: z
       .string()
       .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only')
@@ -116,14 +114,15 @@ export interface WardenConfig {
 }
 
 export interface ConfigInputs {
-  flags: EncryptionFlags & {
-    config?: string;
-    db?: string;
-    repo?: string;
-    compression?: string;
-    serverCompress?: boolean;
-    slot?: string;
-  };
+  flags: EncryptionFlags &
+    PasswordFlags & {
+      config?: string;
+      db?: string;
+      repo?: string;
+      compression?: string;
+      serverCompress?: boolean;
+      slot?: string;
+    };
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
@@ -149,16 +148,26 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     return fallback;
   };
   const dbUrl = flags.db ?? env.WARDEN_DB;
+  const baseDir = file.path ? path.dirname(file.path) : cwd;
   let cluster: ConnectionConfig | undefined;
   if (dbUrl) {
     cluster = connectionFromUrl(dbUrl, flags.db ? '--db' : 'WARDEN_DB');
     sources.cluster = flags.db ? 'flag' : 'env';
+    if (flags.db && cluster.password !== undefined) warnPasswordOnCommandLine();
   } else if (file.config.cluster) {
-    cluster = connectionFromFile(file.config.cluster, file.path ?? 'config', env);
+    cluster = connectionFromSettings(file.config.cluster, `${file.path ?? 'config'}: cluster`, baseDir, env);
     sources.cluster = 'file';
   } else {
     cluster = connectionFromEnv(env);
     if (cluster) sources.cluster = 'env';
+  }
+  if (flags.passwordFile || flags.passwordCommand) {
+    cluster = withPasswordFlags(
+      cluster ?? connectionFromSettings({}, '--password-file', cwd, env),
+      flags,
+      cwd,
+    );
+    sources.password = 'flag';
   }
   const compression = pick(
     'compression',
@@ -263,25 +272,16 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
   return { path: candidate, config: parsed.data };
 }
 
-function connectionFromFile(
-  input: NonNullable<ConfigFile['cluster']>,
-  file: string,
-  env: NodeJS.ProcessEnv,
-): ConnectionConfig {
-  const base = input.url ? connectionFromUrl(input.url, `${file}: cluster.url`) : undefined;
-  const password =
-    input.password ??
-    (input.passwordFile ? readFileSync(input.passwordFile, 'utf8').trim() : undefined) ??
-    base?.password ??
-    env.PGPASSWORD;
-  return {
-    host: input.host ?? base?.host ?? '127.0.0.1',
-    port: input.port ?? base?.port ?? 5432,
-    user: input.user ?? base?.user ?? 'postgres',
-    password,
-    database: input.database ?? base?.database ?? 'postgres',
-    tls: input.tls ? parseTlsMode(input.tls, 'cluster.tls') : (base?.tls ?? 'prefer'),
-    tlsCa: input.tlsCa ?? base?.tlsCa,
-    applicationName: 'warden',
-  };
+/**
+ * A password in `--db` can be read by every local user (`ps`, /proc/<pid>/cmdline) for as long as
+ * the process runs, which for `serve` is always.
+ */
+function warnPasswordOnCommandLine(): void {
+  warnOnce(
+    'password-on-command-line',
+    'WARDEN_W_PASSWORD_ON_COMMAND_LINE',
+    'the --db URL holds a password, which every local user can read in the process list; use ' +
+      '--password-file FILE, --password-command CMD, PGPASSWORD, ~/.pgpass (PGPASSFILE), or ' +
+      'cluster.passwordFile / passwordCommand in warden.yaml instead',
+  );
 }

@@ -192,7 +192,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     file.config.repository?.path,
     DEFAULTS.repositoryPath,
   );
-  const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
+  const s3 = resolveS3Repository(
+    repoPath,
+    sources.repository === 'default',
+    file.config.repository?.s3,
+    env,
+    baseDir,
+  );
   const level = file.config.repository?.compressionLevel;
   return Object.freeze({
     ...(cluster ? { cluster } : {}),

@@ -13,7 +13,10 @@ const SSL_REQUEST_CODE = 80877103;
  * Asks the server whether it speaks TLS (the SSLRequest handshake), without authenticating.
  * `pg` has no "prefer" mode, so Warden decides before connecting.
  */
-export async function serverOffersTls(config: ConnectionConfig, timeoutMs = 10_000): Promise<boolean> {
+export async function serverOffersTls(
+  config: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'database'>,
+  timeoutMs = 10_000,
+): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: config.host, port: config.port });
     socket.setTimeout(timeoutMs);
@@ -181,7 +184,10 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
   return unreachable(config, error);
 }
 
-function unreachable(config: ConnectionConfig, error: unknown): WardenError {
+function unreachable(
+  config: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'database'>,
+  error: unknown,
+): WardenError {
   const code = (error as { code?: string }).code;
   return new WardenError(
     'WARDEN_E_DB_UNREACHABLE',

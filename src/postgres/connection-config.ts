@@ -119,6 +119,8 @@ export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): Connect
 }
 
 /** `user@host:port/db`, never the password: safe for logs and reports. */
-export function describeConnection(config: ConnectionConfig): string {
+export function describeConnection(
+  config: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'database'>,
+): string {
   return `${config.user}@${config.host}:${config.port}/${config.database}`;
 }

@@ -1,4 +1,9 @@
 import pg from 'pg';
+import { WardenError } from '../../errors.ts';
+import { serverOffersTls } from '../../postgres/connect.ts';
+import type { TlsMode } from '../../postgres/connection-config.ts';
+import { planTls, verifiedTlsOptions } from '../../postgres/tls-policy.ts';
+import { warnOnce } from '../../util/security-warning.ts';
 import type { QueryResult } from './types.ts';
 
 /** A resolved server address; `key` (`host:port`) names it in logs and stats. */
@@ -9,6 +14,8 @@ export interface HostTarget {
   readonly user: string;
   readonly password: string | undefined;
   readonly database: string;
+  readonly tls: TlsMode;
+  readonly tlsCa: string | undefined;
 }
 
 /**
@@ -78,9 +85,13 @@ class PgConnection implements DbConnection {
   }
 }
 
-/** Opens one session with `pg.Client` (TCP keepalive on, bounded connect time). */
+/**
+ * Opens one session with `pg.Client` (TCP keepalive on, bounded connect time), TLS as `planTls`
+ * decides for this host. On loopback `prefer` stays plaintext, as the data layer always did.
+ */
 export const pgConnector: Connector = async (host, options) => {
   const client = new pg.Client({
+    ssl: await sslFor(host),
     host: host.host,
     port: host.port,
     user: host.user,
@@ -101,3 +112,27 @@ export const pgConnector: Connector = async (host, options) => {
   }
   return connection;
 };
+
+/**
+ * pg's `ssl` option for one host. For a TLS plan the server is asked first, so a server or a proxy
+ * that answers "no TLS" is refused with WARDEN_E_TLS_UNAVAILABLE (pg would refuse it too, but
+ * with an error that carries no code).
+ */
+async function sslFor(host: HostTarget): Promise<pg.ClientConfig['ssl']> {
+  const plan = planTls(host.host, host.port, host.tls, host.tlsCa);
+  if ('warning' in plan && plan.warning) {
+    warnOnce(`${plan.warning.code}:${host.key}`, plan.warning.code, plan.warning.message);
+  }
+  if (plan.kind !== 'tls') return false;
+  if (!(await serverOffersTls(host))) {
+    throw new WardenError(
+      'WARDEN_E_TLS_UNAVAILABLE',
+      `TLS is required but ${host.key} answered that it does not offer it`,
+      {
+        hint: 'Turn on ssl in the server configuration; only on a trusted network: tls: disable (sslmode=disable).',
+        details: { host: host.key },
+      },
+    );
+  }
+  return verifiedTlsOptions(plan.verifyHost, host.tlsCa);
+}

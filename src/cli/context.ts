@@ -8,6 +8,7 @@ import { openObjectStore } from '../repository/open-object-store.ts';
 import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-state.ts';
 import type { EncryptionFlags } from '../config/encryption-config.ts';
 import type { PasswordFlags } from '../config/connection-settings.ts';
+import { hidePasswordsFromProcessList } from './hide-password.ts';
 import { loadReadKeys, loadWriteKeys } from '../pipeline/encryption/keyring.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
@@ -37,6 +38,7 @@ export interface CommandContext {
 }
 
 export async function createContext(options: GlobalOptions): Promise<CommandContext> {
+  hidePasswordsFromProcessList();
   const config = loadConfig({ flags: options, env: process.env, cwd: process.cwd() });
   const store = await openObjectStore(config.repository);
   return {

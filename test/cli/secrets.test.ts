@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -189,6 +190,43 @@ test('serve streams WAL for a daemon cluster given as an object with passwordCom
   }
   assert.match(output, /"level"/, 'the daemon logged');
 });
+
+test(
+  'a password given in --db is masked in the process list once Warden has started',
+  { skip: existsSync('/proc/self/cmdline') ? false : 'no /proc' },
+  async () => {
+    const inline = `postgres://warden:${encodeURIComponent(MARKER)}@127.0.0.1:${cluster.port}/postgres?sslmode=disable`;
+    const child = spawn(
+      process.execPath,
+      [WARDEN_BIN, 'wal', 'stream', '--db', inline, '--repo', repo, '--no-encryption'],
+      { cwd: work, env: { ...process.env, ...env() }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(child);
+    const removeHook = onExit(() => child.kill('SIGKILL'));
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const warned = new Promise<void>((resolve) => {
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('WARDEN_W_PASSWORD_ON_COMMAND_LINE')) resolve();
+      });
+    });
+    const exited = once(child, 'exit');
+    try {
+      await Promise.race([warned, exited]);
+      const cmdline = (await readFile(`/proc/${child.pid}/cmdline`, 'utf8')).replaceAll('\0', ' ');
+      assert.ok(!cmdline.includes(encodeURIComponent(MARKER)), cmdline);
+      assert.match(cmdline, /postgres:\/\/warden:\*\*\*@127\.0\.0\.1/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      removeHook();
+      children.delete(child);
+      outputs.push(stdout, stderr);
+    }
+  },
+);
 
 test('the password appears nowhere: outputs, logs, status JSON, every repository file', async () => {
   const needles = [MARKER, encodeURIComponent(MARKER), WRONG, encodeURIComponent(WRONG)];

@@ -5,7 +5,8 @@ import { warnOnce } from '../util/security-warning.ts';
 import { describeConnection, type ConnectionConfig } from './connection-config.ts';
 import { passwordSourcesHint, resolvePassword } from './password-source.ts';
 import { recyclingSocket } from './recycling-socket.ts';
-import { planTls, verifiedTlsOptions } from './tls-policy.ts';
+import { planTls } from './tls-policy.ts';
+import { isTlsVerificationError, verifiedTlsOptions } from '../util/verified-tls.ts';
 
 const SSL_REQUEST_CODE = 80877103;
 
@@ -174,7 +175,7 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
       cause: error,
     });
   }
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
+  if (isTlsVerificationError(error)) {
     return new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS verification of ${where} failed: ${message}`, {
       hint: 'Give the CA that signed the server certificate (tls.ca / sslrootcert).',
       details: sqlDetails,

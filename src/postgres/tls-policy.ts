@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import tls from 'node:tls';
 import { WardenError } from '../errors.ts';
 import { isLoopbackHost } from '../util/loopback.ts';
 import type { TlsMode } from './connection-config.ts';
@@ -76,25 +74,4 @@ export function planTls(
   }
   if (mode === 'prefer' && loopback && !ca) return { kind: 'probe' };
   return { kind: 'tls', verifyHost: true };
-}
-
-/** Node TLS options for a `tls` plan: system CAs plus the configured CA file. */
-export function verifiedTlsOptions(verifyHost: boolean, caFile: string | undefined): tls.ConnectionOptions {
-  return {
-    rejectUnauthorized: true,
-    ...(caFile ? { ca: [...tls.rootCertificates, readCa(caFile)] } : {}),
-    ...(verifyHost ? {} : { checkServerIdentity: () => undefined }),
-  };
-}
-
-function readCa(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `tlsCa: cannot read the CA file ${file}`, {
-      hint: 'Name a readable PEM file (tlsCa in warden.yaml, sslrootcert in the URL, PGSSLROOTCERT).',
-      details: { field: 'tlsCa', file, errno: (cause as { code?: string }).code },
-      cause,
-    });
-  }
 }

@@ -2,7 +2,8 @@ import pg from 'pg';
 import { WardenError } from '../../errors.ts';
 import { serverOffersTls } from '../../postgres/connect.ts';
 import type { TlsMode } from '../../postgres/connection-config.ts';
-import { planTls, verifiedTlsOptions } from '../../postgres/tls-policy.ts';
+import { planTls } from '../../postgres/tls-policy.ts';
+import { verifiedTlsOptions } from '../../util/verified-tls.ts';
 import { warnOnce } from '../../util/security-warning.ts';
 import type { QueryResult } from './types.ts';
 

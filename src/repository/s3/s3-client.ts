@@ -3,7 +3,7 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import http from 'node:http';
 import https from 'node:https';
-import { verifiedTlsOptions } from '../../postgres/tls-policy.ts';
+import { verifiedTlsOptions } from '../../util/verified-tls.ts';
 import { checkS3Endpoint } from './s3-endpoint-policy.ts';
 
 /** How the adapter reaches the bucket. Credentials default to the SDK's provider chain. */

@@ -106,6 +106,12 @@ export function decodeUrlPart(text: string, field: string, part: string): string
 /** The standard libpq environment variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE). */
 export function connectionFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectionConfig | undefined {
   if (!env.PGHOST && !env.PGPORT && !env.PGUSER && !env.PGDATABASE) return undefined;
+  if (env.PGHOST?.includes(',')) {
+    throw new WardenError('WARDEN_E_CONFIG_INVALID', 'PGHOST: names more than one host', {
+      hint: "Warden protects one server per cluster entry: give the primary's host.",
+      details: { field: 'PGHOST' },
+    });
+  }
   return {
     host: env.PGHOST ?? '127.0.0.1',
     port: env.PGPORT ? Number(env.PGPORT) : 5432,

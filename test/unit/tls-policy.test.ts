@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '../../src/errors.ts';
+import { connectionFromEnv, connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { planTls } from '../../src/postgres/tls-policy.ts';
 import { checkS3Endpoint } from '../../src/repository/s3/s3-endpoint-policy.ts';
 import { isLoopbackHost } from '../../src/util/loopback.ts';
@@ -87,4 +88,14 @@ test('an http:// S3 endpoint off loopback is refused unless allowed explicitly',
     process.off('warning', onWarning);
   }
   assert.deepEqual(warnings, ['WARDEN_W_TLS_DISABLED'], 'warned once for the host');
+});
+
+test('the tool takes one host per cluster: a multi-host URL or PGHOST is refused, not half-used', () => {
+  for (const make of [
+    () => connectionFromUrl('postgres://warden@db1,db2/app', '--db'),
+    () => connectionFromEnv({ PGHOST: 'db1,db2' }),
+  ]) {
+    assert.throws(make, (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'));
+  }
+  assert.equal(connectionFromUrl('postgres://warden@[::1]:5433/app').host, '::1');
 });

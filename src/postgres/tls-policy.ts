@@ -72,6 +72,8 @@ export function planTls(
       },
     };
   }
+  // PostgreSQL never offers TLS on a Unix socket, and nobody can sit in between: no probe.
+  if (mode === 'prefer' && host.startsWith('/') && !ca) return { kind: 'plain' };
   if (mode === 'prefer' && loopback && !ca) return { kind: 'probe' };
   return { kind: 'tls', verifyHost: true };
 }

@@ -45,7 +45,7 @@ test('off loopback, prefer and require both mean verified TLS: a server that say
 
 test('on loopback, prefer keeps the probe (TLS when offered) and disable stays silent', () => {
   assert.deepEqual(planTls('127.0.0.1', 5432, 'prefer', undefined), { kind: 'probe' });
-  assert.deepEqual(planTls('/tmp', 5432, 'prefer', undefined), { kind: 'probe' });
+  assert.deepEqual(planTls('/tmp', 5432, 'prefer', undefined), { kind: 'plain' }, 'a Unix socket has no TLS');
   assert.deepEqual(planTls('localhost', 5432, 'disable', undefined), { kind: 'plain' });
   assert.deepEqual(planTls('::1', 5432, 'require', undefined), { kind: 'tls', verifyHost: true });
 });

@@ -4,6 +4,12 @@ import { WardenError } from '../errors.ts';
 import { describeConnection, type ConnectionConfig } from './connection-config.ts';
 import { lookupPgpass, pgpassPath } from './pgpass.ts';
 
+/** What the lookup needs: where the connection goes and the configured sources. */
+export type PasswordTarget = Pick<
+  ConnectionConfig,
+  'host' | 'port' | 'user' | 'database' | 'password' | 'passwordFile' | 'passwordCommand'
+>;
+
 /** How long a password command may take (a Vault or Secrets Manager call). */
 const COMMAND_TIMEOUT_MS = 30_000;
 
@@ -15,7 +21,7 @@ const COMMAND_TIMEOUT_MS = 30_000;
  * password file is searched for the database name `replication`, as libpq does.
  */
 export async function resolvePassword(
-  config: ConnectionConfig,
+  config: PasswordTarget,
   options: { replication?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<string | undefined> {
   const env = options.env ?? process.env;
@@ -32,7 +38,7 @@ export async function resolvePassword(
 }
 
 /** Where a password could have come from, for the message when none did. */
-export function passwordSourcesHint(config: ConnectionConfig, env: NodeJS.ProcessEnv = process.env): string {
+export function passwordSourcesHint(config: PasswordTarget, env: NodeJS.ProcessEnv = process.env): string {
   return (
     `No password for ${describeConnection(config)}: give one with --password-file FILE, ` +
     `--password-command CMD, cluster.passwordFile / passwordCommand in warden.yaml, PGPASSWORD, ` +

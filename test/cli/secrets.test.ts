@@ -6,6 +6,10 @@ import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { resolveConfig } from '../../src/datalayer/db/config.ts';
+import { pgConnector } from '../../src/datalayer/db/driver.ts';
+import { connectError } from '../../src/datalayer/db/failure.ts';
+import { isWardenError } from '../../src/errors.ts';
 import { freePort } from '../../src/util/free-port.ts';
 import { onExit } from '../harness/cleanup.ts';
 import { runWarden, WARDEN_BIN, type CliRun } from '../harness/cli.ts';
@@ -189,6 +193,42 @@ test('serve streams WAL for a daemon cluster given as an object with passwordCom
     outputs.push(output);
   }
   assert.match(output, /"level"/, 'the daemon logged');
+});
+
+test('warden/db reads ~/.pgpass (PGPASSFILE) and reports a missing password as an authentication problem', async () => {
+  const saved = { PGPASSFILE: process.env.PGPASSFILE, PGPASSWORD: process.env.PGPASSWORD };
+  const options = {
+    connectTimeoutMs: 10_000,
+    keepAlive: true,
+    keepAliveInitialDelayMs: 10_000,
+    applicationName: 't',
+  };
+  const target = resolveConfig({ primary: db() }).initialPrimary;
+  const open = () =>
+    pgConnector(target, options).catch((error: unknown) => {
+      throw connectError(error, target.key);
+    });
+  try {
+    delete process.env.PGPASSWORD;
+    process.env.PGPASSFILE = path.join(work, 'no-pgpass');
+    const error = await open().then(
+      () => assert.fail('connected without a password'),
+      (caught: unknown) => caught,
+    );
+    assert.ok(isWardenError(error, 'WARDEN_E_AUTH_FAILED'), String(error));
+    assert.equal(error.details.reason, 'no-password');
+    outputs.push(JSON.stringify({ message: error.message, hint: error.hint, details: error.details }));
+    const pgpass = path.join(work, 'pgpass-db');
+    await writeFile(pgpass, `127.0.0.1:${cluster.port}:postgres:warden:${MARKER}\n`, { mode: 0o600 });
+    process.env.PGPASSFILE = pgpass;
+    const connection = await open();
+    await connection.close();
+  } finally {
+    for (const [key, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  }
 });
 
 test(

@@ -2,6 +2,8 @@ import pg from 'pg';
 import { WardenError } from '../../errors.ts';
 import { serverOffersTls } from '../../postgres/connect.ts';
 import type { TlsMode } from '../../postgres/connection-config.ts';
+import { resolvePassword } from '../../postgres/password-source.ts';
+import { pgpassPath } from '../../postgres/pgpass.ts';
 import { planTls } from '../../postgres/tls-policy.ts';
 import { verifiedTlsOptions } from '../../util/verified-tls.ts';
 import { warnOnce } from '../../util/security-warning.ts';
@@ -96,7 +98,19 @@ export const pgConnector: Connector = async (host, options) => {
     host: host.host,
     port: host.port,
     user: host.user,
-    password: host.password,
+    // Looked up when the server asks: the URL's password, else PGPASSWORD, else ~/.pgpass (PGPASSFILE).
+    password: async () => {
+      const password = await resolvePassword(host);
+      if (password !== undefined) return password;
+      throw new WardenError(
+        'WARDEN_E_AUTH_FAILED',
+        `${host.key} asks for a password and none is configured`,
+        {
+          hint: `Give it in the host's URL or object, PGPASSWORD, or a line in ${pgpassPath()} (libpq format, mode 0600).`,
+          details: { host: host.key, reason: 'no-password' },
+        },
+      );
+    },
     database: host.database,
     keepAlive: options.keepAlive,
     keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,

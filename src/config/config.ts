@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -147,6 +147,7 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     sources[name] = 'default';
     return fallback;
   };
+  if (file.path) warnSecretsInReadableFile(file.path, file.config);
   const dbUrl = flags.db ?? env.WARDEN_DB;
   const baseDir = file.path ? path.dirname(file.path) : cwd;
   let cluster: ConnectionConfig | undefined;
@@ -276,6 +277,34 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
     });
   }
   return { path: candidate, config: parsed.data };
+}
+
+/**
+ * A password or secret key written into a config file that other local users may read is as
+ * exposed as one on the command line: warn, naming the field, never the value.
+ */
+function warnSecretsInReadableFile(file: string, config: ConfigFile): void {
+  if ((statSync(file).mode & 0o044) === 0) return;
+  const fields = [
+    ...(config.cluster?.password !== undefined ? ['cluster.password'] : []),
+    ...(config.cluster?.url && connectionFromUrl(config.cluster.url, `${file}: cluster.url`).password
+      ? ['cluster.url']
+      : []),
+    ...(config.repository?.s3?.secretAccessKey !== undefined ? ['repository.s3.secretAccessKey'] : []),
+    ...(config.daemon?.clusters ?? []).flatMap((entry, i) => [
+      ...(entry.password !== undefined ? [`daemon.clusters.${i}.password`] : []),
+      ...(entry.url && connectionFromUrl(entry.url, `${file}: daemon.clusters.${i}.url`).password
+        ? [`daemon.clusters.${i}.url`]
+        : []),
+    ]),
+  ];
+  if (fields.length === 0) return;
+  warnOnce(
+    `secret-in-readable-file:${file}`,
+    'WARDEN_W_SECRET_IN_READABLE_FILE',
+    `${file} holds a secret (${fields.join(', ')}) and other local users may read it: chmod 0600 ${file}, ` +
+      'or use passwordFile / passwordCommand (and the AWS credential chain) instead',
+  );
 }
 
 /**

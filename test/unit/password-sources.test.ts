@@ -169,3 +169,28 @@ test('daemon clusters may be objects with host, user, passwordFile and passwordC
   assert.equal(b?.connection?.port, 5433);
   assert.deepEqual(b?.connection?.passwordCommand, ['pass', 'show', 'b']);
 });
+
+test('a config file holding a password warns while other users may read it, naming the field, not the value', async () => {
+  const cwd = await mkdtemp(path.join(dir, 'readable-'));
+  const file = path.join(cwd, 'warden.yaml');
+  await writeFile(file, 'cluster:\n  host: db.internal\n  password: hunter2-value\n');
+  const messages: string[] = [];
+  const listener = (warning: Error & { code?: string }) => {
+    if (warning.code === 'WARDEN_W_SECRET_IN_READABLE_FILE') messages.push(warning.message);
+  };
+  process.on('warning', listener);
+  try {
+    await chmod(file, 0o600);
+    loadConfig({ flags: {}, env: {}, cwd });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(messages, [], 'mode 0600: no warning');
+    await chmod(file, 0o644);
+    loadConfig({ flags: {}, env: {}, cwd });
+    await new Promise((resolve) => setImmediate(resolve));
+  } finally {
+    process.off('warning', listener);
+  }
+  assert.equal(messages.length, 1);
+  assert.match(messages[0]!, /cluster\.password/);
+  assert.ok(!messages[0]!.includes('hunter2-value'));
+});

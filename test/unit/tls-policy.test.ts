@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isWardenError } from '../../src/errors.ts';
 import { connectionFromEnv, connectionFromUrl } from '../../src/postgres/connection-config.ts';
+import { libpqEnv } from '../../src/postgres/client-tool.ts';
 import { planTls } from '../../src/postgres/tls-policy.ts';
 import { checkS3Endpoint } from '../../src/repository/s3/s3-endpoint-policy.ts';
 import { isLoopbackHost } from '../../src/util/loopback.ts';
@@ -98,4 +99,20 @@ test('the tool takes one host per cluster: a multi-host URL or PGHOST is refused
     assert.throws(make, (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'));
   }
   assert.equal(connectionFromUrl('postgres://warden@[::1]:5433/app').host, '::1');
+});
+
+test('pg_dump and pg_restore get the same TLS decision as libpq settings', async () => {
+  const remote = connectionFromUrl('postgres://warden:pw@db.internal/app');
+  const env = async (query: string, major = 16) =>
+    libpqEnv(connectionFromUrl(`postgres://warden:pw@db.internal/app${query}`), {}, major);
+  assert.equal((await libpqEnv(remote, {}, 16)).PGSSLMODE, 'verify-full');
+  assert.equal((await libpqEnv(remote, {}, 16)).PGSSLROOTCERT, 'system');
+  assert.equal((await libpqEnv(remote, {}, 15)).PGSSLROOTCERT, undefined);
+  assert.equal((await env('?sslmode=prefer')).PGSSLMODE, 'verify-full');
+  assert.equal((await env('?sslrootcert=/etc/ca.pem')).PGSSLROOTCERT, '/etc/ca.pem');
+  assert.equal((await env('?sslmode=verify-ca&sslrootcert=/etc/ca.pem')).PGSSLMODE, 'verify-ca');
+  assert.equal((await env('?sslmode=disable')).PGSSLMODE, 'disable');
+  const local = await libpqEnv(connectionFromUrl('postgres://warden:pw@127.0.0.1/app'), {}, 16);
+  assert.equal(local.PGSSLMODE, 'prefer');
+  assert.equal(local.PGPASSWORD, 'pw');
 });

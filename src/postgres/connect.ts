@@ -3,7 +3,7 @@ import pg from 'pg';
 import { WardenError } from '../errors.ts';
 import { warnOnce } from '../util/security-warning.ts';
 import { describeConnection, type ConnectionConfig } from './connection-config.ts';
-import { passwordSourcesHint, resolvePassword } from './password-source.ts';
+import { passwordSourceOf, passwordSourcesHint, resolvePassword } from './password-source.ts';
 import { recyclingSocket } from './recycling-socket.ts';
 import { planTls } from './tls-policy.ts';
 import { isTlsVerificationError, verifiedTlsOptions } from '../util/verified-tls.ts';
@@ -129,9 +129,10 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
     return unreachable(config, error);
   }
   if (code === '28P01') {
+    const source = passwordSourceOf(config);
     return new WardenError('WARDEN_E_AUTH_FAILED', `password authentication failed for ${where}`, {
-      hint: 'Check the user name and password.',
-      details: sqlDetails,
+      hint: `Check the user name, and the password from ${source}.`,
+      details: { ...sqlDetails, passwordSource: source },
       cause: error,
     });
   }

@@ -37,6 +37,18 @@ export async function resolvePassword(
   });
 }
 
+/**
+ * Which source `resolvePassword` takes the password from, named for messages (never the value):
+ * when the server rejects a password, the operator learns which file or variable to fix.
+ */
+export function passwordSourceOf(config: PasswordTarget, env: NodeJS.ProcessEnv = process.env): string {
+  if (config.password !== undefined) return 'the connection URL or config';
+  if (config.passwordFile) return `passwordFile ${config.passwordFile}`;
+  if (config.passwordCommand) return `passwordCommand ${config.passwordCommand[0]}`;
+  if (env.PGPASSWORD !== undefined) return 'PGPASSWORD';
+  return `the password file ${pgpassPath(env)}`;
+}
+
 /** Where a password could have come from, for the message when none did. */
 export function passwordSourcesHint(config: PasswordTarget, env: NodeJS.ProcessEnv = process.env): string {
   return (

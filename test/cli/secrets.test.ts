@@ -119,6 +119,8 @@ test('a wrong password from a file fails as authentication, and is not echoed', 
   ]);
   assert.equal(run.code, 3, run.stderr);
   assert.match(run.stderr, /WARDEN_E_AUTH_FAILED/);
+  // The message names where the rejected password came from (the file), never the password.
+  assert.ok(run.stderr.includes(path.join(work, 'wrong')), run.stderr);
 });
 
 test('a password in --db works (percent-encoded) but warns, naming the safer options; a bare % is a config error', async () => {

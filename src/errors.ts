@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   WARDEN_E_DB_UNREACHABLE: { exit: EXIT.server, http: 502, retryable: true },
   WARDEN_E_AUTH_FAILED: { exit: EXIT.server, http: 502 },
   WARDEN_E_TLS_UNAVAILABLE: { exit: EXIT.server, http: 502 },
+  WARDEN_E_SECRET_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_WAL_LEVEL_MINIMAL: { exit: EXIT.server, http: 409 },
   WARDEN_E_NO_WAL_SENDERS: { exit: EXIT.server, http: 409 },
   WARDEN_E_ROLE_NOT_REPLICATION: { exit: EXIT.server, http: 403 },

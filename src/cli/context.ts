@@ -7,12 +7,14 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { openObjectStore } from '../repository/open-object-store.ts';
 import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-state.ts';
 import type { EncryptionFlags } from '../config/encryption-config.ts';
+import type { PasswordFlags } from '../config/connection-settings.ts';
+import { hidePasswordsFromProcessList } from './hide-password.ts';
 import { loadReadKeys, loadWriteKeys } from '../pipeline/encryption/keyring.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 
 /** Options every command accepts. */
-export interface GlobalOptions extends EncryptionFlags {
+export interface GlobalOptions extends EncryptionFlags, PasswordFlags {
   config?: string;
   db?: string;
   repo?: string;
@@ -37,6 +39,7 @@ export interface CommandContext {
 }
 
 export async function createContext(options: GlobalOptions): Promise<CommandContext> {
+  hidePasswordsFromProcessList();
   const config = loadConfig({ flags: options, env: process.env, cwd: process.cwd() });
   const store = await openObjectStore(config.repository);
   return {
@@ -51,7 +54,7 @@ export async function createContext(options: GlobalOptions): Promise<CommandCont
       const embedded = readEmbeddedState();
       if (embedded) return embedded.connection;
       throw new WardenError('WARDEN_E_USAGE', 'no cluster given', {
-        hint: 'Pass --db postgres://user:pass@host:port/db, set PGHOST/PGUSER/..., or name one in warden.yaml (cluster.url).',
+        hint: 'Pass --db postgres://user@host:port/db (password via --password-file, PGPASSWORD or ~/.pgpass), set PGHOST/PGUSER/..., or name one in warden.yaml (cluster.url).',
       });
     },
   };

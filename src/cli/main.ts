@@ -29,6 +29,11 @@ function withGlobals(command: Command): Command {
       '--db <url>',
       'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
     )
+    .option('--password-file <file>', 'file whose first line is the cluster password (safer than a URL)')
+    .option(
+      '--password-command <cmd>',
+      'program that prints the cluster password (run without a shell, e.g. "vault kv get -field=pw secret/pg")',
+    )
     .option('--repo <dir>', 'repository directory or s3://bucket/prefix (default ./.warden/repo)')
     .option(
       '--repo-group <group>',

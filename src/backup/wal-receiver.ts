@@ -8,9 +8,10 @@ import { Repository } from '../repository/repository.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
   archiveSegment,
-  historyKey,
+  historyRecordKey,
   readWalInventory,
-  STREAM_STATE_KEY,
+  storeHistory,
+  writeStreamState,
   type StreamState,
 } from '../repository/wal-archive.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
@@ -229,9 +230,11 @@ export class WalReceiver {
     upTo: number,
   ): Promise<void> {
     for (let timeline = 2; timeline <= upTo; timeline += 1) {
-      if (await repository.store.stat(historyKey(timeline))) continue;
+      // The record is written after the file: without it (a crash between, or a repository from
+      // before history records) the server's copy is fetched again, so the record is the server's.
+      if (await repository.store.stat(historyRecordKey(timeline))) continue;
       const { content } = await client.timelineHistory(timeline);
-      await repository.store.putBuffer(historyKey(timeline), content);
+      await storeHistory(repository, timeline, content);
     }
   }
 
@@ -379,6 +382,6 @@ export class WalReceiver {
       caughtUpAt: caughtUpAt.toISOString(),
       updatedAt: new Date().toISOString(),
     };
-    await repository.store.putBuffer(STREAM_STATE_KEY, Buffer.from(JSON.stringify(state)));
+    await writeStreamState(repository, state);
   }
 }

@@ -12,6 +12,7 @@ import {
   type EncryptionConfig,
   type EncryptionFlags,
 } from './encryption-config.ts';
+import { resolveSigning, signingSchema, type SigningConfig, type SigningFlags } from './signing-config.ts';
 import {
   connectionFromEnv,
   connectionFromUrl,
@@ -65,6 +66,7 @@ const fileSchema = z
         serverCompression: z.boolean().optional(),
         s3: s3SectionSchema.optional(),
         encryption: encryptionSchema.optional(),
+        signing: signingSchema.optional(),
       })
       .strict()
       .optional(),
@@ -106,6 +108,8 @@ export interface WardenConfig {
     /** Set when the repository is an S3 bucket; `path` is then its `s3://bucket/prefix`. */
     s3?: S3RepositoryConfig;
     encryption: EncryptionConfig;
+    /** Signing key and trusted keys (docs/security.md). */
+    signing: SigningConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
   retention: RetentionPolicy;
@@ -116,14 +120,15 @@ export interface WardenConfig {
 }
 
 export interface ConfigInputs {
-  flags: EncryptionFlags & {
-    config?: string;
-    db?: string;
-    repo?: string;
-    compression?: string;
-    serverCompress?: boolean;
-    slot?: string;
-  };
+  flags: EncryptionFlags &
+    SigningFlags & {
+      config?: string;
+      db?: string;
+      repo?: string;
+      compression?: string;
+      serverCompress?: boolean;
+      slot?: string;
+    };
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
@@ -198,6 +203,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
         flags,
         env,
         file.config.repository?.encryption,
+        file.path ? path.dirname(file.path) : cwd,
+        cwd,
+      ),
+      signing: resolveSigning(
+        flags,
+        env,
+        file.config.repository?.signing,
         file.path ? path.dirname(file.path) : cwd,
         cwd,
       ),

@@ -19,6 +19,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
+  readHistory,
   readSegment,
   segmentDataKey,
   readWalInventory,
@@ -269,9 +270,10 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
+      // Read again through the trust check: PostgreSQL follows what this file says.
       await writeFile(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
-        await repository.store.getBuffer(key),
+        await readHistory(repository, timeline),
       );
     }
   }

@@ -8,9 +8,12 @@ import type { StepReport } from '../util/report.ts';
  * - `manifest-mismatch`: a file inside a backup differs from PostgreSQL's backup_manifest;
  * - `bad-record`: a JSON record (backup.json, segment .json, dump.json, ...) cannot be read,
  *   or contradicts its own name or the repository;
- * - `wal-gap`: WAL a backup or the restorable window needs is not (verifiably) in the repository.
+ * - `wal-gap`: WAL a backup or the restorable window needs is not (verifiably) in the repository;
+ * - `signature`: a record is unsigned, signed by a key not trusted here, or changed after it was
+ *   signed (checked when verify is given a trust set, as the CLI always does); restores refuse it.
  */
-export type VerifyProblemKind = 'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap';
+export type VerifyProblemKind =
+  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'signature';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;

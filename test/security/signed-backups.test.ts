@@ -49,7 +49,7 @@ async function copyOf(name: string): Promise<string> {
 
 async function emptyTarget(name: string): Promise<string> {
   const dir = path.join(cluster.workDir, name);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   return dir;
 }
 
@@ -166,7 +166,7 @@ test('a forged backup (archive re-encrypted to the stored recipient, backup.json
     '--start',
     '--json',
   ]);
-  assert.equal(restored.code, 5, restored.stderr);
+  assert.equal(restored.code, 5, restored.stdout);
   assert.equal(errorOf(restored).code, 'WARDEN_E_SIGNATURE_INVALID');
   assert.equal(errorOf(restored).details.object, object);
   assert.deepEqual(await readdir(target), [], 'the target directory is untouched');

@@ -97,7 +97,12 @@ export function checkRecordSignature(
       return { status: 'invalid', key, reason: 'the signing key id is not a wardensig1... key' };
     }
   }
-  if (!publicKey.verify(signedBytes(record, where), Buffer.from(sig, 'base64')))
+  // Node's base64 decoder skips stray characters and unused bits: only the one canonical
+  // spelling counts, so no byte of the stored record can change without failing the check.
+  const raw = Buffer.from(sig, 'base64');
+  if (raw.toString('base64') !== sig)
+    return { status: 'invalid', key, reason: 'the signature is not canonical base64' };
+  if (!publicKey.verify(signedBytes(record, where), raw))
     return { status: 'invalid', key, reason: 'the signature does not match the record' };
   return trusted.has(key) ? { status: 'trusted', key } : { status: 'untrusted', key };
 }

@@ -398,3 +398,34 @@ test('rotation: backups signed with key A and then key B both restore while both
     [true, true],
   );
 });
+
+test('a logical dump is signed; a changed dump.json is refused before the target database is created', async () => {
+  const repo = await copyOf('dumps');
+  const made = await warden(['dump', '--database', 'postgres', '--db', db(), '--repo', repo, '--json']);
+  assert.equal(made.code, 0, made.stderr);
+  const id = (JSON.parse(made.stdout) as { dump: { id: string } }).dump.id;
+  const key = `dumps/${id}/dump.json`;
+  const record = await readJson<{ signature?: { key: string }; database: string }>(repo, key);
+  assert.equal(
+    record.signature?.key,
+    (await readSigningKeyFile(path.join(cluster.workDir, '.warden/signing-key'))).id,
+  );
+  record.database = 'other';
+  await writeJson(repo, key, record);
+  const refused = await warden([
+    'restore',
+    '--dump',
+    id,
+    '--target-database',
+    'from_forged_dump',
+    '--db',
+    db(),
+    '--repo',
+    repo,
+    '--json',
+  ]);
+  assert.equal(errorOf(refused).code, 'WARDEN_E_SIGNATURE_INVALID');
+  assert.equal(errorOf(refused).details.object, key);
+  const exists = await cluster.query("SELECT 1 FROM pg_database WHERE datname = 'from_forged_dump'");
+  assert.equal(exists.length, 0);
+});

@@ -8,6 +8,7 @@ import { Repository } from '../repository/repository.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
   archiveSegment,
+  historyKey,
   historyRecordKey,
   readWalInventory,
   storeHistory,
@@ -233,8 +234,19 @@ export class WalReceiver {
       // The record is written after the file: without it (a crash between, or a repository from
       // before history records) the server's copy is fetched again, so the record is the server's.
       if (await repository.store.stat(historyRecordKey(timeline))) continue;
-      const { content } = await client.timelineHistory(timeline);
-      await storeHistory(repository, timeline, content);
+      const stored = await repository.store.stat(historyKey(timeline));
+      try {
+        const { content } = await client.timelineHistory(timeline);
+        await storeHistory(repository, timeline, content);
+      } catch (error) {
+        // A stored file the server no longer has stays as it is, without a record: readers then
+        // treat it as unsigned (`warden repo sign` records it). Without a stored file, fail as before.
+        if (!stored || !isWardenError(error) || error.code === 'WARDEN_E_REPO_IO') throw error;
+        this.logger.warn(
+          { timeline, code: error.code },
+          'timeline history no longer on the server: the stored file keeps no signed record',
+        );
+      }
     }
   }
 

@@ -113,7 +113,7 @@ export async function storeHistory(repository: Repository, timeline: number, con
 }
 
 /** The serialized (and, with a signing key, signed) record of a history file's content. */
-export function historyRecordBytes(repository: Repository, timeline: number, content: Buffer): Buffer {
+function historyRecordBytes(repository: Repository, timeline: number, content: Buffer): Buffer {
   const record: HistoryRecord = { format: 1, timeline, size: content.length, sha256: sha256(content) };
   return Buffer.from(JSON.stringify(signedForWrite(repository, historyRecordKey(timeline), record)));
 }
@@ -258,10 +258,15 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
       const timeline = parseHistoryFileName(file);
       if (timeline === undefined) continue; // a history file's record, read with the file
       histories.push(timeline);
-      // A trust set is checked outside the try: a forged history is refused, not skipped.
-      const content = await readHistory(repository, timeline);
+      let content: Buffer | undefined;
       try {
-        historyEntries.set(timeline, parseTimelineHistory(content.toString('utf8')));
+        content = await readHistory(repository, timeline);
+      } catch (error) {
+        // With a trust set, a history that fails its check is refused, never skipped.
+        if (repository.keys.trust) throw error;
+      }
+      try {
+        if (content) historyEntries.set(timeline, parseTimelineHistory(content.toString('utf8')));
       } catch {
         // An unreadable history file leaves that timeline without ancestors: planning then
         // offers only WAL of the timeline itself, never a wrong chain.

@@ -14,7 +14,11 @@ export interface RepoSignFlags {
  * exits 2; with --yes it signs and exits 5 when some records could not be signed.
  */
 export async function repoSignCommand(context: CommandContext, flags: RepoSignFlags): Promise<number> {
-  const { key } = await loadSigningKey(context.config.repository.signing);
+  const { key, file, created } = await loadSigningKey(context.config.repository.signing);
+  if (created)
+    process.stderr.write(
+      `warden: created signing key ${file} (public key ${key.id}); readers elsewhere need --trust-key ${key.id}\n`,
+    );
   const report = await signRepository(context.store, key, { apply: flags.yes === true });
   if (context.json) printJson(report);
   else render(report);

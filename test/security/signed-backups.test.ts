@@ -429,3 +429,29 @@ test('a logical dump is signed; a changed dump.json is refused before the target
   const exists = await cluster.query("SELECT 1 FROM pg_database WHERE datname = 'from_forged_dump'");
   assert.equal(exists.length, 0);
 });
+
+test('repo copy keeps the signatures, and a forged source is not copied', async () => {
+  const copy = path.join(cluster.workDir, 'copied');
+  const copied = await warden(['repo', 'copy', '--repo', pristine, '--to', copy, '--json']);
+  assert.equal(copied.code, 0, copied.stdout);
+  // (The copy takes archived WAL only, not the partial segment a restore --latest would need.)
+  const keys = JSON.parse((await warden(['repo', 'keys', '--repo', copy, '--json'])).stdout) as {
+    uses: Array<{ what: string; signature: string }>;
+  };
+  assert.ok(keys.uses.some((u) => u.what.startsWith(`backup ${backupId}`)));
+  assert.deepEqual([...new Set(keys.uses.map((u) => u.signature))], ['trusted']);
+  assert.equal(
+    (await readJson<{ signature?: unknown }>(copy, 'warden-repo.json')).signature !== undefined,
+    true,
+  );
+
+  const forged = await copyOf('copy-forged');
+  const key = `backups/${backupId}/backup.json`;
+  const record = await readJson<{ durationMs: number }>(forged, key);
+  record.durationMs += 1;
+  await writeJson(forged, key, record);
+  const target = path.join(cluster.workDir, 'copy-of-forged');
+  const refused = await warden(['repo', 'copy', '--repo', forged, '--to', target, '--json']);
+  assert.equal(errorOf(refused).code, 'WARDEN_E_SIGNATURE_INVALID');
+  assert.equal(existsSync(target), false, 'nothing was written to the copy target');
+});

@@ -53,6 +53,10 @@ export const ERROR_CODES = {
   // client-side encryption keys
   WARDEN_E_KEY_MISSING: { exit: EXIT.usage, http: 400 },
   WARDEN_E_KEY_MISMATCH: { exit: EXIT.usage, http: 403 },
+  // record signatures (authenticity of what a repository holds)
+  WARDEN_E_UNSIGNED: { exit: EXIT.integrity, http: 409 },
+  WARDEN_E_SIGNATURE_UNTRUSTED: { exit: EXIT.integrity, http: 403 },
+  WARDEN_E_SIGNATURE_INVALID: { exit: EXIT.integrity, http: 500 },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_BACKUP_CHAIN_BROKEN: { exit: EXIT.integrity, http: 409 },

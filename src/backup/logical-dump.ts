@@ -72,7 +72,7 @@ export async function takeDump(options: DumpOptions): Promise<DumpReport> {
     },
     (t) => t.path,
   );
-  const repository = await Repository.openFor(options.store, server);
+  const repository = await Repository.openFor(options.store, server, options.keys);
   const startTime = new Date();
   const id = newDumpId(startTime, new Set((await listDumps(repository)).map((d) => d.id)));
   const key = `${dumpPrefix(id)}${safeName(options.database)}.dump${compressionExtension(compression)}`;

@@ -64,7 +64,8 @@ export async function ensureWalArchived(options: {
     slotName: options.slotName,
     logger: options.logger,
     stopAtLsn: options.endLsn,
-    ...(options.repository.keys.recipients ? { keys: options.repository.keys } : {}),
+    // The backup's own keys: its recipients encrypt the segments, its signing key signs their records.
+    keys: options.repository.keys,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   await receiver.run();

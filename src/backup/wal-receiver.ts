@@ -10,10 +10,12 @@ import {
   archiveSealedSegment,
   archiveSegment,
   historyKey,
+  historyRecordKey,
   readPartialSegment,
   readWalInventory,
+  storeHistory,
   type PartialSegment,
-  STREAM_STATE_KEY,
+  writeStreamState,
   type StreamState,
 } from '../repository/wal-archive.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
@@ -260,9 +262,22 @@ export class WalReceiver {
     upTo: number,
   ): Promise<void> {
     for (let timeline = 2; timeline <= upTo; timeline += 1) {
-      if (await repository.store.stat(historyKey(timeline))) continue;
-      const { content } = await client.timelineHistory(timeline);
-      await repository.store.putBuffer(historyKey(timeline), content);
+      // The record is written after the file: without it (a crash between, or a repository from
+      // before history records) the server's copy is fetched again, so the record is the server's.
+      if (await repository.store.stat(historyRecordKey(timeline))) continue;
+      const stored = await repository.store.stat(historyKey(timeline));
+      try {
+        const { content } = await client.timelineHistory(timeline);
+        await storeHistory(repository, timeline, content);
+      } catch (error) {
+        // A stored file the server no longer has stays as it is, without a record: readers then
+        // treat it as unsigned (`warden repo sign` records it). Without a stored file, fail as before.
+        if (!stored || !isWardenError(error) || error.code === 'WARDEN_E_REPO_IO') throw error;
+        this.logger.warn(
+          { timeline, code: error.code },
+          'timeline history no longer on the server: the stored file keeps no signed record',
+        );
+      }
     }
   }
 
@@ -410,6 +425,6 @@ export class WalReceiver {
       caughtUpAt: caughtUpAt.toISOString(),
       updatedAt: new Date().toISOString(),
     };
-    await repository.store.putBuffer(STREAM_STATE_KEY, Buffer.from(JSON.stringify(state)));
+    await writeStreamState(repository, state);
   }
 }

@@ -13,6 +13,7 @@ import {
   type EncryptionConfig,
   type EncryptionFlags,
 } from './encryption-config.ts';
+import { resolveSigning, signingSchema, type SigningConfig, type SigningFlags } from './signing-config.ts';
 import {
   connectionFromEnv,
   connectionFromUrl,
@@ -65,6 +66,7 @@ const fileSchema = z
         serverCompression: z.boolean().optional(),
         s3: s3SectionSchema.optional(),
         encryption: encryptionSchema.optional(),
+        signing: signingSchema.optional(),
       })
       .strict()
       .optional(),
@@ -111,6 +113,8 @@ export interface WardenConfig {
      */
     group?: RepositoryGroup;
     encryption: EncryptionConfig;
+    /** Signing key and trusted keys (docs/security.md). */
+    signing: SigningConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
   retention: RetentionPolicy;
@@ -122,7 +126,8 @@ export interface WardenConfig {
 
 export interface ConfigInputs {
   flags: EncryptionFlags &
-    PasswordFlags & {
+    PasswordFlags &
+    SigningFlags & {
       config?: string;
       db?: string;
       repo?: string;
@@ -224,6 +229,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
         flags,
         env,
         file.config.repository?.encryption,
+        file.path ? path.dirname(file.path) : cwd,
+        cwd,
+      ),
+      signing: resolveSigning(
+        flags,
+        env,
+        file.config.repository?.signing,
         file.path ? path.dirname(file.path) : cwd,
         cwd,
       ),

@@ -4,7 +4,14 @@ import { backupObjects, backupPrefix, listBackups, type StoredObject } from './b
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
 import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
-import { readWalInventory, segmentDataKey, timelineDir } from './wal-archive.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import {
+  historyKey,
+  historyRecordKey,
+  readWalInventory,
+  segmentDataKey,
+  segmentRecordKey,
+} from './wal-archive.ts';
 
 export interface CopyReport {
   from: string;
@@ -30,12 +37,22 @@ const PLAIN_PREFIXES = ['keys/'];
  * history files. Objects are copied byte for byte, so encrypted repositories stay encrypted.
  * Unfinished backups and the partial segment being received are not copied.
  *
+ * With `options.keys.trust`, every record of the source (metadata, backups, WAL, histories,
+ * stream state) must be signed by a trusted key: all are read and checked before the first
+ * byte is written to the target, and an untrusted one stops the copy naming it.
+ *
  * @example
  * const report = await copyRepository(new FsObjectStore('/var/backups/warden'), s3Store);
  */
-export async function copyRepository(from: ObjectStore, to: ObjectStore): Promise<CopyReport> {
+export async function copyRepository(
+  from: ObjectStore,
+  to: ObjectStore,
+  options: { keys?: RepositoryKeys } = {},
+): Promise<CopyReport> {
   const started = performance.now();
-  const source = await Repository.open(from);
+  const source = await Repository.open(from, options.keys);
+  const inventory = await readWalInventory(source);
+  const backups = await listBackups(source);
   await openTarget(source, to);
   const report: CopyReport = {
     from: from.location,
@@ -57,16 +74,17 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     }
   }
 
-  const inventory = await readWalInventory(source);
   for (const timeline of inventory.histories) {
-    const key = `wal/history/${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
-    if (present.has(key)) continue;
+    const key = historyKey(timeline);
+    const recordKey = historyRecordKey(timeline);
+    if (present.has(key) && (present.has(recordKey) || !(await from.stat(recordKey)))) continue;
     await to.putBuffer(key, await from.getBuffer(key));
+    if (await from.stat(recordKey)) await to.putBuffer(recordKey, await from.getBuffer(recordKey));
     report.histories += 1;
   }
   for (const records of inventory.segments.values()) {
     for (const record of records) {
-      const recordKey = `${timelineDir(record.timeline)}${record.segment}.json`;
+      const recordKey = segmentRecordKey(record.timeline, record.segment);
       if (present.has(recordKey)) continue;
       const dataKey = segmentDataKey(record.timeline, record.segment);
       report.bytes += await copyVerified(from, to, {
@@ -79,7 +97,7 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     }
   }
 
-  for (const backup of await listBackups(source)) {
+  for (const backup of backups) {
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
     try {

@@ -1,4 +1,5 @@
 import { WardenError } from '../errors.ts';
+import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
 
 export const REPOSITORY_FORMAT = 1;
 export const META_KEY = 'warden-repo.json';
@@ -12,6 +13,8 @@ export interface RepositoryMeta {
   serverVersion: string;
   createdAt: string;
   createdBy: string;
+  /** The creating writer's signature (docs/security.md); absent in repositories not yet signed. */
+  signature?: RecordSignature;
 }
 
 export function parseRepositoryMeta(data: Buffer, location: string): RepositoryMeta {

@@ -2,6 +2,7 @@ import os from 'node:os';
 import { WardenError } from '../errors.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from './object-store.ts';
+import { checkTrusted, signedForWrite } from './record-trust.ts';
 import { META_KEY, parseRepositoryMeta, REPOSITORY_FORMAT, type RepositoryMeta } from './repository-meta.ts';
 
 export interface ClusterIdentity {
@@ -25,7 +26,11 @@ export class Repository {
     return this.store.location;
   }
 
-  /** Opens an existing repository; fails with WARDEN_E_REPO_NOT_INITIALIZED when there is none. */
+  /**
+   * Opens an existing repository; fails with WARDEN_E_REPO_NOT_INITIALIZED when there is none.
+   * With `keys.trust`, `warden-repo.json` and every record read through the handle must be
+   * signed by a trusted key.
+   */
   static async open(store: ObjectStore, keys?: RepositoryKeys): Promise<Repository> {
     if (!(await store.stat(META_KEY))) {
       throw new WardenError('WARDEN_E_REPO_NOT_INITIALIZED', `${store.location} is not a Warden repository`, {
@@ -33,15 +38,27 @@ export class Repository {
         details: { repository: store.location },
       });
     }
-    return new Repository(store, parseRepositoryMeta(await store.getBuffer(META_KEY), store.location), keys);
+    const repository = new Repository(
+      store,
+      parseRepositoryMeta(await store.getBuffer(META_KEY), store.location),
+      keys,
+    );
+    checkTrusted(repository, META_KEY, repository.meta);
+    return repository;
   }
 
-  /** Opens the repository for a cluster, creating it on first use; refuses another cluster's. */
+  /**
+   * Opens the repository for a cluster, creating it on first use; refuses another cluster's.
+   * This is the writers' handle: it signs what it commits but checks no signatures on what it
+   * reads (`keys.trust` is dropped), so a writer keeps protecting a repository that still holds
+   * unsigned records; readers (restore, verify, drills, copy) are the ones that refuse.
+   */
   static async openFor(
     store: ObjectStore,
     cluster: ClusterIdentity,
-    keys?: RepositoryKeys,
+    withTrust?: RepositoryKeys,
   ): Promise<Repository> {
+    const { trust: _readersOnly, ...keys } = withTrust ?? {};
     if (await store.stat(META_KEY)) {
       const repository = await Repository.open(store, keys);
       repository.assertSameCluster(cluster.systemId);
@@ -55,11 +72,13 @@ export class Repository {
       createdAt: new Date().toISOString(),
       createdBy: `warden on ${os.hostname()}`,
     };
+    const repository = new Repository(store, meta, keys);
+    const signed = signedForWrite(repository, META_KEY, meta);
     // Exclusive create: two processes initializing at once agree on one meta file.
-    if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)))) {
+    if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(signed, null, 2)}\n`)))) {
       return Repository.openFor(store, cluster, keys);
     }
-    return new Repository(store, meta, keys);
+    return repository;
   }
 
   assertSameCluster(systemId: string): void {

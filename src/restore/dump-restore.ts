@@ -57,7 +57,7 @@ export async function restoreDump(options: DumpRestoreOptions): Promise<DumpRest
       hint: 'Give a new database name of 1 to 63 bytes.',
     });
   }
-  const repository = await Repository.open(options.store);
+  const repository = await Repository.open(options.store, options.keys);
   const dump = await getDump(repository, options.dumpId);
   const client = await connect(options.connection);
   let created = false;

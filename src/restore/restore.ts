@@ -21,6 +21,7 @@ import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
   readPartialSegment,
+  readHistory,
   readSegment,
   segmentDataKey,
   readWalInventory,
@@ -305,9 +306,10 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
+      // Read again through the trust check: PostgreSQL follows what this file says.
       await writeNoFollow(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
-        await repository.store.getBuffer(key),
+        await readHistory(repository, timeline),
       );
     }
   }

@@ -29,7 +29,6 @@ export const DEFAULTS = {
   configFile: 'warden.yaml',
   repositoryPath: './.warden/repo',
   compression: 'zstd' as Compression,
-  slot: 'warden',
   tls: 'prefer',
 } as const;
 
@@ -97,7 +96,8 @@ export type ConfigFile = z.infer<typeof fileSchema>;
 export interface WardenConfig {
   /** Undefined when nothing names a cluster (the embedded default then applies). */
   cluster?: ConnectionConfig;
-  slot: string;
+  /** `--slot`/WARDEN_SLOT/cluster.slot; unset: each repository's own slot (warden-repo.json). */
+  slot?: string;
   repository: {
     path: string;
     compression: Compression;
@@ -185,9 +185,10 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
   );
   const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
   const level = file.config.repository?.compressionLevel;
+  const slot = pick<string | undefined>('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, undefined);
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
-    slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
+    ...(slot !== undefined ? { slot } : {}),
     repository: {
       path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
       ...(s3 ? { s3 } : {}),

@@ -3,7 +3,13 @@ import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
-import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
+import {
+  derivedSlotName,
+  META_KEY,
+  newRepositoryId,
+  parseRepositoryMeta,
+  type RepositoryMeta,
+} from './repository-meta.ts';
 import { readWalInventory, segmentDataKey, timelineDir } from './wal-archive.ts';
 
 export interface CopyReport {
@@ -95,11 +101,17 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
   return report;
 }
 
-/** The target repository: created with the source's metadata, or checked to be the same cluster's. */
+/**
+ * The target repository: created with the source's metadata but an identity of its own (a copy
+ * that streams later must not share the source's replication slot), or checked to be the same
+ * cluster's.
+ */
 async function openTarget(source: Repository, to: ObjectStore): Promise<Repository> {
   if (!(await to.stat(META_KEY))) {
-    const meta = Buffer.from(`${JSON.stringify(source.meta, null, 2)}\n`);
-    if (await to.createExclusive(META_KEY, meta)) return new Repository(to, source.meta);
+    const repositoryId = newRepositoryId();
+    const own: RepositoryMeta = { ...source.meta, repositoryId, slot: derivedSlotName(repositoryId) };
+    const meta = Buffer.from(`${JSON.stringify(own, null, 2)}\n`);
+    if (await to.createExclusive(META_KEY, meta)) return new Repository(to, own);
   }
   const target = new Repository(to, parseRepositoryMeta(await to.getBuffer(META_KEY), to.location));
   target.assertSameCluster(source.meta.systemId);

@@ -2,7 +2,15 @@ import os from 'node:os';
 import { WardenError } from '../errors.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from './object-store.ts';
-import { META_KEY, parseRepositoryMeta, REPOSITORY_FORMAT, type RepositoryMeta } from './repository-meta.ts';
+import {
+  derivedSlotName,
+  legacyRepositoryId,
+  META_KEY,
+  newRepositoryId,
+  parseRepositoryMeta,
+  REPOSITORY_FORMAT,
+  type RepositoryMeta,
+} from './repository-meta.ts';
 
 export interface ClusterIdentity {
   systemId: string;
@@ -17,12 +25,33 @@ export interface ClusterIdentity {
 export class Repository {
   constructor(
     readonly store: ObjectStore,
-    readonly meta: RepositoryMeta,
+    private current: RepositoryMeta,
     readonly keys: RepositoryKeys = {},
   ) {}
 
+  get meta(): RepositoryMeta {
+    return this.current;
+  }
+
   get location(): string {
     return this.store.location;
+  }
+
+  /** This repository's id (a legacy repository's derived one until it is recorded). */
+  get id(): string {
+    return this.current.repositoryId ?? legacyRepositoryId(this.current);
+  }
+
+  /**
+   * Records the repository's slot (and its id) in `warden-repo.json`, once: a repository written
+   * before slots were recorded adopts the slot it is found to use. Rewrites the metadata object
+   * as a whole; the fields written before stay as they were.
+   */
+  async recordSlot(slot: string): Promise<void> {
+    if (this.current.slot === slot && this.current.repositoryId) return;
+    const meta: RepositoryMeta = { ...this.current, repositoryId: this.id, slot };
+    await this.store.putBuffer(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
+    this.current = meta;
   }
 
   /** Opens an existing repository; fails with WARDEN_E_REPO_NOT_INITIALIZED when there is none. */
@@ -41,12 +70,15 @@ export class Repository {
     store: ObjectStore,
     cluster: ClusterIdentity,
     keys?: RepositoryKeys,
+    /** A new repository's slot when one is named (`--slot`); else derived from its new id. */
+    slot?: string,
   ): Promise<Repository> {
     if (await store.stat(META_KEY)) {
       const repository = await Repository.open(store, keys);
       repository.assertSameCluster(cluster.systemId);
       return repository;
     }
+    const repositoryId = newRepositoryId();
     const meta: RepositoryMeta = {
       format: REPOSITORY_FORMAT,
       systemId: cluster.systemId,
@@ -54,10 +86,12 @@ export class Repository {
       serverVersion: cluster.serverVersion,
       createdAt: new Date().toISOString(),
       createdBy: `warden on ${os.hostname()}`,
+      repositoryId,
+      slot: slot ?? derivedSlotName(repositoryId),
     };
     // Exclusive create: two processes initializing at once agree on one meta file.
     if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`)))) {
-      return Repository.openFor(store, cluster, keys);
+      return Repository.openFor(store, cluster, keys, slot);
     }
     return new Repository(store, meta, keys);
   }

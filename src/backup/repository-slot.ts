@@ -121,7 +121,9 @@ function assertOwn(repository: Repository, name: string, info: SlotInfo | undefi
       },
     );
   }
-  if (!info.active && movedPast(info, archiveEnd)) {
+  // A slot this repository created and nobody has consumed since still stands where it was made.
+  const untouched = info.restartLsn !== undefined && info.restartLsn === repository.meta.slotCreatedAt;
+  if (!info.active && movedPast(info, archiveEnd) && !untouched) {
     throw notOwned(
       `slot ${name} is at ${info.restartLsn}, beyond the end of ${repository.location}'s WAL (${formatLsn(archiveEnd)}): another consumer advanced it, so it is not this repository's (streaming through it would leave a hole)`,
       { restartLsn: info.restartLsn, archivedUpTo: formatLsn(archiveEnd) },

@@ -258,7 +258,11 @@ export class WalReceiver {
       ...(this.options.slotName !== undefined ? { requested: this.options.slotName } : {}),
     });
     if (slot.info?.active) throw slotBusy(repository, slot);
-    if (!slot.info) await client.ensureSlot(slot.name);
+    if (!slot.info) {
+      await client.ensureSlot(slot.name);
+      const created = await client.readSlot(slot.name);
+      if (created?.restartLsn) await repository.recordSlot(slot.name, created.restartLsn);
+    }
     return slot.name;
   }
 

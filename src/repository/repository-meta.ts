@@ -24,6 +24,11 @@ export interface RepositoryMeta {
    * repository that streamed through it before slots were recorded.
    */
   slot?: string;
+  /**
+   * Where the slot stood when this repository created it (its restart_lsn then): until the
+   * stream's first flush passes it, the new slot lies beyond the repository's WAL, yet is its own.
+   */
+  slotCreatedAt?: string;
 }
 
 /** Prefix of the slot names Warden derives from repository ids (`warden_<16 hex digits>`). */

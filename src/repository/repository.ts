@@ -47,9 +47,14 @@ export class Repository {
    * before slots were recorded adopts the slot it is found to use. Rewrites the metadata object
    * as a whole; the fields written before stay as they were.
    */
-  async recordSlot(slot: string): Promise<void> {
-    if (this.current.slot === slot && this.current.repositoryId) return;
-    const meta: RepositoryMeta = { ...this.current, repositoryId: this.id, slot };
+  async recordSlot(slot: string, createdAt?: string): Promise<void> {
+    if (this.current.slot === slot && this.current.repositoryId && createdAt === undefined) return;
+    const meta: RepositoryMeta = {
+      ...this.current,
+      repositoryId: this.id,
+      slot,
+      ...(createdAt !== undefined ? { slotCreatedAt: createdAt } : {}),
+    };
     await this.store.putBuffer(META_KEY, Buffer.from(`${JSON.stringify(meta, null, 2)}\n`));
     this.current = meta;
   }

@@ -88,6 +88,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
         serverVersion: await client.show('server_version'),
       },
       options.keys,
+      options.slotName,
     );
     lock = await acquireLock(options.store, 'backup', 'base backup');
     // Another process took the lock over (this one was paused or cut off): stop streaming now.
@@ -105,7 +106,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
           ...(options.slotName !== undefined ? { slotName: options.slotName } : {}),
           logger,
         }),
-      (source) => (source.kind === 'stream' ? 'the running WAL stream' : `${source.kind} slot ${source.name}`),
+      (source) =>
+        source.kind === 'stream' ? 'the running WAL stream' : `${source.kind} slot ${source.name}`,
     );
 
     let base: IncrementalBase | undefined;

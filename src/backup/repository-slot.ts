@@ -8,7 +8,7 @@ import {
 } from '../postgres/replication-slots.ts';
 import type { Repository } from '../repository/repository.ts';
 import { derivedSlotName, slotOwnerPrefix } from '../repository/repository-meta.ts';
-import { readWalInventory } from '../repository/wal-archive.ts';
+import { readWalInventory, type WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, type Lsn } from '../wal/lsn.ts';
 import { archivedEnd } from './wal-coverage.ts';
 
@@ -27,8 +27,8 @@ export interface RepositorySlot {
 /**
  * Finds the repository's own slot and checks that it is its own. A repository records its slot
  * in `warden-repo.json` (derived from its id at creation, or the `--slot` it was created with).
- * One written before slots were recorded adopts the slot `warden` when that slot's position
- * continues the repository's WAL (so a repository that streamed through it keeps it, and no
+ * One written before slots were recorded adopts the slot `warden` when that slot stands where the
+ * repository's WAL ends (so the repository that streamed through it last keeps it, and no
  * upgrade leaves a gap); else it gets a slot named after its id.
  *
  * What "owned by another repository" can be told from (PostgreSQL slots carry no comment):
@@ -68,13 +68,22 @@ async function resolveFrom(
       },
     );
   }
-  const archiveEnd = await repositoryWalEnd(repository);
+  const inventory = await readWalInventory(repository);
+  const archiveEnd = walEnd(inventory, repository.meta.walSegmentSize);
   const find = (name: string) => server.slots.find((slot) => slot.name === name);
   let name = requested ?? recorded;
   if (name === undefined) {
+    // Adopted only when the slot stands where this repository's WAL ends: the repository holds
+    // the WAL just before the slot's position, and less than a segment after it (the tail a
+    // stopped stream made durable but had not yet reported). Another repository's WAL starts
+    // later or runs on past it.
     const legacy = find(LEGACY_SLOT);
+    const at = legacy?.restartLsn ? parseLsn(legacy.restartLsn) : undefined;
     name =
-      legacy && legacy.type === 'physical' && !movedPast(legacy, archiveEnd)
+      legacy?.type === 'physical' &&
+      at !== undefined &&
+      holdsLsn(inventory, at) &&
+      archiveEnd - at <= BigInt(repository.meta.walSegmentSize)
         ? LEGACY_SLOT
         : derivedSlotName(repository.id);
   }
@@ -136,13 +145,29 @@ function movedPast(info: SlotInfo, archiveEnd: Lsn): boolean {
   return info.restartLsn !== undefined && parseLsn(info.restartLsn) > archiveEnd;
 }
 
+/**
+ * Whether the repository holds the WAL just before `lsn` (a segment, complete or partial, that
+ * runs up to or across it): a slot at `lsn` then continues the repository's WAL. A repository
+ * whose WAL merely starts at `lsn` does not qualify.
+ */
+function holdsLsn(inventory: WalInventory, lsn: Lsn): boolean {
+  const covers = (start: Lsn, validBytes: number) => start < lsn && lsn <= start + BigInt(validBytes);
+  for (const records of inventory.segments.values()) {
+    if (records.some((record) => covers(parseLsn(record.startLsn), record.validBytes))) return true;
+  }
+  return inventory.partials.some((p) => covers(p.startLsn, p.validBytes));
+}
+
 /** The highest LSN up to which the repository holds WAL on any timeline (0 when it has none). */
 export async function repositoryWalEnd(repository: Repository): Promise<Lsn> {
-  const inventory = await readWalInventory(repository);
+  return walEnd(await readWalInventory(repository), repository.meta.walSegmentSize);
+}
+
+function walEnd(inventory: WalInventory, segmentSize: number): Lsn {
   const timelines = new Set([...inventory.segments.keys(), ...inventory.partials.map((p) => p.timeline)]);
   let end = 0n;
   for (const timeline of timelines) {
-    const timelineEnd = archivedEnd(inventory, timeline, repository.meta.walSegmentSize);
+    const timelineEnd = archivedEnd(inventory, timeline, segmentSize);
     if (timelineEnd > end) end = timelineEnd;
   }
   return end;
@@ -172,7 +197,8 @@ export function slotBusy(repository: Repository, slot: RepositorySlot): WardenEr
  */
 export function idleSlotWarning(slot: RepositorySlot): string | undefined {
   const info = slot.info;
-  if (!info || info.active || info.temporary || !info.retainedBytes || info.retainedBytes <= 0) return undefined;
+  if (!info || info.active || info.temporary || !info.retainedBytes || info.retainedBytes <= 0)
+    return undefined;
   const mib = (info.retainedBytes / 1048576).toFixed(1);
   return `slot ${slot.name} of this repository is inactive and keeps ${mib} MiB of WAL on the server (wal_status ${info.walStatus ?? '?'}); run \`warden wal stream\` (or \`warden serve\`) to consume it, or \`warden slot drop ${slot.name}\` if this repository no longer streams`;
 }

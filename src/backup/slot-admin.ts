@@ -18,7 +18,10 @@ export interface SlotListEntry extends SlotInfo {
 function ownerOf(slot: SlotInfo, repository: Repository | undefined): { owner: string; own: boolean } {
   if (slot.temporary && slot.name.startsWith('warden_tmp_')) {
     const holder = holderRepositoryId(slot.holder);
-    return { owner: `backup of repository ${holder ? `${holder.slice(0, 16)}…` : '?'} (temporary)`, own: false };
+    return {
+      owner: `backup of repository ${holder ? `${holder.slice(0, 16)}…` : '?'} (temporary)`,
+      own: false,
+    };
   }
   if (repository && slot.name === repository.meta.slot) return { owner: 'this repository', own: true };
   const holder = holderRepositoryId(slot.holder);
@@ -29,7 +32,8 @@ function ownerOf(slot: SlotInfo, repository: Repository | undefined): { owner: s
   }
   const prefix = slotOwnerPrefix(slot.name);
   if (prefix) return { owner: `repository ${prefix}…`, own: false };
-  if (slot.name === LEGACY_SLOT) return { owner: 'Warden before per-repository slots (unclaimed)', own: false };
+  if (slot.name === LEGACY_SLOT)
+    return { owner: 'Warden before per-repository slots (unclaimed)', own: false };
   if (slot.active && slot.holder) return { owner: `not Warden (${slot.holder})`, own: false };
   return { owner: 'unknown', own: false };
 }
@@ -105,7 +109,10 @@ export async function dropSlot(options: {
       details: { slot: name, owner: slot.owner, ...lost },
     });
   }
-  const client = await ReplicationClient.connect({ ...options.connection, applicationName: 'warden slot drop' });
+  const client = await ReplicationClient.connect({
+    ...options.connection,
+    applicationName: 'warden slot drop',
+  });
   try {
     await client.dropSlot(name);
   } finally {

@@ -106,7 +106,7 @@ export async function ensureWalArchived(options: {
   if (source.kind === 'stream') {
     options.logger.info(
       { endLsn: formatLsn(options.endLsn), timeoutMs: WAIT_FOR_RECEIVER_MS },
-      'waiting for the running WAL stream to archive the backup\'s WAL',
+      "waiting for the running WAL stream to archive the backup's WAL",
     );
     const deadline = Date.now() + WAIT_FOR_RECEIVER_MS;
     while (Date.now() < deadline) {

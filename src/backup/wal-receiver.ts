@@ -114,7 +114,7 @@ export class WalReceiver {
     const lock = await acquireLock(
       this.options.store,
       'wal-stream',
-      `WAL receiver, slot ${this.options.temporarySlot?.name ?? this.options.slotName ?? '(the repository\'s own)'}`,
+      `WAL receiver, slot ${this.options.temporarySlot?.name ?? this.options.slotName ?? "(the repository's own)"}`,
     );
     this.lockLost = lock.signal;
     // A temporary slot dies with its connection: there is nothing to reconnect to.
@@ -184,7 +184,10 @@ export class WalReceiver {
     const repositoryId = temporary ? undefined : await this.repositoryId();
     const client =
       temporary?.client ??
-      (await ReplicationClient.connect({ ...this.options.connection, applicationName: holderName(repositoryId!) }));
+      (await ReplicationClient.connect({
+        ...this.options.connection,
+        applicationName: holderName(repositoryId!),
+      }));
     const onAbort = () => client.destroy();
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
     this.lockLost?.addEventListener('abort', onAbort, { once: true });
@@ -313,7 +316,7 @@ export class WalReceiver {
       // A backup's temporary slot starts at the backup: WAL from before it was never kept for
       // this repository (no stream of its own ran), so this is the expected start of a new range.
       if (this.options.temporarySlot)
-        this.logger.info(fields, 'no WAL stream ran since the repository\'s WAL ends: a new WAL range starts');
+        this.logger.info(fields, "no WAL stream ran since the repository's WAL ends: a new WAL range starts");
       else this.logger.warn(fields, 'WAL gap: the server no longer has WAL the repository lacks');
       return { timeline: serverTimeline, startLsn: slotStart };
     }

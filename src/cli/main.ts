@@ -31,7 +31,10 @@ function withGlobals(command: Command): Command {
       'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
     )
     .option('--repo <dir>', 'repository directory or s3://bucket/prefix (default ./.warden/repo)')
-    .option('--slot <name>', 'physical replication slot (default: the repository\'s own, recorded in warden-repo.json)')
+    .option(
+      '--slot <name>',
+      "physical replication slot (default: the repository's own, recorded in warden-repo.json)",
+    )
     .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
     .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')
     .option(
@@ -164,11 +167,12 @@ export function buildProgram(): Command {
   );
 
   const slot = program.command('slot').description('replication slots: whose they are, what WAL they keep');
-  withGlobals(slot.command('list').description('the cluster\'s slots: owner, active, retained WAL, wal_status')).action(
-    async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/slot-list.ts')).slotListCommand(context),
-      ),
+  withGlobals(
+    slot.command('list').description("the cluster's slots: owner, active, retained WAL, wal_status"),
+  ).action(async (_options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/slot-list.ts')).slotListCommand(context),
+    ),
   );
   withGlobals(
     slot

@@ -185,7 +185,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
   );
   const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
   const level = file.config.repository?.compressionLevel;
-  const slot = pick<string | undefined>('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, undefined);
+  const slot = pick<string | undefined>(
+    'slot',
+    flags.slot,
+    env.WARDEN_SLOT,
+    file.config.cluster?.slot,
+    undefined,
+  );
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
     ...(slot !== undefined ? { slot } : {}),

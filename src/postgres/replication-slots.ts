@@ -51,7 +51,10 @@ interface SlotRow {
 
 /** Reads every replication slot of the cluster over a plain SQL connection. */
 export async function readSlots(connection: ConnectionConfig): Promise<ServerSlots> {
-  const client = await connect({ ...connection, applicationName: 'warden slots' }, { connectTimeoutMs: 10_000 });
+  const client = await connect(
+    { ...connection, applicationName: 'warden slots' },
+    { connectTimeoutMs: 10_000 },
+  );
   try {
     const { rows } = await client.query<SlotRow>(
       `SELECT s.slot_name, s.slot_type, s.temporary, s.active, s.active_pid, a.application_name AS holder,
@@ -66,20 +69,18 @@ export async function readSlots(connection: ConnectionConfig): Promise<ServerSlo
     const currentLsn = rows[0]?.current_lsn ?? '0/0';
     const slots = rows
       .filter((row) => row.slot_name !== null)
-      .map(
-        (row): SlotInfo => ({
-          name: row.slot_name,
-          type: row.slot_type,
-          temporary: row.temporary,
-          active: row.active,
-          ...(row.active_pid !== null ? { activePid: row.active_pid } : {}),
-          ...(row.holder ? { holder: row.holder } : {}),
-          ...(row.restart_lsn ? { restartLsn: row.restart_lsn } : {}),
-          ...(row.wal_status ? { walStatus: row.wal_status } : {}),
-          ...(row.retained !== null ? { retainedBytes: Number(row.retained) } : {}),
-          ...(row.safe_wal_size !== null ? { safeWalSize: Number(row.safe_wal_size) } : {}),
-        }),
-      );
+      .map((row): SlotInfo => ({
+        name: row.slot_name,
+        type: row.slot_type,
+        temporary: row.temporary,
+        active: row.active,
+        ...(row.active_pid !== null ? { activePid: row.active_pid } : {}),
+        ...(row.holder ? { holder: row.holder } : {}),
+        ...(row.restart_lsn ? { restartLsn: row.restart_lsn } : {}),
+        ...(row.wal_status ? { walStatus: row.wal_status } : {}),
+        ...(row.retained !== null ? { retainedBytes: Number(row.retained) } : {}),
+        ...(row.safe_wal_size !== null ? { safeWalSize: Number(row.safe_wal_size) } : {}),
+      }));
     return { currentLsn, slots };
   } finally {
     await client.end().catch(() => undefined);

@@ -11,7 +11,11 @@ export interface SlotDropFlags {
  * `warden slot drop <name> [--force]`: drops a replication slot; refuses while the repository
  * lacks WAL the slot holds (or the slot is not the repository's) unless forced.
  */
-export async function slotDropCommand(context: CommandContext, name: string, flags: SlotDropFlags): Promise<number> {
+export async function slotDropCommand(
+  context: CommandContext,
+  name: string,
+  flags: SlotDropFlags,
+): Promise<number> {
   const report = await dropSlot({
     connection: context.cluster(),
     repository: await openRepositoryIfAny(context),

@@ -33,7 +33,9 @@ export async function slotListCommand(context: CommandContext): Promise<number> 
         `warning: slot ${slot.name} of this repository is inactive and keeps ${formatBytes(slot.retainedBytes ?? 0)} of WAL on the server\n`,
       );
     if (slot.walStatus === 'lost')
-      process.stderr.write(`warning: slot ${slot.name} was invalidated (wal_status lost): its consumer misses WAL\n`);
+      process.stderr.write(
+        `warning: slot ${slot.name} was invalidated (wal_status lost): its consumer misses WAL\n`,
+      );
   }
   return 0;
 }

@@ -219,9 +219,14 @@ test('a backup whose slot another connection holds fails fast with WARDEN_E_SLOT
       if (active?.active) break;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const checkpoints = async () =>
+      (await cluster.query<{ n: string }>('SELECT checkpoints_req::text AS n FROM pg_stat_bgwriter'))[0]!.n;
+    const checkpointsBefore = await checkpoints();
     const backup = await warden(['backup', '--repo', d, '--json']);
     assert.equal(errorCode(backup), 'WARDEN_E_SLOT_BUSY', backup.stdout + backup.stderr);
     assert.equal(backup.code, 6);
+    // It failed before BASE_BACKUP (whose CHECKPOINT 'fast' would count), not after retrying.
+    assert.equal(await checkpoints(), checkpointsBefore);
     assert.deepEqual(
       await runWarden(['backup', 'list', '--repo', d, '--json'], { cwd: cluster.workDir }).then(
         (r) => (JSON.parse(r.stdout) as { backups: unknown[] }).backups,
@@ -311,3 +316,85 @@ test('slot list names owners; slot drop refuses while the repository lacks WAL t
   assert.ok((JSON.parse(forced.stdout) as { lost?: { bytes: number } }).lost!.bytes > 0);
   assert.ok(!(await slotNames()).includes(slotA));
 });
+
+test('a slot that another repository consumed is refused, not streamed through with a hole', async () => {
+  const x = repoDir('x');
+  const stream = walStream(x, ['--slot', 'shared']);
+  await waitForArchive(x, stream);
+  assert.equal(await stream.stop(), 0, stream.output());
+  await writeWal(1);
+  // Y names the same slot: it never streamed through it, and the slot stands beyond Y's WAL.
+  const [before] = await cluster.query<{ lsn: string }>(
+    "SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'shared'",
+  );
+  const refused = await warden(['backup', '--repo', repoDir('y'), '--slot', 'shared', '--json']);
+  assert.equal(errorCode(refused), 'WARDEN_E_SLOT_NOT_OWNED', refused.stdout + refused.stderr);
+  const [afterRefusal] = await cluster.query<{ lsn: string }>(
+    "SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = 'shared'",
+  );
+  assert.equal(afterRefusal?.lsn, before?.lsn, "X's slot was not consumed");
+  const again = walStream(x, ['--slot', 'shared']);
+  await waitForArchive(x, again);
+  assert.equal(await again.stop(), 0, again.output());
+  assert.deepEqual(await gaps(x), []);
+});
+
+test('an invalidated slot (wal_status lost) stops the stream with WARDEN_E_SLOT_INVALIDATED; a backup still works', async () => {
+  const small = await startCluster({ settings: { max_slot_wal_keep_size: '32MB', wal_keep_size: 0 } });
+  try {
+    const smallDb = `${small.url()}?sslmode=disable`;
+    const repo = path.join(small.workDir, 'repo-lost');
+    const args = (more: string[]) => [...more, '--db', smallDb, '--repo', repo, '--no-encryption'];
+    const child = spawn(process.execPath, [WARDEN_BIN, ...args(['wal', 'stream'])], {
+      cwd: small.workDir,
+      stdio: 'ignore',
+    });
+    const removeHook = onExit(() => child.kill('SIGKILL'));
+    const exited = once(child, 'exit');
+    const store = new FsObjectStore(repo);
+    const [start] = await small.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    while (
+      !(await store.stat('warden-repo.json')) ||
+      (await repositoryWalEnd(await Repository.open(store))) < parseLsn(start!.lsn)
+    )
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    child.kill('SIGINT');
+    await exited;
+    removeHook();
+    const slot = (await meta(repo)).slot!;
+    await small.query('CREATE TABLE t (id int)');
+    for (;;) {
+      await small.query('INSERT INTO t SELECT generate_series(1, 1000)');
+      await small.query('SELECT pg_switch_wal()');
+      await small.query('CHECKPOINT');
+      const [row] = await small.query<{ wal_status: string }>(
+        'SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1',
+        [slot],
+      );
+      if (row?.wal_status === 'lost') break;
+    }
+    const stream = await runWithGuard(args(['wal', 'stream', '--json']), small.workDir, 120_000);
+    assert.equal(errorCode(stream), 'WARDEN_E_SLOT_INVALIDATED', stream.stdout + stream.stderr);
+    assert.equal(stream.code, 5);
+    const backup = await runWithGuard(args(['backup', '--json']), small.workDir, 300_000);
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.match(backup.stderr, /invalidated/);
+  } finally {
+    await small.stop();
+  }
+});
+
+/** A command that the old code ran forever: the guard turns that into a failure. */
+async function runWithGuard(args: string[], cwd: string, ms: number): Promise<CliRun> {
+  const child = spawn(process.execPath, [WARDEN_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const removeHook = onExit(() => child.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), ms);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  removeHook();
+  return { code: code ?? -1, stdout, stderr };
+}

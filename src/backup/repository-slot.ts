@@ -7,13 +7,10 @@ import {
   type SlotInfo,
 } from '../postgres/replication-slots.ts';
 import type { Repository } from '../repository/repository.ts';
-import { derivedSlotName, slotOwnerPrefix } from '../repository/repository-meta.ts';
+import { derivedSlotName, LEGACY_SLOT, slotOwnerPrefix } from '../repository/repository-meta.ts';
 import { readWalInventory, type WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, type Lsn } from '../wal/lsn.ts';
 import { archivedEnd } from './wal-coverage.ts';
-
-/** The slot every repository streamed through before each got its own. */
-export const LEGACY_SLOT = 'warden';
 
 export interface RepositorySlot {
   name: string;

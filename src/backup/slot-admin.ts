@@ -3,9 +3,9 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { ReplicationClient } from '../postgres/replication-client.ts';
 import { holderRepositoryId, readSlots, type SlotInfo } from '../postgres/replication-slots.ts';
 import type { Repository } from '../repository/repository.ts';
-import { slotOwnerPrefix } from '../repository/repository-meta.ts';
+import { LEGACY_SLOT, slotOwnerPrefix } from '../repository/repository-meta.ts';
 import { formatLsn, parseLsn } from '../wal/lsn.ts';
-import { LEGACY_SLOT, repositoryWalEnd } from './repository-slot.ts';
+import { repositoryWalEnd } from './repository-slot.ts';
 
 export interface SlotListEntry extends SlotInfo {
   /** Who the slot is known to belong to: `this repository`, `repository <id>…`, a holder, or unknown. */

@@ -5,6 +5,7 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { listBackups } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
+import { LEGACY_SLOT } from '../repository/repository-meta.ts';
 import { lockHolder } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
 import { restorableWindow, type RestorableWindow } from '../restore/restorable-window.ts';
@@ -123,7 +124,8 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
   let slotName = plan.slot;
   try {
     const repository = await Repository.open(store);
-    slotName ??= repository.meta.slot;
+    // A repository from before slots were recorded streamed through `warden`.
+    slotName ??= repository.meta.slot ?? LEGACY_SLOT;
     const backups = await listBackups(repository);
     const inventory = await readWalInventory(repository);
     status.restorableWindow = restorableWindow(backups, inventory, repository.meta.walSegmentSize);
@@ -187,8 +189,7 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
     alerts.push(`repository ${store.location} unreachable: ${wrapped.message}`);
     if (!inputs.live?.jobs) status.jobs = jobsFromSchedules(plan, now);
   }
-  const server =
-    inputs.connection && slotName ? await serverPosition(inputs.connection, slotName) : undefined;
+  const server = inputs.connection ? await serverPosition(inputs.connection, slotName) : undefined;
   if (server && slotName) {
     status.walStream.slot = {
       name: slotName,
@@ -286,7 +287,7 @@ interface ServerPosition {
 /** The server's view of Warden's stream (pg_stat_replication of the slot's walsender), if reachable. */
 async function serverPosition(
   connection: ConnectionConfig,
-  slot: string,
+  slot: string | undefined,
 ): Promise<ServerPosition | undefined> {
   try {
     const client = await connect(
@@ -307,7 +308,7 @@ async function serverPosition(
            FROM (SELECT 1) one
            LEFT JOIN pg_replication_slots s ON s.slot_name = $1
            LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid`,
-        [slot],
+        [slot ?? null],
       );
       const row = rows[0]!;
       return {

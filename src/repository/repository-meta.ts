@@ -31,6 +31,9 @@ export interface RepositoryMeta {
   slotCreatedAt?: string;
 }
 
+/** The slot every repository streamed through before each got its own. */
+export const LEGACY_SLOT = 'warden';
+
 /** Prefix of the slot names Warden derives from repository ids (`warden_<16 hex digits>`). */
 const DERIVED_SLOT = /^warden_([0-9a-f]{16})$/;
 

@@ -14,6 +14,8 @@ import { WalReceiver } from './wal-receiver.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 
 const WAIT_FOR_RECEIVER_MS = 120_000;
+/** After this long, the wait for the running stream is said out loud (a stalled stream shows). */
+const STILL_WAITING_MS = 10_000;
 /** Catch-up through the repository's slot: 4 attempts (waits of 0.5, 1 and 2 s, ±50 %), then fail. */
 const CATCH_UP_ATTEMPTS = 4;
 
@@ -108,11 +110,24 @@ export async function ensureWalArchived(options: {
       { endLsn: formatLsn(options.endLsn), timeoutMs: WAIT_FOR_RECEIVER_MS },
       "waiting for the running WAL stream to archive the backup's WAL",
     );
-    const deadline = Date.now() + WAIT_FOR_RECEIVER_MS;
+    const started = Date.now();
+    const deadline = started + WAIT_FOR_RECEIVER_MS;
+    let told = false;
     while (Date.now() < deadline) {
       const inventory = await readWalInventory(options.repository);
       const timelines = [...inventory.segments.keys(), ...inventory.partials.map((p) => p.timeline)];
       if (timelines.some((tli) => archivedEnd(inventory, tli, segmentSize) >= options.endLsn)) return;
+      if (!told && Date.now() - started >= STILL_WAITING_MS) {
+        told = true;
+        const holder = await lockHolder(options.store, 'wal-stream');
+        options.logger.warn(
+          {
+            endLsn: formatLsn(options.endLsn),
+            holder: holder ? `pid ${holder.pid} on ${holder.host}` : undefined,
+          },
+          `still waiting for the running WAL stream to archive up to ${formatLsn(options.endLsn)}; giving up ${Math.round((deadline - Date.now()) / 1000)} s from now`,
+        );
+      }
       await sleep(200, options.signal);
     }
     throw new WardenError(

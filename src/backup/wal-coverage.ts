@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { isWardenError, WardenError } from '../errors.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { ReplicationClient } from '../postgres/replication-client.ts';
-import { holderName } from '../postgres/replication-slots.ts';
+import { holderName, readSlot } from '../postgres/replication-slots.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
 import { lockHolder } from '../repository/repository-lock.ts';
@@ -14,6 +14,8 @@ import { WalReceiver } from './wal-receiver.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 
 const WAIT_FOR_RECEIVER_MS = 120_000;
+/** How long a backup waits for a just-started stream to create the repository's slot. */
+const SLOT_APPEAR_MS = 30_000;
 /** After this long, the wait for the running stream is said out loud (a stalled stream shows). */
 const STILL_WAITING_MS = 10_000;
 /** Catch-up through the repository's slot: 4 attempts (waits of 0.5, 1 and 2 s, ±50 %), then fail. */
@@ -59,7 +61,18 @@ export async function planBackupWal(options: {
   logger: Logger;
 }): Promise<BackupWalSource> {
   const { repository, logger } = options;
-  if (await lockHolder(options.store, 'wal-stream')) return { kind: 'stream' };
+  if (await lockHolder(options.store, 'wal-stream')) {
+    // A stream that has just started (the daemon's first start) may not have created its slot
+    // yet; one created after BASE_BACKUP's checkpoint would start after the backup. Wait for it
+    // (at most 30 s, polling every 200 ms), then rely on the stream either way.
+    const name = options.slotName ?? repository.meta.slot;
+    for (let waited = 0; name !== undefined && waited < SLOT_APPEAR_MS; waited += 200) {
+      if ((await readSlot(options.connection, name)).slot) break;
+      if (waited === 0) logger.info({ slot: name }, 'waiting for the running WAL stream to create its slot');
+      await sleep(200);
+    }
+    return { kind: 'stream' };
+  }
   try {
     const slot = await resolveRepositorySlot({
       connection: options.connection,

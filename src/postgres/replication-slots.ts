@@ -56,12 +56,14 @@ export async function readSlots(connection: ConnectionConfig): Promise<ServerSlo
     { connectTimeoutMs: 10_000 },
   );
   try {
+    // A standby has no current insert position: what it has replayed is its "now".
     const { rows } = await client.query<SlotRow>(
-      `SELECT s.slot_name, s.slot_type, s.temporary, s.active, s.active_pid, a.application_name AS holder,
+      `WITH now AS (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn)
+       SELECT s.slot_name, s.slot_type, s.temporary, s.active, s.active_pid, a.application_name AS holder,
               s.restart_lsn::text AS restart_lsn, s.wal_status,
-              (pg_current_wal_lsn() - s.restart_lsn)::text AS retained, s.safe_wal_size::text AS safe_wal_size,
-              pg_current_wal_lsn()::text AS current_lsn
-         FROM (SELECT 1) one
+              (now.lsn - s.restart_lsn)::text AS retained, s.safe_wal_size::text AS safe_wal_size,
+              now.lsn::text AS current_lsn
+         FROM now
          LEFT JOIN pg_replication_slots s ON true
          LEFT JOIN pg_stat_activity a ON a.pid = s.active_pid
         ORDER BY s.slot_name`,

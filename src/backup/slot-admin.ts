@@ -38,7 +38,13 @@ function ownerOf(slot: SlotInfo, repository: Repository | undefined): { owner: s
   return { owner: 'unknown', own: false };
 }
 
-/** Every replication slot of the cluster, with its owner when known. */
+/**
+ * Every replication slot of the cluster, with its owner when known.
+ *
+ * @example
+ * const { slots } = await listSlots(connectionFromUrl(url), await Repository.open(store));
+ * for (const s of slots) console.log(s.name, s.owner, s.active, s.retainedBytes, s.walStatus);
+ */
 export async function listSlots(
   connection: ConnectionConfig,
   repository: Repository | undefined,
@@ -61,6 +67,10 @@ export interface SlotDropReport {
  * Drops a slot. Refuses (WARDEN_E_SLOT_HOLDS_WAL) while it is active, while it holds WAL the
  * repository has not archived, or when it is not the repository's, unless `force`; the message
  * says what would be lost.
+ *
+ * @example
+ * const report = await dropSlot({ connection, repository, name: 'warden', force: true });
+ * if (report.lost) console.log(`WAL ${report.lost.from}..${report.lost.to} was never archived`);
  */
 export async function dropSlot(options: {
   connection: ConnectionConfig;

@@ -304,6 +304,15 @@ test('slot list names owners; slot drop refuses while the repository lacks WAL t
   // The idle slot is reported by a command that connects.
   const backupWarn = await warden(['dump', '--repo', a, '--database', 'postgres', '--json']);
   assert.match(backupWarn.stderr, new RegExp(`warning: slot ${slotA} of this repository is inactive`));
+  const status = await runWarden(['status', '--db', db, '--repo', a, '--json'], { cwd: cluster.workDir });
+  const [clusterStatus] = (
+    JSON.parse(status.stdout) as {
+      clusters: Array<{ walStream: { slot?: { name: string; active?: boolean } }; alerts: string[] }>;
+    }
+  ).clusters;
+  assert.equal(clusterStatus?.walStream.slot?.name, slotA);
+  assert.equal(clusterStatus?.walStream.slot?.active, false);
+  assert.ok(clusterStatus?.alerts.some((alert) => alert.startsWith(`slot ${slotA} is inactive`)));
   const refused = await runWarden(['slot', 'drop', slotA, '--db', db, '--repo', a, '--json'], {
     cwd: cluster.workDir,
   });

@@ -18,7 +18,9 @@ export async function walStreamCommand(context: CommandContext, signal: AbortSig
   const timer = setInterval(() => {
     const status = receiver.status();
     if (!context.json && process.stdout.isTTY)
-      process.stdout.write(`\r${status.state} flushed ${status.flushedLsn ?? '-'}   `);
+      process.stdout.write(
+        `\r${status.state}${status.slot ? ` (slot ${status.slot})` : ''} flushed ${status.flushedLsn ?? '-'}${status.waitingFor ? `, waiting for ${status.waitingFor}` : ''}   `,
+      );
   }, 1000);
   try {
     await receiver.run();

@@ -118,7 +118,9 @@ export async function ensureWalArchived(options: {
 }): Promise<void> {
   const segmentSize = options.repository.meta.walSegmentSize;
   const { source } = options;
-  if (source.kind === 'stream') {
+  // A stream of this repository that started during the backup (a daemon taking over) holds the
+  // wal-stream lock a catch-up needs: wait for it instead, as when it ran from the start.
+  if (source.kind === 'stream' || (await lockHolder(options.store, 'wal-stream'))) {
     options.logger.info(
       { endLsn: formatLsn(options.endLsn), timeoutMs: WAIT_FOR_RECEIVER_MS },
       "waiting for the running WAL stream to archive the backup's WAL",

@@ -50,6 +50,12 @@ export const ERROR_CODES = {
   WARDEN_E_REPO_CORRUPT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // replication slots
+  WARDEN_E_SLOT_BUSY: { exit: EXIT.conflict, http: 409, retryable: true },
+  WARDEN_E_SLOT_NOT_OWNED: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_SLOT_INVALIDATED: { exit: EXIT.integrity, http: 409 },
+  WARDEN_E_SLOT_HOLDS_WAL: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_SLOT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   // client-side encryption keys
   WARDEN_E_KEY_MISSING: { exit: EXIT.usage, http: 400 },
   WARDEN_E_KEY_MISMATCH: { exit: EXIT.usage, http: 403 },

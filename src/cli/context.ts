@@ -9,9 +9,9 @@ import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-st
 import type { EncryptionFlags } from '../config/encryption-config.ts';
 import type { PasswordFlags } from '../config/connection-settings.ts';
 import { hidePasswordsFromProcessList } from './hide-password.ts';
-import type { SigningFlags } from '../config/signing-config.ts';
-import type { SigningConfig } from '../config/signing-config.ts';
+import type { SigningConfig, SigningFlags } from '../config/signing-config.ts';
 import { loadSigningKey, loadTrust } from '../pipeline/signing/signing-keyring.ts';
+import type { SigningKey } from '../pipeline/signing/signing-keys.ts';
 import { loadReadKeys, loadWriteKeys } from '../pipeline/encryption/keyring.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
@@ -45,6 +45,8 @@ export interface CommandContext {
    * and the trusted signing keys every record read must be signed by.
    */
   readKeys(store?: ObjectStore): Promise<RepositoryKeys>;
+  /** The writer's signing key alone (created on first use), for commands that write no data. */
+  signingKey(): Promise<SigningKey>;
 }
 
 export async function createContext(options: GlobalOptions): Promise<CommandContext> {
@@ -58,6 +60,7 @@ export async function createContext(options: GlobalOptions): Promise<CommandCont
       ...(await loadWriteKeys(config.repository.encryption, target)),
       signingKey: await signingKeyOnce(config.repository.signing),
     }),
+    signingKey: () => signingKeyOnce(config.repository.signing),
     readKeys: async (source = store) => ({
       ...(await loadReadKeys(config.repository.encryption, source)),
       trust: await loadTrust(config.repository.signing, warnUnsigned),

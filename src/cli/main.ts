@@ -7,6 +7,7 @@ import { createContext, type CommandContext, type GlobalOptions } from './contex
 import type { KeygenFlags } from './commands/repo-keygen.ts';
 import type { RepoCopyFlags } from './commands/repo-copy.ts';
 import type { RepoSignFlags } from './commands/repo-sign.ts';
+import type { SlotDropFlags } from './commands/slot-drop.ts';
 import { reportError } from './render.ts';
 
 /** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
@@ -40,7 +41,10 @@ function withGlobals(command: Command): Command {
       '--repo-group <group>',
       'let this OS group read the repository directory (modes 0750/0640; default: owner only, 0700/0600)',
     )
-    .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
+    .option(
+      '--slot <name>',
+      "physical replication slot (default: the repository's own, recorded in warden-repo.json)",
+    )
     .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
     .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')
     .option(
@@ -191,6 +195,28 @@ export function buildProgram(): Command {
         (await import('./commands/wal-stream.ts')).walStreamCommand(context, shutdownSignal()),
       ),
   );
+
+  const slot = program.command('slot').description('replication slots: whose they are, what WAL they keep');
+  withGlobals(
+    slot.command('list').description("the cluster's slots: owner, active, retained WAL, wal_status"),
+  ).action(async (_options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/slot-list.ts')).slotListCommand(context),
+    ),
+  );
+  withGlobals(
+    slot
+      .command('drop')
+      .argument('<name>', 'slot name')
+      .description('drop a slot; refuses while the repository lacks WAL it holds'),
+  )
+    .option('--force', 'drop it anyway (the message says which WAL is then lost)')
+    .action(async (name: string, _options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & SlotDropFlags>();
+      await execute(options, async (context) =>
+        (await import('./commands/slot-drop.ts')).slotDropCommand(context, name, options),
+      );
+    });
 
   withGlobals(program.command('restore').description('restore into a new data directory'))
     .option('--to-time <time>', 'recover to this point in time (ISO 8601 with zone)')

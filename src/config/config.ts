@@ -37,7 +37,6 @@ export const DEFAULTS = {
   configFile: 'warden.yaml',
   repositoryPath: './.warden/repo',
   compression: 'zstd' as Compression,
-  slot: 'warden',
   tls: 'prefer',
 } as const;
 
@@ -99,7 +98,8 @@ export type ConfigFile = z.infer<typeof fileSchema>;
 export interface WardenConfig {
   /** Undefined when nothing names a cluster (the embedded default then applies). */
   cluster?: ConnectionConfig;
-  slot: string;
+  /** `--slot`/WARDEN_SLOT/cluster.slot; unset: each repository's own slot (warden-repo.json). */
+  slot?: string;
   repository: {
     path: string;
     compression: Compression;
@@ -215,9 +215,16 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
   );
   const level = file.config.repository?.compressionLevel;
   const group = repositoryGroup(flags.repoGroup, env.WARDEN_REPO_GROUP, file.config.repository?.group);
+  const slot = pick<string | undefined>(
+    'slot',
+    flags.slot,
+    env.WARDEN_SLOT,
+    file.config.cluster?.slot,
+    undefined,
+  );
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
-    slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
+    ...(slot !== undefined ? { slot } : {}),
     repository: {
       path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
       ...(s3 ? { s3 } : {}),

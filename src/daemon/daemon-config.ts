@@ -75,7 +75,8 @@ export interface ClusterPlan {
   /** Undefined only for the embedded default before it starts. */
   connection?: ConnectionConfig;
   repositoryPath: string;
-  slot: string;
+  /** Set only when configured; unset: the repository's own slot (warden-repo.json). */
+  slot?: string;
   profile: ProfileName;
   timezone: string;
   schedules: Record<JobName, Schedule | null>;
@@ -102,7 +103,7 @@ export interface DaemonInputs {
   /** Directory relative repository paths are resolved against (the config file's). */
   baseDir: string;
   /** The single cluster of `--db`/`--repo`/`cluster:` when `daemon.clusters` is absent. */
-  defaultCluster: { connection?: ConnectionConfig; repositoryPath: string; slot: string };
+  defaultCluster: { connection?: ConnectionConfig; repositoryPath: string; slot?: string };
   retention: RetentionPolicy;
   /** Profile when nothing names one (the embedded default uses dev). */
   defaultProfile?: ProfileName;
@@ -187,7 +188,9 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
       name,
       ...(connection ? { connection } : {}),
       repositoryPath,
-      slot: raw?.slot ?? inputs.defaultCluster.slot,
+      ...((raw?.slot ?? inputs.defaultCluster.slot) !== undefined
+        ? { slot: raw?.slot ?? inputs.defaultCluster.slot }
+        : {}),
       profile: profileName as ProfileName,
       timezone,
       schedules,

@@ -3,7 +3,15 @@ import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
-import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
+import { signedForWrite } from './record-trust.ts';
+import type { SigningKey } from '../pipeline/signing/signing-keys.ts';
+import {
+  derivedSlotName,
+  META_KEY,
+  newRepositoryId,
+  parseRepositoryMeta,
+  type RepositoryMeta,
+} from './repository-meta.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import {
   historyKey,
@@ -47,13 +55,17 @@ const PLAIN_PREFIXES = ['keys/'];
 export async function copyRepository(
   from: ObjectStore,
   to: ObjectStore,
-  options: { keys?: RepositoryKeys } = {},
+  options: {
+    keys?: RepositoryKeys;
+    /** Signs the target's own warden-repo.json (new id and slot); without it that file is unsigned. */
+    signingKey?: SigningKey;
+  } = {},
 ): Promise<CopyReport> {
   const started = performance.now();
   const source = await Repository.open(from, options.keys);
   const inventory = await readWalInventory(source);
   const backups = await listBackups(source);
-  await openTarget(source, to);
+  await openTarget(source, to, options.signingKey);
   const report: CopyReport = {
     from: from.location,
     to: to.location,
@@ -113,11 +125,20 @@ export async function copyRepository(
   return report;
 }
 
-/** The target repository: created with the source's metadata, or checked to be the same cluster's. */
-async function openTarget(source: Repository, to: ObjectStore): Promise<Repository> {
+/**
+ * The target repository: created with the source's metadata but an identity of its own (a copy
+ * that streams later must not share the source's replication slot), or checked to be the same
+ * cluster's.
+ */
+async function openTarget(source: Repository, to: ObjectStore, signingKey?: SigningKey): Promise<Repository> {
   if (!(await to.stat(META_KEY))) {
-    const meta = Buffer.from(`${JSON.stringify(source.meta, null, 2)}\n`);
-    if (await to.createExclusive(META_KEY, meta)) return new Repository(to, source.meta);
+    const repositoryId = newRepositoryId();
+    const { signature: _sourceSignature, ...fields } = source.meta;
+    const own: RepositoryMeta = { ...fields, repositoryId, slot: derivedSlotName(repositoryId) };
+    const target = new Repository(to, own, signingKey ? { signingKey } : {});
+    const signed = signedForWrite(target, META_KEY, own);
+    const meta = Buffer.from(`${JSON.stringify(signed, null, 2)}\n`);
+    if (await to.createExclusive(META_KEY, meta)) return target;
   }
   const target = new Repository(to, parseRepositoryMeta(await to.getBuffer(META_KEY), to.location));
   target.assertSameCluster(source.meta.systemId);

@@ -3,7 +3,15 @@ import { WardenError } from '../errors.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { ObjectStore } from './object-store.ts';
 import { checkTrusted, signedForWrite } from './record-trust.ts';
-import { META_KEY, parseRepositoryMeta, REPOSITORY_FORMAT, type RepositoryMeta } from './repository-meta.ts';
+import {
+  derivedSlotName,
+  legacyRepositoryId,
+  META_KEY,
+  newRepositoryId,
+  parseRepositoryMeta,
+  REPOSITORY_FORMAT,
+  type RepositoryMeta,
+} from './repository-meta.ts';
 
 export interface ClusterIdentity {
   systemId: string;
@@ -18,12 +26,39 @@ export interface ClusterIdentity {
 export class Repository {
   constructor(
     readonly store: ObjectStore,
-    readonly meta: RepositoryMeta,
+    private current: RepositoryMeta,
     readonly keys: RepositoryKeys = {},
   ) {}
 
+  get meta(): RepositoryMeta {
+    return this.current;
+  }
+
   get location(): string {
     return this.store.location;
+  }
+
+  /** This repository's id (a legacy repository's derived one until it is recorded). */
+  get id(): string {
+    return this.current.repositoryId ?? legacyRepositoryId(this.current);
+  }
+
+  /**
+   * Records the repository's slot (and its id) in `warden-repo.json`, once: a repository written
+   * before slots were recorded adopts the slot it is found to use. Rewrites the metadata object
+   * as a whole; the fields written before stay as they were.
+   */
+  async recordSlot(slot: string, createdAt?: string): Promise<void> {
+    if (this.current.slot === slot && this.current.repositoryId && createdAt === undefined) return;
+    const meta: RepositoryMeta = {
+      ...this.current,
+      repositoryId: this.id,
+      slot,
+      ...(createdAt !== undefined ? { slotCreatedAt: createdAt } : {}),
+    };
+    const signed = signedForWrite(this, META_KEY, meta);
+    await this.store.putBuffer(META_KEY, Buffer.from(`${JSON.stringify(signed, null, 2)}\n`));
+    this.current = signed;
   }
 
   /**
@@ -57,6 +92,8 @@ export class Repository {
     store: ObjectStore,
     cluster: ClusterIdentity,
     withTrust?: RepositoryKeys,
+    /** A new repository's slot when one is named (`--slot`); else derived from its new id. */
+    slot?: string,
   ): Promise<Repository> {
     const { trust: _readersOnly, ...keys } = withTrust ?? {};
     if (await store.stat(META_KEY)) {
@@ -64,6 +101,7 @@ export class Repository {
       repository.assertSameCluster(cluster.systemId);
       return repository;
     }
+    const repositoryId = newRepositoryId();
     const meta: RepositoryMeta = {
       format: REPOSITORY_FORMAT,
       systemId: cluster.systemId,
@@ -71,12 +109,14 @@ export class Repository {
       serverVersion: cluster.serverVersion,
       createdAt: new Date().toISOString(),
       createdBy: `warden on ${os.hostname()}`,
+      repositoryId,
+      slot: slot ?? derivedSlotName(repositoryId),
     };
     const repository = new Repository(store, meta, keys);
     const signed = signedForWrite(repository, META_KEY, meta);
     // Exclusive create: two processes initializing at once agree on one meta file.
     if (!(await store.createExclusive(META_KEY, Buffer.from(`${JSON.stringify(signed, null, 2)}\n`)))) {
-      return Repository.openFor(store, cluster, keys);
+      return Repository.openFor(store, cluster, withTrust, slot);
     }
     return repository;
   }

@@ -53,7 +53,7 @@ export function daemonPlanFor(
     defaultCluster: {
       ...(connection ? { connection } : {}),
       repositoryPath: override?.repositoryPath ?? config.repository.path,
-      slot: config.slot,
+      ...(config.slot !== undefined ? { slot: config.slot } : {}),
     },
     retention: config.retention,
     ...(defaultProfile ? { defaultProfile } : {}),

@@ -50,7 +50,10 @@ export interface RestorableWindow {
   earliest?: string;
   /** Latest point of the newest range (newest commit, or when the stream was last caught up). */
   latest?: string;
-  /** Where the newest range's WAL ends; with no range at all, where the archive's WAL ends. */
+  /**
+   * LSN up to which the archive is continuous on the newest timeline (its end): past the newest
+   * range's `latestLsn` when WAL after a gap has no backup to start from yet.
+   */
   latestLsn?: string;
   timeline?: number;
   gaps: WalGap[];
@@ -176,11 +179,7 @@ export function restorableWindow(
   const newest = ranges.at(-1);
   return {
     ...(newest ? { earliest: newest.earliest, latest: newest.latest } : {}),
-    ...(newest
-      ? { latestLsn: newest.latestLsn }
-      : wal.length
-        ? { latestLsn: formatLsn(wal.at(-1)!.end) }
-        : {}),
+    ...(wal.length ? { latestLsn: formatLsn(wal.at(-1)!.end) } : {}),
     timeline,
     gaps,
     ranges,

@@ -48,11 +48,6 @@ async function transfers(n: number, into: (t: { id: number; before: number; afte
   });
 }
 
-async function currentLsn(): Promise<string> {
-  const [row] = await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  return row!.lsn;
-}
-
 /** Waits until the archive holds a complete segment's record (archiving runs behind the stream). */
 async function waitForSegment(segment: string): Promise<void> {
   const key = segmentDataKey(1, segment).replace(/\.zst$/, '.json');
@@ -72,7 +67,12 @@ before(async () => {
   stream = streamInto(cluster);
   await transfers(2, (t) => before1.push(t.id));
   b1 = (
-    await takeBackup({ connection: stream.connection, store: stream.store, slotName: 'warden', compression: 'zstd' })
+    await takeBackup({
+      connection: stream.connection,
+      store: stream.store,
+      slotName: 'warden',
+      compression: 'zstd',
+    })
   ).backup;
   await withClient(cluster.url(), async (client) => {
     for (let i = 0; i < 6; i += 1) {
@@ -136,7 +136,12 @@ test('with no backup after the gap, backup list shows the range up to it (not "e
 
 test('after a second backup: two ranges in backup list, status and verify, each anchored by its backup', async () => {
   b2 = (
-    await takeBackup({ connection: stream.connection, store: stream.store, slotName: 'warden', compression: 'zstd' })
+    await takeBackup({
+      connection: stream.connection,
+      store: stream.store,
+      slotName: 'warden',
+      compression: 'zstd',
+    })
   ).backup;
   await transfers(3, (t) => commitsC.push(t.id));
   await stream.waitForArchive();
@@ -151,7 +156,10 @@ test('after a second backup: two ranges in backup list, status and verify, each 
   assert.equal(window.ranges[0]!.gapAfter?.firstMissingSegment, gapSegment);
   assert.ok(parseLsn(window.ranges[0]!.latestLsn) <= parseLsn(window.gaps[0]!.from));
   assert.ok(Date.parse(window.ranges[0]!.latest) >= commitsA.at(-1)!.before - 1000);
-  assert.ok(Date.parse(window.ranges[0]!.latest) < commitG.after, 'the first range ends before the lost commit');
+  assert.ok(
+    Date.parse(window.ranges[0]!.latest) < commitG.after,
+    'the first range ends before the lost commit',
+  );
   assert.equal(window.earliest, b2.endTime, 'the top-level window stays the newest range');
 
   const status = await warden(['status', '--repo', repoDir(), '--db', db(), '--json']);
@@ -172,8 +180,14 @@ test('after a second backup: two ranges in backup list, status and verify, each 
   assert.equal(v1.restorableTo?.lsn, window.ranges[0]!.latestLsn);
   assert.equal(v2.restorable, true);
   assert.equal(v2.restorableTo?.gapAfter, undefined);
-  assert.deepEqual(report.window?.ranges.map((r) => r.backups), [[b1.id], [b2.id]]);
-  assert.ok(report.problems.some((p) => p.kind === 'wal-gap'), 'the gap is still a problem');
+  assert.deepEqual(
+    report.window?.ranges.map((r) => r.backups),
+    [[b1.id], [b2.id]],
+  );
+  assert.ok(
+    report.problems.some((p) => p.kind === 'wal-gap'),
+    'the gap is still a problem',
+  );
   const cli = await warden(['verify', '--repo', repoDir()]);
   assert.match(cli.stdout, new RegExp(`backup ${b1.id}: restorable up to .* then a WAL gap`));
 });
@@ -202,7 +216,10 @@ test('a target inside the gap is refused with WARDEN_E_WAL_GAP naming it; the ta
     ['lsn', { kind: 'lsn' as const, lsn: parseLsn(b1.endLsn) + 0x1000000n * 2n }],
   ] as const) {
     const targetDir = path.join(cluster.workDir, `gap-in-${name}`);
-    const error = await rejectsWithCode(restore({ store: stream.store, target, targetDir }), 'WARDEN_E_WAL_GAP');
+    const error = await rejectsWithCode(
+      restore({ store: stream.store, target, targetDir }),
+      'WARDEN_E_WAL_GAP',
+    );
     assert.equal((error.details.gap as { firstMissingSegment: string }).firstMissingSegment, gapSegment);
     assert.match(error.message, new RegExp(gapSegment));
     assert.equal(existsSync(targetDir), false);

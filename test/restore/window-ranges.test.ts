@@ -83,13 +83,15 @@ test('with no backup after the gap, the older range is still the window (not "em
   assert.equal(window.ranges.length, 1);
   assert.equal(window.earliest, b1.endTime);
   assert.equal(window.latest, minute(5, 50).toISOString(), 'up to the last commit before the gap');
-  assert.equal(window.latestLsn, '0/6000000');
+  assert.equal(window.ranges[0]!.latestLsn, '0/6000000');
+  assert.equal(window.latestLsn, formatLsn(seg(10) + 0x1000n), 'the archive itself goes on after the gap');
   assert.equal(window.ranges[0]!.gapAfter?.firstMissingSegment, '000000010000000000000006');
 });
 
 const plan = (target: Parameters<typeof planRestore>[0], backups = [b1, b2]) =>
   planRestore(target, backups, inventory(), SEG);
-const segmentsOf = (p: ReturnType<typeof plan>) => p.segments.map((s) => Number(parseLsn(s.startLsn) / seg(1)));
+const segmentsOf = (p: ReturnType<typeof plan>) =>
+  p.segments.map((s) => Number(parseLsn(s.startLsn) / seg(1)));
 
 test('--backup before the gap restores from it, with no WAL from beyond the gap', () => {
   const p = plan({ kind: 'backup', id: 'b2' });

@@ -6,6 +6,7 @@ import type { SegmentRecord, WalInventory } from '../../src/repository/wal-archi
 import { restorableWindow } from '../../src/restore/restorable-window.ts';
 import { planRestore } from '../../src/restore/restore-planner.ts';
 import { formatLsn, parseLsn, segmentName } from '../../src/wal/lsn.ts';
+import { parseTimelineHistory } from '../../src/wal/timeline-history.ts';
 
 const SEG = 16 * 1024 * 1024;
 const seg = (n: number) => BigInt(n * SEG);
@@ -161,5 +162,47 @@ test('a backup whose own WAL has a hole is refused naming that hole', () => {
   assert.throws(
     () => planRestore({ kind: 'backup', id: 'b2' }, [b1, b2], broken, SEG),
     (e) => isWardenError(e, 'WARDEN_E_WAL_GAP') && e.message.includes('000000010000000000000003'),
+  );
+});
+
+test('ranges follow a timeline switch; a gap on the new timeline cuts the range there', () => {
+  const onTimeline = (timeline: number, n: number, validBytes = SEG): SegmentRecord => ({
+    ...segment(n),
+    segment: segmentName(timeline, seg(n), SEG),
+    timeline,
+    validBytes,
+  });
+  // Timeline 1 to 0/3800000, then timeline 2 from there: segments 3..5 and 7..8 (6 lost).
+  const switched: WalInventory = {
+    segments: new Map([
+      [1, [onTimeline(1, 1), onTimeline(1, 2), onTimeline(1, 3, 0x800000)]],
+      [2, [3, 4, 5, 7, 8].map((n) => onTimeline(2, n))],
+    ]),
+    partials: [],
+    histories: [2],
+    historyEntries: new Map([[2, parseTimelineHistory('1\t0/3800000\tno recovery target specified\n')]]),
+  };
+  const onTwo = { ...backup('t2', 7), timeline: 2 };
+  const window = restorableWindow([b1, onTwo], switched, SEG);
+  assert.deepEqual(
+    window.ranges.map((r) => [r.timeline, r.backups, r.latestLsn]),
+    [
+      [2, ['b1'], '0/6000000'],
+      [2, ['t2'], '0/9000000'],
+    ],
+  );
+  assert.equal(window.gaps[0]!.firstMissingSegment, '000000020000000000000006');
+  const p = planRestore({ kind: 'backup', id: 'b1' }, [b1, onTwo], switched, SEG);
+  assert.deepEqual(
+    p.segments.map((s) => s.segment),
+    ['000000010000000000000001'],
+  );
+  const latestBefore = planRestore({ kind: 'time', time: minute(5, 50) }, [b1, onTwo], switched, SEG);
+  assert.deepEqual(
+    latestBefore.segments.map((s) => s.segment),
+    [1, 2, 3]
+      .map((n) => segmentName(1, seg(n), SEG))
+      .concat([3, 4, 5].map((n) => segmentName(2, seg(n), SEG))),
+    'across the switch, up to the gap',
   );
 });

@@ -206,3 +206,18 @@ test('ranges follow a timeline switch; a gap on the new timeline cuts the range 
     'across the switch, up to the gap',
   );
 });
+
+test('--to-name finds a restore point before the gap and restores from that range', () => {
+  const named = inventory();
+  const list = named.segments.get(1)!;
+  list[3] = {
+    ...list[3]!,
+    restorePoints: [
+      { name: 'before-gap', lsn: formatLsn(seg(4) + 0x100n), time: minute(4, 20).toISOString() },
+    ],
+  };
+  const p = planRestore({ kind: 'name', name: 'before-gap' }, [b1, b2, b3], named, SEG);
+  assert.equal(p.backup.id, 'b2');
+  assert.deepEqual(segmentsOf(p), [3, 4]);
+  assert.equal(p.recovery.recovery_target_name, 'before-gap');
+});

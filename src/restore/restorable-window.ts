@@ -97,7 +97,7 @@ export function newestTimeline(inventory: WalInventory): number | undefined {
  * a branch that was abandoned), with a complete incremental chain, and their own WAL (start to
  * consistency point) inside the range.
  */
-export function anchorsOf(
+function anchorsOf(
   range: WalRange,
   backups: readonly BackupRecord[],
   chain: readonly ChainLink[],

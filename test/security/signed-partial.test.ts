@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
+import { isWardenError } from '../../src/errors.ts';
 import { X25519Identity, X25519Recipient } from '../../src/pipeline/encryption/age-keys.ts';
 import type { RepositoryKeys } from '../../src/pipeline/encryption/repository-keys.ts';
 import { SigningKey } from '../../src/pipeline/signing/signing-keys.ts';
@@ -16,6 +18,7 @@ import {
   readWalInventory,
   type SegmentRecord,
 } from '../../src/repository/wal-archive.ts';
+import { restore } from '../../src/restore/restore.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
 import { PartialWriter } from '../../src/wal/partial-format.ts';
 import { runWarden, type CliRun } from '../harness/cli.ts';
@@ -149,6 +152,21 @@ async function forge(
   return Buffer.concat([preamble, ...frames]);
 }
 
+/** A directory repository that notes every object read from it. */
+class ReadLog extends FsObjectStore {
+  readonly reads: string[] = [];
+
+  override get(key: string): Readable {
+    this.reads.push(key);
+    return super.get(key);
+  }
+
+  override async getBuffer(key: string): Promise<Buffer> {
+    this.reads.push(key);
+    return super.getBuffer(key);
+  }
+}
+
 async function emptyTarget(name: string): Promise<string> {
   const dir = path.join(cluster.workDir, name);
   await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -199,6 +217,25 @@ for (const mode of ['sealed', 'checksummed'] as const) {
       assert.equal(restored.code, 5, restored.stdout + restored.stderr);
       assert.deepEqual([errorOf(restored).code, errorOf(restored).details.object], [code, key]);
       assert.deepEqual(await readdir(target), [], 'nothing reached the target directory');
+
+      // The same through the library, watching what it reads: no archive of the backup, so the
+      // refusal came before any byte of it could reach the target.
+      const store = new ReadLog(repo);
+      await assert.rejects(
+        restore({
+          store,
+          target: { kind: 'latest' },
+          targetDir: path.join(cluster.workDir, `forged-${mode}-library-${i}`),
+          keys: { identities: [identity], trust: { keys: new Map([[writer.id, writer.publicKey]]) } },
+        }),
+        (error) => isWardenError(error) && error.code === code,
+      );
+      assert.ok(store.reads.includes(key), 'the partial was read');
+      assert.deepEqual(
+        store.reads.filter((read) => read.includes('.tar')),
+        [],
+        'no archive was read',
+      );
 
       const verified = await warden(['verify', '--repo', repo, ...readerArgs()]);
       assert.equal(verified.code, 5, verified.stderr);

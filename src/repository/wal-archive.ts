@@ -13,7 +13,7 @@ import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-format.ts';
 import { assertTrustedPartial } from '../wal/partial-signature.ts';
-import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
+import type { RecordSignature, TrustPolicy } from '../pipeline/signing/record-signature.ts';
 import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { Repository } from './repository.ts';
 
@@ -262,11 +262,10 @@ export async function archiveSealedSegment(
     commits: 0,
   };
   await repository.store.putBuffer(segmentDataKey(partial.timeline, partial.segment), sealed);
-  await repository.store.putBuffer(
-    `${timelineDir(partial.timeline)}${partial.segment}.json`,
-    Buffer.from(JSON.stringify(record)),
-  );
-  return record;
+  const recordKey = segmentRecordKey(partial.timeline, partial.segment);
+  const signed = signedForWrite(repository, recordKey, record);
+  await repository.store.putBuffer(recordKey, Buffer.from(JSON.stringify(signed)));
+  return signed;
 }
 
 function safeSummary(
@@ -431,9 +430,11 @@ async function partialLayout(repository: Repository, key: string): Promise<Layou
   return layout;
 }
 
-/** The handle's trust set, as openPartial takes it (none: signatures are not checked). */
-function partialTrust(repository: Repository): Pick<Parameters<typeof openPartial>[1], 'trust'> {
-  const policy = repository.keys.trust;
+/** A trust set as openPartial takes it (none: signatures are not checked). */
+function partialTrust(
+  repository: Repository,
+  policy: TrustPolicy | undefined,
+): Pick<Parameters<typeof openPartial>[1], 'trust'> {
   return policy ? { trust: { policy, systemId: repository.meta.systemId } } : {};
 }
 
@@ -477,6 +478,8 @@ export async function checkPartialTrusted(
 export async function readPartialSegment(
   repository: Repository,
   partial: Pick<PartialSegment, 'key' | 'segment'>,
+  /** The receiver passes its own key here (a writer's handle has no trust set). */
+  trust: TrustPolicy | undefined = repository.keys.trust,
 ): Promise<{ raw: Buffer; validBytes: number; format: PartialLayout['format'] }> {
   const segmentSize = repository.meta.walSegmentSize;
   const opened = await openPartial(await repository.store.getBuffer(partial.key), {
@@ -484,7 +487,7 @@ export async function readPartialSegment(
     segment: partial.segment,
     segmentSize,
     ...(repository.keys.identities ? { identities: repository.keys.identities } : {}),
-    ...partialTrust(repository),
+    ...partialTrust(repository, trust),
   });
   const raw = Buffer.alloc(segmentSize);
   opened.wal.copy(raw);

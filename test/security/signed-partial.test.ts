@@ -45,9 +45,9 @@ function errorOf(result: CliRun): { code: string; details: Record<string, unknow
   return (JSON.parse(result.stdout) as { error: { code: string; details: Record<string, unknown> } }).error;
 }
 
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
   const deadline = Date.now() + 60_000;
-  while (!condition()) {
+  while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -291,3 +291,79 @@ for (const mode of ['sealed', 'checksummed'] as const) {
     assert.equal(errorOf(forged).code, 'WARDEN_E_SIGNATURE_INVALID');
   });
 }
+
+test('a restarted receiver archives (and signs) a leftover partial of its own key, but keeps one signed by another key', async () => {
+  const connection = { ...connectionFromUrl(cluster.url()), tls: 'disable' as const };
+  for (const forged of [false, true]) {
+    const name = forged ? 'leftover_forged' : 'leftover_own';
+    const store = new FsObjectStore(path.join(cluster.workDir, name));
+    // Like a backup host: recipients and the signing key, no identity.
+    const keys: RepositoryKeys = { recipients: [identity.recipient], signingKey: writer };
+    const receive = () => {
+      const stop = new AbortController();
+      let flushedTo = 0n;
+      const done = new WalReceiver({
+        connection,
+        store,
+        slotName: `warden_${name}`,
+        keys,
+        signal: stop.signal,
+        onFlush: (lsn) => (flushedTo = lsn),
+      }).run();
+      return { flushed: () => flushedTo, stop: async () => (stop.abort(), await done) };
+    };
+    const first = receive();
+    await cluster.query('INSERT INTO t VALUES ($1)', [name]);
+    const [row] = await cluster.query<{ lsn: string; segment: string }>(
+      'SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS segment',
+    );
+    await waitFor(() => first.flushed() >= parseLsn(row!.lsn), 'the first receiver flushes the row');
+    await first.stop();
+    const key = `wal/00000001/${row!.segment}.partial`;
+    const recordKey = `wal/00000001/${row!.segment}.json`;
+    if (forged) {
+      const repository = await Repository.open(store, { identities: [identity] });
+      const { raw, validBytes } = await readPartialSegment(repository, { key, segment: row!.segment });
+      const partial = await PartialWriter.create(row!.segment, [identity.recipient], {
+        key: stranger,
+        systemId: repository.meta.systemId,
+      });
+      await store.putBuffer(
+        key,
+        Buffer.concat([partial.preamble, partial.frame(raw.subarray(0, validBytes))]),
+      );
+    }
+
+    await cluster.query('SELECT pg_switch_wal()');
+    await cluster.query('INSERT INTO t VALUES ($1)', [`${name} later`]);
+    await cluster.query('SELECT pg_switch_wal()');
+    const [now] = await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    await waitFor(async () => {
+      try {
+        await cluster.query('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())', [
+          `warden_${name}`,
+        ]);
+        return true;
+      } catch {
+        return false; // the stopped receiver's walsender has not exited yet
+      }
+    }, 'the slot can be advanced');
+    const second = receive();
+    try {
+      // The leftover is handled before streaming starts: once the receiver flushes, it is done.
+      await waitFor(() => second.flushed() >= parseLsn(now!.lsn), 'the second receiver streams');
+    } finally {
+      await second.stop();
+    }
+    const stored = await store.list('wal/00000001/');
+    if (forged) {
+      assert.ok(stored.includes(key), 'the forged leftover is kept');
+      assert.ok(!stored.includes(recordKey), 'and never archived under a record the receiver signs');
+    } else {
+      assert.ok(!stored.includes(key));
+      const record = JSON.parse((await store.getBuffer(recordKey)).toString()) as SegmentRecord;
+      assert.equal(record.container, 'sealed-partial');
+      assert.equal(record.signature?.key, writer.id, 'the sealed-partial record is signed');
+    }
+  }
+});

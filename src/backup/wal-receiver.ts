@@ -27,6 +27,7 @@ import { SegmentWriter } from './segment-writer.ts';
 import { scanPartial } from '../wal/partial-format.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import type { TrustPolicy } from '../pipeline/signing/record-signature.ts';
 
 export interface WalReceiverOptions {
   connection: ConnectionConfig;
@@ -337,12 +338,22 @@ export class WalReceiver {
   /**
    * Archives a leftover partial segment and removes it: from its checked frames when this process
    * can open them, else (sealed to recipients whose identities it does not hold) as it is stored,
-   * in a `sealed-partial` container. False when it is damaged: it is then kept as it is — restore
-   * and verify name the damage — and a warning says so.
+   * in a `sealed-partial` container. False when it is damaged or (with a signing key) signed by
+   * another key: it is then kept as it is — restore and verify name it — and a warning says so.
    */
   private async archiveLeftover(repository: Repository, partial: PartialSegment): Promise<boolean> {
+    // The archived segment's record is signed with this receiver's key: a leftover signed by any
+    // other key, or whose frames fail their signatures, is kept (restore and verify name it)
+    // rather than vouched for. Unsigned ones (written before signing) are archived, with a warning.
+    const own = repository.keys.signingKey;
+    const trust: TrustPolicy | undefined = own && {
+      keys: new Map([[own.id, own.publicKey]]),
+      allowUnsigned: true,
+      onUnsigned: (object) =>
+        this.logger.warn({ object }, `archiving unsigned leftover partial segment ${object}`),
+    };
     try {
-      const opened = await readPartialSegment(repository, partial);
+      const opened = await readPartialSegment(repository, partial, trust);
       if (opened.validBytes > 0)
         await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
     } catch (error) {

@@ -31,6 +31,10 @@ export class ObjectSink {
     private readonly recipients?: readonly AgeRecipient[],
   ) {
     this.compressor = createCompressor(compression, level);
+    // An abort (or a compressor failure) can come before the store has started reading, when no
+    // consumer listens yet: the error then reaches the caller through the store's read of the
+    // destroyed stream (write()/finish()), never as an uncaught 'error' event.
+    this.compressor.on('error', () => undefined);
     const hash = this.hash;
     let compressed: Readable = this.compressor;
     if (recipients?.length) {

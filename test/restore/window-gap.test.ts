@@ -188,7 +188,8 @@ test('after a second backup: two ranges in backup list, status and verify, each 
     report.problems.some((p) => p.kind === 'wal-gap'),
     'the gap is still a problem',
   );
-  const cli = await warden(['verify', '--repo', repoDir()]);
+  // The library wrote this repository without a signing key: the CLI reads it with --allow-unsigned.
+  const cli = await warden(['verify', '--repo', repoDir(), '--allow-unsigned']);
   assert.match(cli.stdout, new RegExp(`backup ${b1.id}: restorable up to .* then a WAL gap`));
 });
 
@@ -232,6 +233,7 @@ test('a target inside the gap is refused with WARDEN_E_WAL_GAP naming it; the ta
     repoDir(),
     '--target-dir',
     path.join(cluster.workDir, 'gap-in-cli'),
+    '--allow-unsigned',
   ]);
   assert.equal(cli.code, 5, cli.stderr);
   assert.match(cli.stderr, /WARDEN_E_WAL_GAP.*lies in a WAL gap/);

@@ -338,16 +338,18 @@ test('a restarted receiver archives (and signs) a leftover partial of its own ke
     await cluster.query('INSERT INTO t VALUES ($1)', [`${name} later`]);
     await cluster.query('SELECT pg_switch_wal()');
     const [now] = await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    // The slot is lost (dropped) and the next receiver makes it again past the partial's segment
+    // (after a checkpoint, since a new slot reserves WAL from the redo point). Advancing it is
+    // refused now: a slot beyond the repository's WAL was consumed by another.
     await waitFor(async () => {
       try {
-        await cluster.query('SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())', [
-          `warden_${name}`,
-        ]);
+        await cluster.query('SELECT pg_drop_replication_slot($1)', [`warden_${name}`]);
         return true;
       } catch {
         return false; // the stopped receiver's walsender has not exited yet
       }
-    }, 'the slot can be advanced');
+    }, 'the slot can be dropped');
+    await cluster.query('CHECKPOINT');
     const second = receive();
     try {
       // The leftover is handled before streaming starts: once the receiver flushes, it is done.

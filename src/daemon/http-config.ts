@@ -5,7 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { WardenError } from '../errors.ts';
 import { parseDuration } from '../scheduler/duration.ts';
-import { canonicalHost, isLoopbackHost } from '../server/loopback.ts';
+import { canonicalHost, isLoopbackHost } from '../util/loopback.ts';
 
 /** Roles of the HTTP API, weakest first: an operator may do everything a viewer may. */
 export const HTTP_ROLES = ['viewer', 'operator'] as const;

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import type { HttpPlan } from '../daemon/http-config.ts';
-import { canonicalHost, LOOPBACK_NAMES } from './loopback.ts';
+import { canonicalHost, LOOPBACK_NAMES } from '../util/loopback.ts';
 
 /**
  * Which names the `Host` (and `Origin`) header may carry. A page on an attacker's domain whose

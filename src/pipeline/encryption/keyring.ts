@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { EncryptionConfig } from '../../config/encryption-config.ts';
 import { WardenError, isWardenError } from '../../errors.ts';
@@ -14,6 +14,7 @@ import {
 } from './age-keys.ts';
 import { decryptBuffer, encryptBuffer } from './age-stream.ts';
 import type { RepositoryKeys } from './repository-keys.ts';
+import { readKeyFile } from '../key-file.ts';
 
 /** Passphrase mode keeps an X25519 identity in the repository, encrypted with the passphrase. */
 const KEYS_PREFIX = 'keys/';
@@ -32,28 +33,6 @@ export async function ensureIdentityFile(
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   await writeFile(file, identityFileText(identity), { mode: 0o600, flag: 'wx' });
   return { identity, created: true };
-}
-
-async function readKeyFile<T>(file: string, what: string, parse: (text: string) => T[]): Promise<T[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${what} ${file} cannot be read`, {
-      details: { file },
-      cause,
-    });
-  }
-  try {
-    const keys = parse(text);
-    if (keys.length === 0) throw new Error('no key in it');
-    return keys;
-  } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${what} ${file}: ${(cause as Error).message}`, {
-      details: { file },
-      cause,
-    });
-  }
 }
 
 export function readIdentityFile(file: string): Promise<X25519Identity[]> {

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { SigningConfig } from '../../config/signing-config.ts';
-import { WardenError } from '../../errors.ts';
 import type { TrustPolicy } from './record-signature.ts';
+import { readKeyFile } from '../key-file.ts';
 import {
   parseSigningKeys,
   parseSigningPublicKeys,
@@ -12,31 +12,15 @@ import {
   type SigningPublicKey,
 } from './signing-keys.ts';
 
-async function readKeys<T>(file: string, what: string, parse: (text: string) => T[]): Promise<T[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${what} ${file} cannot be read`, {
-      hint: 'Create a signing key with `warden repo keygen --signing -o FILE`.',
-      details: { file },
-      cause,
-    });
-  }
-  try {
-    const keys = parse(text);
-    if (keys.length === 0) throw new Error('no key in it');
-    return keys;
-  } catch (cause) {
-    throw new WardenError('WARDEN_E_CONFIG_INVALID', `${what} ${file}: ${(cause as Error).message}`, {
-      details: { file },
-      cause,
-    });
-  }
-}
-
 export async function readSigningKeyFile(file: string): Promise<SigningKey> {
-  return (await readKeys(file, 'signing key file', parseSigningKeys))[0]!;
+  return (
+    await readKeyFile(
+      file,
+      'signing key file',
+      parseSigningKeys,
+      'Create a signing key with `warden repo keygen --signing -o FILE`.',
+    )
+  )[0]!;
 }
 
 /** Writes a new signing key file (mode 0600, never over an existing file). */
@@ -87,7 +71,7 @@ export async function loadTrust(
     keys.set(key!.id, key!);
   }
   for (const file of config.trustedKeysFiles)
-    for (const key of await readKeys(file, 'trusted keys file', parseSigningPublicKeys))
+    for (const key of await readKeyFile(file, 'trusted keys file', parseSigningPublicKeys))
       keys.set(key.id, key);
   return { keys, allowUnsigned: config.allowUnsigned, ...(onUnsigned ? { onUnsigned } : {}) };
 }

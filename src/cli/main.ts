@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { WardenError } from '../errors.ts';
+import { EXIT, WardenError } from '../errors.ts';
+import { abortedError } from '../util/abort.ts';
 import type { ExpireFlags } from './commands/expire.ts';
 import type { RestoreFlags } from './commands/restore.ts';
 import type { ServeFlags } from './commands/serve.ts';
@@ -8,14 +9,20 @@ import type { KeygenFlags } from './commands/repo-keygen.ts';
 import type { RepoCopyFlags } from './commands/repo-copy.ts';
 import { reportError } from './render.ts';
 
-/** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
-function shutdownSignal(): AbortSignal {
+/**
+ * What the first SIGINT/SIGTERM does to a command: `stop` aborts the signal it was given (it
+ * stops, removes what it created and releases its locks); `exit` ends a command that only reads
+ * at once. The second signal always exits at once. Either way the exit status is 130.
+ */
+type OnInterrupt = 'stop' | 'exit';
+
+function shutdownSignal(onInterrupt: OnInterrupt): AbortSignal {
   const controller = new AbortController();
   let count = 0;
   const onSignal = () => {
     count += 1;
-    if (count === 1) controller.abort();
-    else process.exit(130);
+    if (count === 1 && onInterrupt === 'stop') controller.abort();
+    else process.exit(EXIT.interrupted);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -51,15 +58,23 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+/**
+ * Runs one command with signal handling installed. A command that fails after it was told to
+ * stop was interrupted, whatever it failed with while stopping: WARDEN_E_ABORTED, exit 130.
+ * One that finishes anyway (a stream stopped as asked, a backup committed just before) keeps
+ * its own status.
+ */
 async function execute(
   options: GlobalOptions,
-  action: (context: CommandContext) => Promise<number>,
+  action: (context: CommandContext, signal: AbortSignal) => Promise<number>,
+  onInterrupt: OnInterrupt = 'stop',
 ): Promise<void> {
+  const signal = shutdownSignal(onInterrupt);
   let code: number;
   try {
-    code = await action(await createContext(options));
+    code = await action(await createContext(options), signal);
   } catch (error) {
-    code = reportError(error, options.json === true);
+    code = reportError(signal.aborted ? abortedError('the command', error) : error, options.json === true);
   }
   process.exitCode = code;
 }
@@ -69,8 +84,8 @@ export function buildProgram(): Command {
     .description('Physical backups, continuous WAL and point-in-time restore for PostgreSQL')
     .showHelpAfterError()
     .action(async (options: GlobalOptions) =>
-      execute(options, async (context) =>
-        (await import('./commands/run.ts')).runEmbeddedCommand(context, shutdownSignal()),
+      execute(options, async (context, signal) =>
+        (await import('./commands/run.ts')).runEmbeddedCommand(context, signal),
       ),
     );
 
@@ -84,21 +99,25 @@ export function buildProgram(): Command {
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { name?: string; incremental?: boolean }>();
-      await execute(options, async (context) =>
-        (await import('./commands/backup.ts')).backupCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/backup.ts')).backupCommand(context, options, signal),
       );
     });
   withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/backup-list.ts')).backupListCommand(context),
+      execute(
+        command.optsWithGlobals(),
+        async (context) => (await import('./commands/backup-list.ts')).backupListCommand(context),
+        'exit',
       ),
   );
   withGlobals(
     backup.command('show').argument('<id>', 'backup id or name').description('show one backup'),
   ).action(async (id: string, _options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/backup-list.ts')).backupShowCommand(context, id),
+    execute(
+      command.optsWithGlobals(),
+      async (context) => (await import('./commands/backup-list.ts')).backupShowCommand(context, id),
+      'exit',
     ),
   );
 
@@ -111,8 +130,8 @@ export function buildProgram(): Command {
     .option('--force', 'also delete the newest restorable backup')
     .action(async (id: string, _options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { force?: boolean }>();
-      await execute(options, async (context) =>
-        (await import('./commands/expire.ts')).backupDeleteCommand(context, id, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/expire.ts')).backupDeleteCommand(context, id, options, signal),
       );
     });
 
@@ -127,8 +146,8 @@ export function buildProgram(): Command {
     .option('--recovery-window <duration>', 'restorable to any second in the last DURATION (e.g. 7d)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ExpireFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/expire.ts')).expireCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/expire.ts')).expireCommand(context, options, signal),
       );
     });
 
@@ -139,30 +158,34 @@ export function buildProgram(): Command {
     .option('-o, --output <file>', 'write the identity to this file (mode 0600) instead of stdout')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & KeygenFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
+      await execute(
+        options,
+        async (context) => (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
+        'exit',
       );
     });
   withGlobals(repo.command('keys').description('which key each backup and WAL range needs')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+      execute(
+        command.optsWithGlobals(),
+        async (context) => (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+        'exit',
       ),
   );
   withGlobals(repo.command('copy').description('copy committed backups and WAL to a second repository'))
     .requiredOption('--to <repo>', 'target repository: a directory or s3://bucket/prefix')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RepoCopyFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/repo-copy.ts')).repoCopyCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/repo-copy.ts')).repoCopyCommand(context, options, signal),
       );
     });
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/wal-stream.ts')).walStreamCommand(context, shutdownSignal()),
+      execute(command.optsWithGlobals(), async (context, signal) =>
+        (await import('./commands/wal-stream.ts')).walStreamCommand(context, signal),
       ),
   );
 
@@ -173,14 +196,18 @@ export function buildProgram(): Command {
     .option('--latest', 'recover everything the repository holds')
     .option('--backup <id>', 'only this backup, consistent at its end')
     .option('--target-dir <dir>', 'new, empty directory for the restored cluster')
+    .option(
+      '--clean-incomplete',
+      'first remove an interrupted restore found in --target-dir (alone: only remove it)',
+    )
     .option('--port <port>', 'port for the restored instance (default: a free one)')
     .option('--start', 'start the instance and wait until it serves')
     .option('--dump <id>', 'restore a logical dump (with --target-database) instead of a backup')
     .option('--target-database <name>', 'new database to restore the dump into')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/restore.ts')).restoreCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/restore.ts')).restoreCommand(context, options, signal),
       );
     });
 
@@ -192,14 +219,16 @@ export function buildProgram(): Command {
     .option('--database <name>', 'database to dump')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { database?: string }>();
-      await execute(options, async (context) =>
-        (await import('./commands/dump.ts')).dumpCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/dump.ts')).dumpCommand(context, options, signal),
       );
     });
   withGlobals(dump.command('list').description('list committed logical dumps')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/dump.ts')).dumpListCommand(context),
+      execute(
+        command.optsWithGlobals(),
+        async (context) => (await import('./commands/dump.ts')).dumpListCommand(context),
+        'exit',
       ),
   );
 
@@ -208,8 +237,8 @@ export function buildProgram(): Command {
       .command('verify')
       .description('check every object, backup and the WAL continuity of the repository'),
   ).action(async (_options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/verify.ts')).verifyCommand(context, shutdownSignal()),
+    execute(command.optsWithGlobals(), async (context, signal) =>
+      (await import('./commands/verify.ts')).verifyCommand(context, signal),
     ),
   );
 
@@ -222,8 +251,8 @@ export function buildProgram(): Command {
     .option('--no-http', 'do not serve the status API')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/serve.ts')).serveCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/serve.ts')).serveCommand(context, options, signal),
       );
     });
   withGlobals(
@@ -234,8 +263,10 @@ export function buildProgram(): Command {
     .option('--profile <name>', 'environment profile: dev, uat or prod')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/status.ts')).statusCommand(context, options),
+      await execute(
+        options,
+        async (context) => (await import('./commands/status.ts')).statusCommand(context, options),
+        'exit',
       );
     });
   withGlobals(program.command('drill').description('DR drill: restore the latest point, measure RTO/RPO'))
@@ -244,8 +275,8 @@ export function buildProgram(): Command {
     .option('--rpo <duration>', 'RPO objective, e.g. 1h (overrides the profile)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/drill.ts')).drillCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/drill.ts')).drillCommand(context, options, signal),
       );
     });
 

@@ -3,6 +3,7 @@ import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
+import { throwIfAborted } from '../util/abort.ts';
 import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
 import { readWalInventory, segmentDataKey, timelineDir } from './wal-archive.ts';
 
@@ -33,7 +34,12 @@ const PLAIN_PREFIXES = ['keys/'];
  * @example
  * const report = await copyRepository(new FsObjectStore('/var/backups/warden'), s3Store);
  */
-export async function copyRepository(from: ObjectStore, to: ObjectStore): Promise<CopyReport> {
+export async function copyRepository(
+  from: ObjectStore,
+  to: ObjectStore,
+  options: { signal?: AbortSignal } = {},
+): Promise<CopyReport> {
+  const { signal } = options;
   const started = performance.now();
   const source = await Repository.open(from);
   await openTarget(source, to);
@@ -68,12 +74,14 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     for (const record of records) {
       const recordKey = `${timelineDir(record.timeline)}${record.segment}.json`;
       if (present.has(recordKey)) continue;
+      throwIfAborted(signal, 'repo copy');
       const dataKey = segmentDataKey(record.timeline, record.segment);
-      report.bytes += await copyVerified(from, to, {
-        key: dataKey,
-        size: record.size,
-        sha256: record.sha256,
-      });
+      report.bytes += await copyVerified(
+        from,
+        to,
+        { key: dataKey, size: record.size, sha256: record.sha256 },
+        signal,
+      );
       await to.putBuffer(recordKey, await from.getBuffer(recordKey));
       report.segments += 1;
     }
@@ -83,7 +91,10 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
     try {
-      for (const object of backupObjects(backup)) report.bytes += await copyVerified(from, to, object);
+      for (const object of backupObjects(backup)) {
+        throwIfAborted(signal, 'repo copy');
+        report.bytes += await copyVerified(from, to, object, signal);
+      }
       await to.putBuffer(marker, await from.getBuffer(marker));
     } catch (error) {
       await to.delete(backupPrefix(backup.id)).catch(() => undefined);
@@ -111,6 +122,7 @@ async function copyVerified(
   from: ObjectStore,
   to: ObjectStore,
   object: Pick<StoredObject, 'key' | 'size' | 'sha256'>,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   const hash = createHash('sha256');
   const source = from.get(object.key);
@@ -122,6 +134,7 @@ async function copyVerified(
         yield chunk;
       }
     })(),
+    signal ? { signal } : {},
   );
   const digest = hash.digest('hex');
   if (size !== object.size || digest !== object.sha256) {

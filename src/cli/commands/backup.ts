@@ -9,7 +9,11 @@ export interface BackupFlags {
 }
 
 /** `warden backup [--incremental]`: a physical base backup now. */
-export async function backupCommand(context: CommandContext, flags: BackupFlags): Promise<number> {
+export async function backupCommand(
+  context: CommandContext,
+  flags: BackupFlags,
+  signal?: AbortSignal,
+): Promise<number> {
   const { config } = context;
   const showProgress = process.stdout.isTTY && !context.json;
   const bar = showProgress
@@ -32,6 +36,7 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
     ...(flags.incremental ? { incremental: 'require' as const } : {}),
     keys: await context.writeKeys(),
     logger: context.logger,
+    ...(signal ? { signal } : {}),
     onProgress: (done, total) => {
       if (!bar) return;
       if (!started) bar.start(total, 0, { done: formatBytes(0), total: formatBytes(total) });

@@ -15,11 +15,12 @@ export interface RepoCopyFlags {
 export async function repoCopyCommand(
   context: CommandContext,
   options: GlobalOptions & RepoCopyFlags,
+  signal?: AbortSignal,
 ): Promise<number> {
   const target = await openObjectStore(
     loadConfig({ flags: { ...options, repo: options.to }, env: process.env, cwd: process.cwd() }).repository,
   );
-  const report = await copyRepository(context.store, target);
+  const report = await copyRepository(context.store, target, signal ? { signal } : {});
   if (context.json) printJson(report);
   else
     process.stdout.write(

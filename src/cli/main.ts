@@ -11,8 +11,8 @@ import { reportError } from './render.ts';
 
 /**
  * What the first SIGINT/SIGTERM does to a command: `stop` aborts the signal it was given (it
- * stops, removes what it created and releases its locks); `exit` ends a command that only reads
- * at once. The second signal always exits at once. Either way the exit status is 130.
+ * stops, removes what it created and releases its locks, then exits 130); `exit` ends a command
+ * that only reads at once. The second signal always ends the process at once.
  */
 type OnInterrupt = 'stop' | 'exit';
 
@@ -22,11 +22,23 @@ function shutdownSignal(onInterrupt: OnInterrupt): AbortSignal {
   const onSignal = () => {
     count += 1;
     if (count === 1 && onInterrupt === 'stop') controller.abort();
-    else process.exit(EXIT.interrupted);
+    else exitNow();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return controller.signal;
+}
+
+/**
+ * Ends the process at once, whatever it waits for: by SIGINT's default action, which a shell
+ * reports as status 130. process.exit() first waits for the thread pool, and a file read that
+ * hangs in the kernel (a stalled mount, a pipe nobody writes) would hold it forever.
+ */
+function exitNow(): never {
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  process.kill(process.pid, 'SIGINT');
+  return process.exit(EXIT.interrupted);
 }
 
 function withGlobals(command: Command): Command {

@@ -74,29 +74,37 @@ const tempObjects = async (dir: string) => (await files(dir)).filter((f) => f.in
 const lockFiles = async (dir: string) => readdir(path.join(dir, 'locks')).catch(() => [] as string[]);
 
 /**
- * Replaces a repository file by a named pipe: a read of it waits until `feed` writes to it.
- * `restore` puts the real file back.
+ * Replaces a repository file by a named pipe: a read of it waits until the test writes to it.
+ * `release` ends the wait (that read sees end of file; later ones the real file again).
  */
 async function pipeInPlaceOf(file: string) {
   const saved = `${file}.saved`;
   await rename(file, saved);
   execFileSync('mkfifo', ['-m', '0600', file]);
   let writer: FileHandle | undefined;
+  let restored = false;
+  const restore = async () => {
+    if (restored) return;
+    restored = true;
+    await rm(file, { force: true });
+    await rename(saved, file);
+  };
   return {
-    /** Opens the pipe for writing (the reader is waiting) and writes `data`, keeping it open. */
+    /** Opens the pipe for writing (a reader is waiting) and writes `data`, keeping it open. */
     async feed(data: Buffer) {
       writer ??= await open(file, 'w');
       await writer.write(data);
     },
-    /** Ends the pipe: the reader sees end of file. */
-    async end() {
+    /** Meets the waiting reader, puts the real file back, then ends the pipe. */
+    async release() {
       writer ??= await open(file, 'w');
+      await restore();
       await writer.close();
     },
+    /** Cleanup: the real file back (a reader still waiting on the pipe stays so). */
     async restore() {
       await writer?.close().catch(() => undefined);
-      await rm(file, { force: true });
-      await rename(saved, file);
+      await restore();
     },
   };
 }
@@ -190,7 +198,7 @@ test('SIGINT during a restore WAL phase: exit 130, an empty target is empty agai
     run.child.kill('SIGINT');
     // Given back at once, although the read of the stalled segment has not returned.
     await waitFor('the target to be emptied', undefined, async () => (await readdir(target)).length === 0);
-    await pipe.end();
+    await pipe.release();
     assert.deepEqual(await run.exited, { code: 130, signal: null }, run.output());
   } finally {
     await pipe.restore();
@@ -250,7 +258,7 @@ test('a restore killed in its WAL phase leaves a directory PostgreSQL refuses; r
   });
   const refused = await instance.start({ timeoutSeconds: 60 }).then(
     () => undefined,
-    (error: unknown) => error as { code: string; details: { log?: string } },
+    (error: unknown) => error as { code: string; details: { log?: string }; cause?: Error },
   );
   if (!refused) await instance.stop({ mode: 'immediate' });
   assert.equal(
@@ -258,7 +266,9 @@ test('a restore killed in its WAL phase leaves a directory PostgreSQL refuses; r
     'WARDEN_E_INSTANCE_START_FAILED',
     'PostgreSQL refuses the half-restored directory',
   );
-  assert.match(refused.details.log ?? '', /PG_VERSION/);
+  // pg_ctl itself refuses a directory without PG_VERSION ("not a database cluster directory").
+  assert.match(`${refused.cause?.message}\n${refused.details.log}`, /PG_VERSION|database cluster directory/);
+  assert.ok(!existsSync(path.join(target, 'postmaster.pid')));
 
   const again = warden(['restore', '--latest', '--repo', repo, '--target-dir', target, '--json']);
   assert.equal((await again.exited).code, 6);
@@ -318,7 +328,7 @@ test('SIGINT during expire: exit 130, lock released', async () => {
     await waitFor('expire to hold its lock', run, async () => (await lockFiles(expireRepo)).length > 0);
     run.child.kill('SIGINT');
     await waitFor('the lock to be released', run, async () => (await lockFiles(expireRepo)).length === 0);
-    await pipe.end();
+    await pipe.release();
     assert.deepEqual(await run.exited, { code: 130, signal: null }, run.output());
     assert.match(run.output(), /WARDEN_E_ABORTED/);
   } finally {

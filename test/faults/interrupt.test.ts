@@ -14,7 +14,7 @@ import { INCOMPLETE_MARKER } from '../../src/restore/target-dir.ts';
 import { freePort } from '../../src/util/free-port.ts';
 import { WARDEN_BIN } from '../harness/cli.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
-import { backupWithWalTail, killHard, sleep } from './helpers.ts';
+import { backupWithWalTail, bytesUnder, killHard, sleep } from './helpers.ts';
 
 /**
  * Interrupted commands (`warden backup`, `restore`, `expire` as a user runs them, in a child
@@ -172,6 +172,15 @@ test('SIGINT during a backup stream: exit 130, no temp object, no lock, nothing 
   process.kill(sender.pid, 'SIGSTOP'); // the server sends nothing more: the backup is mid-way
   stopped.add(sender.pid);
   try {
+    // What was in flight is written: from now on the backup waits for the server.
+    let last = -1;
+    await waitFor('the backup to wait for the server', run, async () => {
+      const size = await bytesUnder(backups);
+      const settled = size === last;
+      last = size;
+      if (!settled) await sleep(1000);
+      return settled;
+    });
     assert.deepEqual(await lockFiles(backupRepo), ['backup.lock']);
     run.child.kill('SIGINT');
     assert.deepEqual(await run.exited, { code: 130, signal: null }, run.output());

@@ -17,6 +17,8 @@ import { encryptionRecord } from './encryption/repository-keys.ts';
 export class ObjectSink {
   private readonly compressor: Transform;
   private readonly stored: Promise<{ size: number }>;
+  /** Settles with the store: what a waiting write() races the compressor's drain against. */
+  private readonly storeDone: Promise<void>;
   private readonly hash = createHash('sha256');
   private rawSize = 0;
 
@@ -29,6 +31,10 @@ export class ObjectSink {
     private readonly recipients?: readonly AgeRecipient[],
   ) {
     this.compressor = createCompressor(compression, level);
+    // An abort (or a compressor failure) can come before the store has started reading, when no
+    // consumer listens yet: the error then reaches the caller through the store's read of the
+    // destroyed stream (write()/finish()), never as an uncaught 'error' event.
+    this.compressor.on('error', () => undefined);
     const hash = this.hash;
     let compressed: Readable = this.compressor;
     if (recipients?.length) {
@@ -52,12 +58,16 @@ export class ObjectSink {
     );
     // Surface store failures through write()/finish() rather than as an unhandled rejection.
     this.stored.catch((error: unknown) => this.compressor.destroy(error as Error));
+    // Made once and marked handled: a write() whose drain wins the race would otherwise leave a
+    // fresh derived promise that rejects unobserved when the store fails later (an abort).
+    this.storeDone = this.stored.then(() => undefined);
+    this.storeDone.catch(() => undefined);
   }
 
   async write(chunk: Buffer): Promise<void> {
     this.rawSize += chunk.length;
     if (!this.compressor.write(chunk)) {
-      await Promise.race([once(this.compressor, 'drain'), this.stored.then(() => undefined)]);
+      await Promise.race([once(this.compressor, 'drain'), this.storeDone]);
     }
   }
 

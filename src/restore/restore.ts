@@ -22,7 +22,9 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
+  checkPartialTrusted,
   readPartialSegment,
+  readHistory,
   readSegment,
   segmentDataKey,
   readWalInventory,
@@ -106,6 +108,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
         abortable(
           (async () => {
             const inventory = await readWalInventory(repository);
+            // Before the partials' bytes feed the plan (commit times, restore points) or the target.
+            for (const partial of inventory.partials) await checkPartialTrusted(repository, partial);
             const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
             partialRaw = newestPartial ? await readNewestPartial(repository, newestPartial) : undefined;
             const partial =
@@ -258,12 +262,14 @@ async function restoreFiles(
   }
   // Tablespaces are restored beside the target, never over the source's locations: the map is
   // always Warden's own, and an archive's map (which names the source's locations) never stays.
+  // Without tablespaces the archive's map is emptied, not removed: PostgreSQL's own (empty) map is
+  // listed in backup_manifest, and pg_verifybackup checks it is there.
   const tablespaceMap = last.archives
     .filter((archive) => archive.tablespace)
     .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, last, archive)}`);
-  if (tablespaceMap.length)
-    await writeNoFollow(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
-  else await rm(path.join(targetDir, 'tablespace_map'), { force: true });
+  const mapFile = path.join(targetDir, 'tablespace_map');
+  if (tablespaceMap.length) await writeNoFollow(mapFile, `${tablespaceMap.join('\n')}\n`);
+  else if (existsSync(mapFile)) await writeNoFollow(mapFile, '');
 }
 
 /**
@@ -347,9 +353,10 @@ async function placeWal(
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
+      // Read again through the trust check: PostgreSQL follows what this file says.
       await writeNoFollow(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
-        await repository.store.getBuffer(key),
+        await readHistory(repository, timeline),
       );
     }
   }

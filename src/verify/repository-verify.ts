@@ -35,6 +35,9 @@ import { readBackupRecord, readSegmentRecord, strictJson } from './record-checks
 import type { BackupVerdict, VerifyProblem, VerifyReport } from './verify-report.ts';
 import { checkWalContinuity } from './wal-continuity.ts';
 import { checkPartial, notAgeProblem, repositoryIsEncrypted } from './encryption-checks.ts';
+import { signatureProblem } from './signature-checks.ts';
+import { historyRecordKey, type HistoryRecord } from '../repository/wal-archive.ts';
+import { sha256 } from '../pipeline/hashing.ts';
 
 export type { VerifyProblem, VerifyReport } from './verify-report.ts';
 
@@ -44,7 +47,10 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   /** Segments read and checked at once (default 4). */
   concurrency?: number;
-  /** Identities for encrypted repositories; without them encrypted objects are reported. */
+  /**
+   * Identities for encrypted repositories (without them encrypted objects are reported), and
+   * the trust set: with one, every record must be signed by a trusted key (`signature` problems).
+   */
   keys?: RepositoryKeys;
 }
 
@@ -73,8 +79,16 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verify cancelled');
   };
 
+  const trust = options.keys?.trust;
   const meta = await steps.run('repository metadata', () => readMeta(store, problems));
   checked.objects += 1;
+  const systemId = meta?.systemId ?? '';
+  const signed = (record: unknown, object: string, breaks: string, backups?: string[]): boolean => {
+    const problem = signatureProblem(trust, record, { object, systemId }, breaks, backups);
+    if (problem) problems.push(problem);
+    return problem === undefined;
+  };
+  if (meta) signed(meta, META_KEY, 'restores, drills and copies refuse this repository');
   const repository = new Repository(store, meta ?? fallbackMeta(), options.keys);
   const segmentSize = repository.meta.walSegmentSize;
 
@@ -86,6 +100,12 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
         abortCheck();
         checked.backups += 1;
         checked.objects += 1;
+        signed(
+          record,
+          `backups/${record.id}/backup.json`,
+          `backup ${record.id} unrestorable (restore refuses its record)`,
+          [record.id],
+        );
         const damaged = await verifyBackup(store, record, problems, checked, options.keys);
         good.push(record);
         if (damaged) logger.info({ backup: record.id }, 'backup damaged');
@@ -100,13 +120,13 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   const encrypted = await repositoryIsEncrypted(store, backups);
   const wal = await steps.run(
     'WAL segments',
-    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck, encrypted),
+    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck, encrypted, signed),
     () => `${checked.walSegments} segment(s)`,
   );
 
   await steps.run(
     'logical dumps',
-    () => verifyDumps(store, problems, checked, options.keys),
+    () => verifyDumps(store, problems, checked, options.keys, signed),
     () => `${checked.dumps} dump(s)`,
   );
 
@@ -123,7 +143,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   );
   for (const problem of problems) {
     const breaks = continuity.breaksBySegment.get(problem.object);
-    if (problem.object.startsWith('wal/') && problem.kind !== 'wal-gap')
+    if (problem.object.startsWith('wal/') && problem.kind !== 'wal-gap' && problem.kind !== 'signature')
       problem.breaks = breaks ?? 'nothing a retained backup needs (WAL outside every backup’s path)';
   }
   problems.push(...continuity.problems);
@@ -151,20 +171,32 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
       if (link.kind !== 'incremental') break;
     }
   }
-  const verdicts: BackupVerdict[] = backups.map((backup) => {
-    const walVerdict = continuity.verdicts.get(backup.id);
-    return {
-      id: backup.id,
-      ...(backup.name ? { name: backup.name } : {}),
-      restorable: !damagedBackups.has(backup.id) && walVerdict?.restorable !== false,
-      ...(walVerdict?.walContinuousTo ? { walContinuousTo: walVerdict.walContinuousTo } : {}),
-    };
-  });
+  // The same model restore reads: a backup is restorable when it is intact and anchors a range
+  // of the window over the WAL that verified, and it restores to that range's end.
   const window = restorableWindow(
-    backups.filter((b) => verdicts.find((v) => v.id === b.id)?.restorable),
+    backups.filter((b) => !damagedBackups.has(b.id)),
     wal.good,
     segmentSize,
   );
+  const verdicts: BackupVerdict[] = backups.map((backup) => {
+    const range = window.ranges.find((r) => r.backups.includes(backup.id));
+    const continuousTo = range?.latestLsn ?? continuity.continuousTo.get(backup.id);
+    return {
+      id: backup.id,
+      ...(backup.name ? { name: backup.name } : {}),
+      restorable: range !== undefined,
+      ...(continuousTo ? { walContinuousTo: continuousTo } : {}),
+      ...(range
+        ? {
+            restorableTo: {
+              time: range.latest,
+              lsn: range.latestLsn,
+              ...(range.gapAfter ? { gapAfter: range.gapAfter } : {}),
+            },
+          }
+        : {}),
+    };
+  });
   const report: VerifyReport = {
     repository: store.location,
     ok: problems.length === 0,
@@ -490,6 +522,7 @@ async function verifyWal(
   concurrency: number,
   abortCheck: () => void,
   encryptedBackups: boolean,
+  signed: (record: unknown, object: string, breaks: string) => boolean,
 ): Promise<WalResult> {
   const store = repository.store;
   const segmentSize = repository.meta.walSegmentSize;
@@ -513,6 +546,7 @@ async function verifyWal(
       checked.objects += 1;
       try {
         const data = await store.getBuffer(key);
+        if (!(await historyMatchesRecord(repository, timeline, data, problems, signed))) continue;
         histories.set(timeline, parseTimelineHistory(new TextDecoder('utf-8', { fatal: true }).decode(data)));
       } catch (error) {
         problems.push({
@@ -525,7 +559,9 @@ async function verifyWal(
     } else if (key === STREAM_STATE_KEY) {
       checked.objects += 1;
       try {
-        streamState = strictJson(await store.getBuffer(key)) as StreamState;
+        const state = strictJson(await store.getBuffer(key)) as StreamState;
+        if (signed(state, key, 'restores refuse the repository until the stream state is rewritten'))
+          streamState = state;
       } catch (error) {
         problems.push({
           kind: 'bad-record',
@@ -538,6 +574,8 @@ async function verifyWal(
       checked.objects += 1;
       try {
         const record = readSegmentRecord(await store.getBuffer(key), key, segmentSize);
+        // An untrusted record is no evidence of WAL: continuity then shows what it breaks.
+        if (!signed(record, key, 'restores refuse the repository while this record is in it')) continue;
         const list = recorded.get(record.timeline) ?? [];
         list.push(record);
         recorded.set(record.timeline, list);
@@ -612,6 +650,7 @@ async function verifyDumps(
   problems: VerifyProblem[],
   checked: VerifyReport['checked'],
   keys: RepositoryKeys | undefined,
+  signed: (record: unknown, object: string, breaks: string) => boolean,
 ): Promise<void> {
   for (const key of (await store.list('dumps/')).filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
     const id = key.split('/')[1]!;
@@ -632,6 +671,7 @@ async function verifyDumps(
       });
       continue;
     }
+    if (!signed(record, key, breaks)) continue;
     await readObject(
       store,
       record.object,
@@ -642,4 +682,33 @@ async function verifyDumps(
       keys,
     );
   }
+}
+
+/**
+ * A history file against its record (size, SHA-256, signature): a record that is absent counts
+ * as unsigned. False (with the problem added) when a restore would refuse the file.
+ */
+async function historyMatchesRecord(
+  repository: Repository,
+  timeline: number,
+  data: Buffer,
+  problems: VerifyProblem[],
+  signed: (record: unknown, object: string, breaks: string) => boolean,
+): Promise<boolean> {
+  const breaks = `restores across the switch to timeline ${timeline} are refused`;
+  const recordKey = historyRecordKey(timeline);
+  const key = recordKey.slice(0, -'.json'.length);
+  if (!(await repository.store.stat(recordKey))) return signed({}, key, breaks);
+  const record = strictJson(await repository.store.getBuffer(recordKey)) as HistoryRecord;
+  if (!signed(record, recordKey, breaks)) return false;
+  if (record.timeline !== timeline || record.size !== data.length || record.sha256 !== sha256(data)) {
+    problems.push({
+      kind: 'corrupt',
+      object: key,
+      message: `${key} does not match the size and SHA-256 of its record ${recordKey}`,
+      breaks,
+    });
+    return false;
+  }
+  return true;
 }

@@ -1,5 +1,5 @@
 import type { ModeAudit } from '../repository/fs/fs-access.ts';
-import type { RestorableWindow } from '../restore/restorable-window.ts';
+import type { RestorableWindow, WalGap } from '../restore/restorable-window.ts';
 import type { StepReport } from '../util/report.ts';
 
 /**
@@ -13,9 +13,11 @@ import type { StepReport } from '../util/report.ts';
  * - `plaintext`: data or WAL stored in the clear where it must be encrypted: an object whose record
  *   says "age file" but whose bytes are not one, or a partial segment that is not sealed in an
  *   encrypted repository (`details.problem` says which).
+ * - `signature`: a record is unsigned, signed by a key not trusted here, or changed after it was
+ *   signed (checked when verify is given a trust set, as the CLI always does); restores refuse it.
  */
 export type VerifyProblemKind =
-  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'plaintext';
+  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'plaintext' | 'signature';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;
@@ -33,10 +35,19 @@ export interface VerifyProblem {
 export interface BackupVerdict {
   id: string;
   name?: string;
-  /** Every object intact, matching the manifest, and its WAL from start to end present. */
+  /**
+   * Every object intact, matching the manifest, and the backup anchors a range of the
+   * restorable window (its own WAL present, on the newest timeline's history): exactly the
+   * backups `restore --backup` accepts.
+   */
   restorable: boolean;
   /** WAL continuous from the backup's start to this LSN (the end of the archive when no gap). */
   walContinuousTo?: string;
+  /**
+   * The latest point a restore from this backup reaches: the end of its range, and the WAL gap
+   * that ends it when it is not the newest one.
+   */
+  restorableTo?: { time: string; lsn: string; gapAfter?: WalGap };
 }
 
 export interface VerifyReport {
@@ -53,7 +64,7 @@ export interface VerifyReport {
     dumps: number;
   };
   backups: BackupVerdict[];
-  /** The restorable window over the WAL that verified. */
+  /** The restorable window over the WAL that verified and the intact backups (the verdicts' source). */
   window?: RestorableWindow;
   /** Newest timeline and the end of its archived WAL (what continuity was checked up to). */
   walEnd?: { timeline: number; lsn: string };

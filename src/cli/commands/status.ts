@@ -2,7 +2,7 @@ import { collectClusterStatus, type ClusterStatus } from '../../daemon/status.ts
 import { ERROR_CODES } from '../../errors.ts';
 import { describeDuration } from '../../scheduler/duration.ts';
 import type { CommandContext } from '../context.ts';
-import { printJson, table } from '../render.ts';
+import { formatBytes, printJson, table } from '../render.ts';
 import { daemonPlanFor, storeFor, type ServeFlags } from './serve.ts';
 
 /**
@@ -37,15 +37,25 @@ export function renderStatus(c: ClusterStatus): string {
   );
   const lag = c.walStream.lagBytes !== undefined ? `, lag ${c.walStream.lagBytes} bytes` : '';
   lines.push(
-    `  WAL stream     ${c.walStream.state}${c.walStream.holder ? ` (${c.walStream.holder})` : ''}${c.walStream.flushedLsn ? `, durable to ${c.walStream.flushedLsn}` : ''}${lag}`,
+    `  WAL stream     ${c.walStream.state}${c.walStream.holder ? ` (${c.walStream.holder})` : ''}${c.walStream.flushedLsn ? `, durable to ${c.walStream.flushedLsn}` : ''}${lag}${c.walStream.waitingFor ? `; waiting for ${c.walStream.waitingFor}` : ''}`,
   );
+  const slot = c.walStream.slot;
+  if (slot)
+    lines.push(
+      `  slot           ${slot.name}${slot.active === undefined ? ' (not on the server)' : `, ${slot.active ? 'active' : 'inactive'}, keeps ${formatBytes(slot.retainedBytes ?? 0)} of WAL, wal_status ${slot.walStatus ?? '-'}`}`,
+    );
   lines.push(
     `  RPO exposure   ${c.rpoExposureSeconds === undefined ? 'unknown' : `${describeDuration(c.rpoExposureSeconds * 1000)} (${c.rpoExposureSource})`}`,
   );
   const w = c.restorableWindow;
-  lines.push(
-    `  restorable     ${w?.earliest ? `${w.earliest} .. ${w.latest ?? '-'}` : 'nothing yet'}${w?.gaps.length ? ` (${w.gaps.length} gap(s))` : ''}`,
-  );
+  const ranges = w?.ranges ?? [];
+  if (ranges.length === 0)
+    lines.push(`  restorable     nothing yet${w?.gaps.length ? ` (${w.gaps.length} gap(s))` : ''}`);
+  // Each range on its own line: with a gap, older backups still restore up to it.
+  for (const [i, r] of ranges.entries())
+    lines.push(
+      `  ${i === 0 ? 'restorable    ' : '              '} ${r.earliest} .. ${r.latest}${r.gapAfter ? `, then WAL gap ${r.gapAfter.from}..${r.gapAfter.to}` : ''}`,
+    );
   const full = c.lastBackup.full;
   lines.push(
     `  last backup    ${full ? `full ${full.id} at ${full.endTime}` : '-'}${c.lastBackup.incremental ? `; incremental ${c.lastBackup.incremental.id} at ${c.lastBackup.incremental.endTime}` : ''}${c.lastBackup.named ? `; named: ${c.lastBackup.named.name} (${c.lastBackup.named.id})` : ''}`,

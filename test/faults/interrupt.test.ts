@@ -34,7 +34,9 @@ const stopped = new Set<number>();
 
 interface Warden {
   child: ChildProcess;
+  /** stdout and stderr as they came. */
   output: () => string;
+  stdout: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
@@ -45,7 +47,11 @@ function warden(args: string[]): Warden {
   });
   children.add(child);
   let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    stdout += chunk.toString();
+  });
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => {
@@ -53,7 +59,7 @@ function warden(args: string[]): Warden {
       resolve({ code, signal });
     }),
   );
-  return { child, output: () => output, exited };
+  return { child, output: () => output, stdout: () => stdout, exited };
 }
 
 /** Polls until `check` holds; fails at once (with its output) if the command ends first. */
@@ -111,7 +117,8 @@ async function pipeInPlaceOf(file: string) {
 
 before(async () => {
   cluster = await startCluster();
-  // The restore tests' repository: a backup and WAL over several segments after it.
+  // The restore tests' repository: a backup and WAL over several segments after it (written by
+  // the library without a signing key, so the restores pass --allow-unsigned).
   repo = path.join(cluster.workDir, 'repo');
   await backupWithWalTail(cluster, new FsObjectStore(repo), 20_000);
   // ~80 MB of barely compressible text for the backup to be interrupted in.
@@ -141,7 +148,16 @@ async function lastSegments(): Promise<{ last: string; previous: string; file: s
 async function restoreStalledInWal(target: string, extra: string[] = []) {
   const { previous, file } = await lastSegments();
   const pipe = await pipeInPlaceOf(file);
-  const run = warden(['restore', '--latest', '--repo', repo, '--target-dir', target, ...extra]);
+  const run = warden([
+    'restore',
+    '--latest',
+    '--allow-unsigned',
+    '--repo',
+    repo,
+    '--target-dir',
+    target,
+    ...extra,
+  ]);
   const placed = path.join(target, 'pg_wal', previous);
   await waitFor(
     'the WAL phase',
@@ -225,7 +241,7 @@ test('SIGINT during extraction: the target the restore created is removed; a sec
   const bytes = await readFile(archive);
   const pipe = await pipeInPlaceOf(archive);
   try {
-    const run = warden(['restore', '--latest', '--repo', repo, '--target-dir', target]);
+    const run = warden(['restore', '--latest', '--allow-unsigned', '--repo', repo, '--target-dir', target]);
     // All of the archive but its last byte arrives, then nothing: the extraction is mid-way
     // (its last compressed frame never completes).
     await Promise.race([
@@ -279,10 +295,19 @@ test('a restore killed in its WAL phase leaves a directory PostgreSQL refuses; r
   assert.match(`${refused.cause?.message}\n${refused.details.log}`, /PG_VERSION|database cluster directory/);
   assert.ok(!existsSync(path.join(target, 'postmaster.pid')));
 
-  const again = warden(['restore', '--latest', '--repo', repo, '--target-dir', target, '--json']);
+  const again = warden([
+    'restore',
+    '--latest',
+    '--allow-unsigned',
+    '--repo',
+    repo,
+    '--target-dir',
+    target,
+    '--json',
+  ]);
   assert.equal((await again.exited).code, 6);
   assert.equal(
-    (JSON.parse(again.output()) as { error: { code: string } }).error.code,
+    (JSON.parse(again.stdout()) as { error: { code: string } }).error.code,
     'WARDEN_E_RESTORE_INCOMPLETE',
   );
   const clean = warden(['restore', '--clean-incomplete', '--target-dir', target, '--repo', repo]);
@@ -293,6 +318,7 @@ test('a restore killed in its WAL phase leaves a directory PostgreSQL refuses; r
   const restored = warden([
     'restore',
     '--latest',
+    '--allow-unsigned',
     '--repo',
     repo,
     '--target-dir',
@@ -301,7 +327,7 @@ test('a restore killed in its WAL phase leaves a directory PostgreSQL refuses; r
     '--json',
   ]);
   assert.equal((await restored.exited).code, 0, restored.output());
-  const report = JSON.parse(restored.output()) as { steps: Array<{ name: string; detail?: string }> };
+  const report = JSON.parse(restored.stdout()) as { steps: Array<{ name: string; detail?: string }> };
   assert.match(report.steps.find((s) => s.name === 'check target')?.detail ?? '', /incomplete/);
   assert.ok(existsSync(path.join(target, 'PG_VERSION')));
   assert.ok(existsSync(path.join(target, 'global', 'pg_control')));

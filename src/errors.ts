@@ -17,6 +17,8 @@ export const EXIT = {
   conflict: 6,
   checkFailed: 7,
   unavailable: 8,
+  /** Stopped by SIGINT/SIGTERM (128 + SIGINT, as shells report an interrupted command). */
+  interrupted: 130,
 } as const;
 
 interface CodeInfo {
@@ -72,6 +74,7 @@ export const ERROR_CODES = {
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
   WARDEN_E_RESTORE_POINT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_RESTORE_INCOMPLETE: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
@@ -86,7 +89,7 @@ export const ERROR_CODES = {
   WARDEN_E_DUMP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_DUMP_FAILED: { exit: EXIT.server, http: 502 },
   WARDEN_E_DATABASE_EXISTS: { exit: EXIT.conflict, http: 409 },
-  WARDEN_E_ABORTED: { exit: EXIT.internal, http: 499 },
+  WARDEN_E_ABORTED: { exit: EXIT.interrupted, http: 499 },
   // application data layer
   WARDEN_E_POOL_TIMEOUT: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_POOL_CLOSED: { exit: EXIT.unavailable, http: 503 },

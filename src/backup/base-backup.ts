@@ -20,6 +20,7 @@ import {
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
+import { abortedError, throwIfAborted } from '../util/abort.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
 import { ensureWalArchived, planBackupWal, type BackupWalSource } from './wal-coverage.ts';
@@ -75,6 +76,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
   const steps = new StepRecorder();
   const facts = await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
   let client = await ReplicationClient.connect(options.connection);
+  const onAbort = () => client.destroy();
   let lock: LockLease | undefined;
   let prefix: string | undefined;
   let walSource: BackupWalSource | undefined;
@@ -93,6 +95,9 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     lock = await acquireLock(options.store, 'backup', 'base backup');
     // Another process took the lock over (this one was paused or cut off): stop streaming now.
     lock.signal.addEventListener('abort', () => client.destroy(), { once: true });
+    // Stopped (Ctrl-C): the same, even while the server sends nothing.
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    throwIfAborted(options.signal, 'backup');
     await removeUnfinishedBackups(repository, logger);
     // Decided before BASE_BACKUP: the stream's slot, the repository's own idle slot or a
     // temporary one makes the server keep the backup's WAL from its start on.
@@ -204,6 +209,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
     await steps.run('commit', () => {
       lock!.assertHeld();
+      // The WAL catch-up returns when stopped, so a stop during it shows here, not as an error.
+      throwIfAborted(options.signal, 'backup');
       return commitBackup(repository, record);
     });
     logger.info(
@@ -213,8 +220,10 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     return { backup: record, steps: steps.steps, ...(fallback ? { fallback } : {}) };
   } catch (error) {
     if (prefix) await options.store.delete(prefix).catch(() => undefined);
-    throw lock?.signal.aborted ? lock.signal.reason : error;
+    if (lock?.signal.aborted) throw lock.signal.reason;
+    throw options.signal?.aborted ? abortedError('backup', error) : error;
   } finally {
+    options.signal?.removeEventListener('abort', onAbort);
     await client.close();
     // A temporary slot goes with its connection.
     if (walSource?.kind === 'temporary') await walSource.client.close();
@@ -343,8 +352,9 @@ async function streamBaseBackup(
     }
     await closeSink();
   } catch (error) {
-    sink?.abort(error as Error);
     client.destroy();
+    // Until the store gave the object up (its temp file removed), the prefix is not ours to delete.
+    await sink?.abandon(error as Error);
     throw error;
   }
   if (!manifest || !startLsn || !endLsn || archives.length === 0) {
@@ -395,7 +405,7 @@ async function storeIncrementalBasis(
     await sink.write(incrementalBasis(manifest));
     return await sink.finish();
   } catch (error) {
-    sink.abort(error as Error);
+    await sink.abandon(error as Error);
     throw error;
   }
 }

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
-import { WardenError } from '../errors.ts';
+import { EXIT, WardenError } from '../errors.ts';
+import { abortedError } from '../util/abort.ts';
 import type { ExpireFlags } from './commands/expire.ts';
 import type { RestoreFlags } from './commands/restore.ts';
 import type { ServeFlags } from './commands/serve.ts';
@@ -10,18 +11,36 @@ import type { RepoSignFlags } from './commands/repo-sign.ts';
 import type { SlotDropFlags } from './commands/slot-drop.ts';
 import { reportError } from './render.ts';
 
-/** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
-function shutdownSignal(): AbortSignal {
+/**
+ * What the first SIGINT/SIGTERM does to a command: `stop` aborts the signal it was given (it
+ * stops, removes what it created and releases its locks, then exits 130); `exit` ends a command
+ * that only reads at once. The second signal always ends the process at once.
+ */
+type OnInterrupt = 'stop' | 'exit';
+
+function shutdownSignal(onInterrupt: OnInterrupt): AbortSignal {
   const controller = new AbortController();
   let count = 0;
   const onSignal = () => {
     count += 1;
-    if (count === 1) controller.abort();
-    else process.exit(130);
+    if (count === 1 && onInterrupt === 'stop') controller.abort();
+    else exitNow();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   return controller.signal;
+}
+
+/**
+ * Ends the process at once, whatever it waits for: by SIGINT's default action, which a shell
+ * reports as status 130. process.exit() first waits for the thread pool, and a file read that
+ * hangs in the kernel (a stalled mount, a pipe nobody writes) would hold it forever.
+ */
+function exitNow(): never {
+  process.removeAllListeners('SIGINT');
+  process.removeAllListeners('SIGTERM');
+  process.kill(process.pid, 'SIGINT');
+  return process.exit(EXIT.interrupted);
 }
 
 function withGlobals(command: Command): Command {
@@ -65,15 +84,23 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
+/**
+ * Runs one command with signal handling installed. A command that fails after it was told to
+ * stop was interrupted, whatever it failed with while stopping: WARDEN_E_ABORTED, exit 130.
+ * One that finishes anyway (a stream stopped as asked, a backup committed just before) keeps
+ * its own status.
+ */
 async function execute(
   options: GlobalOptions,
-  action: (context: CommandContext) => Promise<number>,
+  action: (context: CommandContext, signal: AbortSignal) => Promise<number>,
+  onInterrupt: OnInterrupt = 'stop',
 ): Promise<void> {
+  const signal = shutdownSignal(onInterrupt);
   let code: number;
   try {
-    code = await action(await createContext(options));
+    code = await action(await createContext(options), signal);
   } catch (error) {
-    code = reportError(error, options.json === true);
+    code = reportError(signal.aborted ? abortedError('the command', error) : error, options.json === true);
   }
   process.exitCode = code;
 }
@@ -83,8 +110,8 @@ export function buildProgram(): Command {
     .description('Physical backups, continuous WAL and point-in-time restore for PostgreSQL')
     .showHelpAfterError()
     .action(async (options: GlobalOptions) =>
-      execute(options, async (context) =>
-        (await import('./commands/run.ts')).runEmbeddedCommand(context, shutdownSignal()),
+      execute(options, async (context, signal) =>
+        (await import('./commands/run.ts')).runEmbeddedCommand(context, signal),
       ),
     );
 
@@ -98,21 +125,25 @@ export function buildProgram(): Command {
     .option('--server-compress', 'let the server compress (PostgreSQL 15+), saving client CPU')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { name?: string; incremental?: boolean }>();
-      await execute(options, async (context) =>
-        (await import('./commands/backup.ts')).backupCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/backup.ts')).backupCommand(context, options, signal),
       );
     });
   withGlobals(backup.command('list').description('list committed backups and the restorable window')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/backup-list.ts')).backupListCommand(context),
+      execute(
+        command.optsWithGlobals(),
+        async (context) => (await import('./commands/backup-list.ts')).backupListCommand(context),
+        'exit',
       ),
   );
   withGlobals(
     backup.command('show').argument('<id>', 'backup id or name').description('show one backup'),
   ).action(async (id: string, _options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/backup-list.ts')).backupShowCommand(context, id),
+    execute(
+      command.optsWithGlobals(),
+      async (context) => (await import('./commands/backup-list.ts')).backupShowCommand(context, id),
+      'exit',
     ),
   );
 
@@ -125,8 +156,8 @@ export function buildProgram(): Command {
     .option('--force', 'also delete the newest restorable backup')
     .action(async (id: string, _options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { force?: boolean }>();
-      await execute(options, async (context) =>
-        (await import('./commands/expire.ts')).backupDeleteCommand(context, id, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/expire.ts')).backupDeleteCommand(context, id, options, signal),
       );
     });
 
@@ -141,8 +172,8 @@ export function buildProgram(): Command {
     .option('--recovery-window <duration>', 'restorable to any second in the last DURATION (e.g. 7d)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ExpireFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/expire.ts')).expireCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/expire.ts')).expireCommand(context, options, signal),
       );
     });
 
@@ -156,15 +187,19 @@ export function buildProgram(): Command {
     .option('--signing', 'an Ed25519 signing key (WARDEN-SIGNING-KEY-1..., public wardensig1...)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & KeygenFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
+      await execute(
+        options,
+        async (context) => (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
+        'exit',
       );
     });
   withGlobals(
     repo.command('keys').description('which keys each backup and WAL range needs and was signed with'),
   ).action(async (_options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+    execute(
+      command.optsWithGlobals(),
+      async (context) => (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+      'exit',
     ),
   );
   withGlobals(
@@ -175,24 +210,27 @@ export function buildProgram(): Command {
     .option('--yes', 'sign (without it: only show what would be signed)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RepoSignFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/repo-sign.ts')).repoSignCommand(context, options),
+      // Each signature is one atomic write: nothing to undo, so the first signal ends it.
+      await execute(
+        options,
+        async (context) => (await import('./commands/repo-sign.ts')).repoSignCommand(context, options),
+        'exit',
       );
     });
   withGlobals(repo.command('copy').description('copy committed backups and WAL to a second repository'))
     .requiredOption('--to <repo>', 'target repository: a directory or s3://bucket/prefix')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RepoCopyFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/repo-copy.ts')).repoCopyCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/repo-copy.ts')).repoCopyCommand(context, options, signal),
       );
     });
 
   const wal = program.command('wal').description('continuous WAL archiving');
   withGlobals(wal.command('stream').description('stream WAL into the repository until stopped')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/wal-stream.ts')).walStreamCommand(context, shutdownSignal()),
+      execute(command.optsWithGlobals(), async (context, signal) =>
+        (await import('./commands/wal-stream.ts')).walStreamCommand(context, signal),
       ),
   );
 
@@ -200,8 +238,10 @@ export function buildProgram(): Command {
   withGlobals(
     slot.command('list').description("the cluster's slots: owner, active, retained WAL, wal_status"),
   ).action(async (_options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/slot-list.ts')).slotListCommand(context),
+    execute(
+      command.optsWithGlobals(),
+      async (context) => (await import('./commands/slot-list.ts')).slotListCommand(context),
+      'exit',
     ),
   );
   withGlobals(
@@ -213,8 +253,11 @@ export function buildProgram(): Command {
     .option('--force', 'drop it anyway (the message says which WAL is then lost)')
     .action(async (name: string, _options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & SlotDropFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/slot-drop.ts')).slotDropCommand(context, name, options),
+      // One statement on the server: nothing to undo, so the first signal ends it.
+      await execute(
+        options,
+        async (context) => (await import('./commands/slot-drop.ts')).slotDropCommand(context, name, options),
+        'exit',
       );
     });
 
@@ -225,14 +268,18 @@ export function buildProgram(): Command {
     .option('--latest', 'recover everything the repository holds')
     .option('--backup <id>', 'only this backup, consistent at its end')
     .option('--target-dir <dir>', 'new, empty directory for the restored cluster')
+    .option(
+      '--clean-incomplete',
+      'first remove an interrupted restore found in --target-dir (alone: only remove it)',
+    )
     .option('--port <port>', 'port for the restored instance (default: a free one)')
     .option('--start', 'start the instance and wait until it serves')
     .option('--dump <id>', 'restore a logical dump (with --target-database) instead of a backup')
     .option('--target-database <name>', 'new database to restore the dump into')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & RestoreFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/restore.ts')).restoreCommand(context, options),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/restore.ts')).restoreCommand(context, options, signal),
       );
     });
 
@@ -244,14 +291,16 @@ export function buildProgram(): Command {
     .option('--database <name>', 'database to dump')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & { database?: string }>();
-      await execute(options, async (context) =>
-        (await import('./commands/dump.ts')).dumpCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/dump.ts')).dumpCommand(context, options, signal),
       );
     });
   withGlobals(dump.command('list').description('list committed logical dumps')).action(
     async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/dump.ts')).dumpListCommand(context),
+      execute(
+        command.optsWithGlobals(),
+        async (context) => (await import('./commands/dump.ts')).dumpListCommand(context),
+        'exit',
       ),
   );
 
@@ -260,8 +309,8 @@ export function buildProgram(): Command {
       .command('verify')
       .description('check every object, backup and the WAL continuity of the repository'),
   ).action(async (_options: GlobalOptions, command: Command) =>
-    execute(command.optsWithGlobals(), async (context) =>
-      (await import('./commands/verify.ts')).verifyCommand(context, shutdownSignal()),
+    execute(command.optsWithGlobals(), async (context, signal) =>
+      (await import('./commands/verify.ts')).verifyCommand(context, signal),
     ),
   );
 
@@ -274,8 +323,8 @@ export function buildProgram(): Command {
     .option('--no-http', 'do not serve the status API')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/serve.ts')).serveCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/serve.ts')).serveCommand(context, options, signal),
       );
     });
   withGlobals(
@@ -286,8 +335,10 @@ export function buildProgram(): Command {
     .option('--profile <name>', 'environment profile: dev, uat or prod')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/status.ts')).statusCommand(context, options),
+      await execute(
+        options,
+        async (context) => (await import('./commands/status.ts')).statusCommand(context, options),
+        'exit',
       );
     });
   withGlobals(program.command('drill').description('DR drill: restore the latest point, measure RTO/RPO'))
@@ -296,8 +347,8 @@ export function buildProgram(): Command {
     .option('--rpo <duration>', 'RPO objective, e.g. 1h (overrides the profile)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & ServeFlags>();
-      await execute(options, async (context) =>
-        (await import('./commands/drill.ts')).drillCommand(context, options, shutdownSignal()),
+      await execute(options, async (context, signal) =>
+        (await import('./commands/drill.ts')).drillCommand(context, options, signal),
       );
     });
 

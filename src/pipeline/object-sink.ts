@@ -86,4 +86,10 @@ export class ObjectSink {
   abort(error: Error): void {
     this.compressor.destroy(error);
   }
+
+  /** Aborts, then waits until the store has given the object up (a temp file is removed). */
+  async abandon(error: Error): Promise<void> {
+    this.abort(error);
+    await this.stored.catch(() => undefined);
+  }
 }

@@ -3,6 +3,7 @@ import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
+import { throwIfAborted } from '../util/abort.ts';
 import { signedForWrite } from './record-trust.ts';
 import type { SigningKey } from '../pipeline/signing/signing-keys.ts';
 import {
@@ -59,8 +60,11 @@ export async function copyRepository(
     keys?: RepositoryKeys;
     /** Signs the target's own warden-repo.json (new id and slot); without it that file is unsigned. */
     signingKey?: SigningKey;
+    /** Stops between objects (WARDEN_E_ABORTED); a backup being copied is removed from the target. */
+    signal?: AbortSignal;
   } = {},
 ): Promise<CopyReport> {
+  const { signal } = options;
   const started = performance.now();
   const source = await Repository.open(from, options.keys);
   const inventory = await readWalInventory(source);
@@ -98,12 +102,14 @@ export async function copyRepository(
     for (const record of records) {
       const recordKey = segmentRecordKey(record.timeline, record.segment);
       if (present.has(recordKey)) continue;
+      throwIfAborted(signal, 'repo copy');
       const dataKey = segmentDataKey(record.timeline, record.segment);
-      report.bytes += await copyVerified(from, to, {
-        key: dataKey,
-        size: record.size,
-        sha256: record.sha256,
-      });
+      report.bytes += await copyVerified(
+        from,
+        to,
+        { key: dataKey, size: record.size, sha256: record.sha256 },
+        signal,
+      );
       await to.putBuffer(recordKey, await from.getBuffer(recordKey));
       report.segments += 1;
     }
@@ -113,7 +119,10 @@ export async function copyRepository(
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
     try {
-      for (const object of backupObjects(backup)) report.bytes += await copyVerified(from, to, object);
+      for (const object of backupObjects(backup)) {
+        throwIfAborted(signal, 'repo copy');
+        report.bytes += await copyVerified(from, to, object, signal);
+      }
       await to.putBuffer(marker, await from.getBuffer(marker));
     } catch (error) {
       await to.delete(backupPrefix(backup.id)).catch(() => undefined);
@@ -150,6 +159,7 @@ async function copyVerified(
   from: ObjectStore,
   to: ObjectStore,
   object: Pick<StoredObject, 'key' | 'size' | 'sha256'>,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   const hash = createHash('sha256');
   const source = from.get(object.key);
@@ -161,6 +171,7 @@ async function copyVerified(
         yield chunk;
       }
     })(),
+    signal ? { signal } : {},
   );
   const digest = hash.digest('hex');
   if (size !== object.size || digest !== object.sha256) {

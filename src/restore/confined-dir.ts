@@ -68,9 +68,14 @@ export class ConfinedDir {
   /** Symlinks to create at the end, by relative path: no entry may pass through or replace one. */
   private readonly links = new Map<string, { linkname: string; entry: string }>();
 
+  /**
+   * @param heldBack files written under another name (relative path → relative path in the same
+   *   directory): a restore holds PG_VERSION and global/pg_control back until it completed.
+   */
   constructor(
     readonly root: string,
     private readonly object: string,
+    private readonly heldBack: ReadonlyMap<string, string> = new Map(),
   ) {}
 
   /** The components of an entry's name; refuses absolute names and `..` (`.` and `//` are dropped). */
@@ -120,7 +125,8 @@ export class ConfinedDir {
     if (this.links.has(rel) || this.dirs.has(rel))
       throw this.refuse(entry, 'duplicate-entry', `"${rel}" is already in the archive`);
     await this.ensureDir(parts.slice(0, -1), entry);
-    return this.pathOf(parts);
+    const held = this.heldBack.get(rel);
+    return held === undefined ? this.pathOf(parts) : path.join(this.root, held);
   }
 
   /** Opens a file prepared by `prepareFile`; see OPEN_FLAGS. */

@@ -41,10 +41,10 @@ export async function applyIncrementalTar(
   source: Readable,
   targetDir: string,
   label: string,
-  options: { tablespaces?: ReadonlySet<string> } = {},
+  options: { tablespaces?: ReadonlySet<string>; heldBack?: ReadonlyMap<string, string> } = {},
 ): Promise<ApplyResult> {
   const extract = tar.extract();
-  const dir = new ConfinedDir(targetDir, label);
+  const dir = new ConfinedDir(targetDir, label, options.heldBack);
   const result: ApplyResult = { seen: new Set([targetDir]), fullFiles: 0, incrementalFiles: 0, blocks: 0 };
   const consume = (async () => {
     for await (const entry of extract) {

@@ -5,6 +5,8 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isWardenError, WardenError } from '../errors.ts';
+import { abortable, abortedError, throwIfAborted } from '../util/abort.ts';
+import { claimTarget, HELD_BACK, INCOMPLETE_MARKER } from './target-dir.ts';
 import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
 import { chownTree, serverRunAs } from '../postgres/os-user.ts';
@@ -53,6 +55,13 @@ export interface RestoreOptions {
   /** Identities to decrypt encrypted objects with; checked before anything is written. */
   keys?: RepositoryKeys;
   logger?: Logger;
+  /**
+   * A target holding a restore that did not complete (killed, power loss) is removed first;
+   * without it such a target fails with WARDEN_E_RESTORE_INCOMPLETE.
+   */
+  cleanIncomplete?: boolean;
+  /** Stops the restore (WARDEN_E_ABORTED); the target is returned to how it was found. */
+  signal?: AbortSignal;
 }
 
 export interface RestoreReport {
@@ -71,48 +80,67 @@ export interface RestoreReport {
  * Restores into a NEW data directory (never the source): base backup files, exactly the WAL the
  * target needs (decompressed ahead into pg_wal, so PostgreSQL starts no process per segment for
  * fetching), recovery settings; with `start`, runs the instance until it is promoted.
+ *
+ * Until it completed, the directory is marked incomplete and PG_VERSION and global/pg_control
+ * are held back under other names, so PostgreSQL refuses it whatever stopped the restore (see
+ * target-dir.ts). Any failure, a stop through `signal` included, returns the target to how it
+ * was found.
  */
 export async function restore(options: RestoreOptions): Promise<RestoreReport> {
   const started = performance.now();
   const logger = options.logger ?? silentLogger;
+  const { signal } = options;
   const targetDir = path.resolve(options.targetDir);
   const steps = new StepRecorder();
-  const createdTarget = await steps.run('check target', () => prepareTarget(targetDir));
-  const tablespacesDir = `${targetDir}_tablespaces`;
-  const tablespacesExisted = existsSync(tablespacesDir);
-  const repository = await Repository.open(options.store, options.keys);
-  const segmentSize = repository.meta.walSegmentSize;
-  let plan: RestorePlan;
-  let partialRaw: Buffer | undefined;
+  const target = await steps.run(
+    'check target',
+    () => claimTarget(targetDir, { cleanIncomplete: options.cleanIncomplete === true }),
+    (claimed) => (claimed.cleaned ? 'an incomplete restore found there was removed first' : ''),
+  );
+  let instance: LocalInstance | undefined;
   try {
-    plan = await steps.run(
+    const repository = await abortable(Repository.open(options.store, options.keys), signal, 'restore');
+    const segmentSize = repository.meta.walSegmentSize;
+    let partialRaw: Buffer | undefined;
+    const plan = await steps.run(
       'plan',
-      async () => {
-        const inventory = await readWalInventory(repository);
-        // Before the partials' bytes feed the plan (commit times, restore points) or the target.
-        for (const partial of inventory.partials) await checkPartialTrusted(repository, partial);
-        const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
-        partialRaw = newestPartial ? await readNewestPartial(repository, newestPartial) : undefined;
-        const partial =
-          newestPartial && partialRaw ? summarizePartial(partialRaw, newestPartial, segmentSize) : undefined;
-        return planRestore(
-          options.target,
-          await listBackups(repository),
-          inventory,
-          segmentSize,
-          partial?.lastCommitTime,
-          partial?.restorePoints,
-        );
-      },
+      () =>
+        abortable(
+          (async () => {
+            const inventory = await readWalInventory(repository);
+            // Before the partials' bytes feed the plan (commit times, restore points) or the target.
+            for (const partial of inventory.partials) await checkPartialTrusted(repository, partial);
+            const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
+            partialRaw = newestPartial ? await readNewestPartial(repository, newestPartial) : undefined;
+            const partial =
+              newestPartial && partialRaw
+                ? summarizePartial(partialRaw, newestPartial, segmentSize)
+                : undefined;
+            return planRestore(
+              options.target,
+              await listBackups(repository),
+              inventory,
+              segmentSize,
+              partial?.lastCommitTime,
+              partial?.restorePoints,
+            );
+          })(),
+          signal,
+          'restore',
+        ),
       (p) => `backup ${p.backup.id}, ${p.segments.length + p.partials.length} WAL segment(s)`,
     );
     await steps.run(
       'check keys',
       () =>
-        checkRestoreKeys(options.store, repository.keys, [
-          ...plan.chain.flatMap((backup) => [...backup.archives, backup.manifest]),
-          ...plan.segments.map((s) => ({ ...s, key: segmentDataKey(s.timeline, s.segment) })),
-        ]),
+        abortable(
+          checkRestoreKeys(options.store, repository.keys, [
+            ...plan.chain.flatMap((backup) => [...backup.archives, backup.manifest]),
+            ...plan.segments.map((s) => ({ ...s, key: segmentDataKey(s.timeline, s.segment) })),
+          ]),
+          signal,
+          'restore',
+        ),
       (r) => (r.encryptedObjects ? `${r.encryptedObjects} encrypted object(s) open` : 'not encrypted'),
     );
     const port = options.start ? await choosePort(options.port) : options.port;
@@ -120,11 +148,12 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       plan.chain.length > 1
         ? `restore base backup and ${plan.chain.length - 1} incremental(s)`
         : 'restore base backup',
-      () => restoreFiles(options.store, plan.chain, targetDir, repository.keys),
+      () => restoreFiles(options.store, plan.chain, targetDir, repository.keys, signal),
     );
-    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir));
+    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, signal));
+    throwIfAborted(signal, 'restore');
     await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
-    await setDataDirectoryMode(targetDir);
+    await setDataDirectoryMode(targetDir, path.join(targetDir, HELD_BACK.get('PG_VERSION')!));
     const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
     await steps.run(
@@ -136,14 +165,20 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       },
       (synced) => `${synced} files and directories`,
     );
+    throwIfAborted(signal, 'restore');
+    await steps.run(
+      'mark complete',
+      () => target.complete(),
+      () => 'PG_VERSION and global/pg_control in place',
+    );
     if (options.start) {
       const binaries = await findServerBinaries(process.env, {
         major: majorOfVersion(plan.backup.serverVersion),
       });
-      const instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
+      instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
       await steps.run('start and recover', async () => {
-        await instance.start({ timeoutSeconds: 3600 });
-        await waitForPromotion(instance);
+        await instance!.start({ timeoutSeconds: 3600 });
+        await abortable(waitForPromotion(instance!), signal, 'restore');
       });
     }
     const report: RestoreReport = {
@@ -160,33 +195,10 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     return report;
   } catch (error) {
     // Leave nothing half-restored behind: the target goes back to how we found it.
-    if (createdTarget) await rm(targetDir, { recursive: true, force: true });
-    else await emptyDir(targetDir);
-    // Tablespaces go beside the target: the directory for them too, when this restore made it.
-    if (!tablespacesExisted) await rm(tablespacesDir, { recursive: true, force: true });
-    throw error;
+    if (instance) await instance.stop({ mode: 'immediate' }).catch(() => undefined);
+    await target.giveBack();
+    throw signal?.aborted ? abortedError('restore', error) : error;
   }
-}
-
-/** Refuses a non-empty target; returns true when this restore created the directory. */
-async function prepareTarget(targetDir: string): Promise<boolean> {
-  if (existsSync(targetDir)) {
-    const entries = await readdir(targetDir);
-    if (entries.length > 0) {
-      throw new WardenError('WARDEN_E_TARGET_NOT_EMPTY', `restore target ${targetDir} is not empty`, {
-        hint: 'Restore into a new or empty directory; Warden never overwrites an existing data directory.',
-        details: { targetDir, entries: entries.slice(0, 5) },
-      });
-    }
-    return false;
-  }
-  await mkdir(targetDir, { recursive: true, mode: 0o700 });
-  return true;
-}
-
-async function emptyDir(dir: string): Promise<void> {
-  for (const entry of await readdir(dir).catch(() => [] as string[]))
-    await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
 async function choosePort(requested: number | undefined): Promise<number> {
@@ -211,22 +223,27 @@ async function restoreFiles(
   chain: readonly BackupRecord[],
   targetDir: string,
   keys: RepositoryKeys,
+  signal: AbortSignal | undefined,
 ): Promise<void> {
   const [full, ...incrementals] = chain;
   for (const archive of full!.archives) {
     const dir = archiveDir(targetDir, full!, archive);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const options = linkOptions(full!, archive);
-    await readArchive(store, archive, keys, (stream) => extractTar(stream, dir, archive.key, options));
+    const options = extractOptions(full!, archive);
+    await readArchive(store, archive, keys, signal, (stream) =>
+      extractTar(stream, dir, archive.key, options),
+    );
   }
   for (const backup of incrementals) {
     for (const archive of backup.archives) {
       const dir = archiveDir(targetDir, backup, archive);
       await mkdir(dir, { recursive: true, mode: 0o700 });
-      const options = linkOptions(backup, archive);
-      const applied = await readArchive(store, archive, keys, (stream) =>
+      const options = extractOptions(backup, archive);
+      const applied = await readArchive(store, archive, keys, signal, (stream) =>
         applyIncrementalTar(stream, dir, archive.key, options),
       );
+      // Not in any archive, and kept until the restore completed.
+      applied.seen.add(path.join(targetDir, INCOMPLETE_MARKER));
       await pruneUnseen(dir, applied.seen);
     }
     // Tablespaces dropped since the previous backup.
@@ -273,21 +290,43 @@ function archiveDir(targetDir: string, backup: BackupRecord, archive: ArchiveObj
   return `${targetDir}_tablespaces/${oid}`;
 }
 
-/** The main data directory's archive may hold its tablespaces' `pg_tblspc/<oid>` links; no other. */
-function linkOptions(backup: BackupRecord, archive: ArchiveObject): { tablespaces?: ReadonlySet<string> } {
+/**
+ * The main data directory's archive may hold its tablespaces' `pg_tblspc/<oid>` links (no other
+ * may), and its PG_VERSION and global/pg_control are held back until the restore completed.
+ */
+function extractOptions(
+  backup: BackupRecord,
+  archive: ArchiveObject,
+): { tablespaces?: ReadonlySet<string>; heldBack?: ReadonlyMap<string, string> } {
   if (archive.tablespace) return {};
-  return { tablespaces: new Set(backup.archives.flatMap((a) => (a.tablespace ? [a.tablespace.oid] : []))) };
+  return {
+    tablespaces: new Set(backup.archives.flatMap((a) => (a.tablespace ? [a.tablespace.oid] : []))),
+    heldBack: HELD_BACK,
+  };
 }
 
-/** Reads one archive decompressed and verified against its recorded checksum. */
-function readArchive<T>(
+/**
+ * Reads one archive decompressed and verified against its recorded checksum. A stop destroys
+ * the stream, so the extractor stops writing (and has settled) before the target is emptied.
+ */
+async function readArchive<T>(
   store: ObjectStore,
   archive: ArchiveObject,
   keys: RepositoryKeys,
+  signal: AbortSignal | undefined,
   consume: (stream: Readable) => Promise<T>,
 ): Promise<T> {
+  throwIfAborted(signal, 'restore');
   const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
-  return consumeVerified(store, archive, compression, keys, consume);
+  return consumeVerified(store, archive, compression, keys, async (stream) => {
+    const stop = () => stream.destroy(abortedError('restore'));
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      return await consume(stream);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+  });
 }
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */
@@ -303,7 +342,12 @@ async function writeManifest(
   );
 }
 
-async function placeWal(repository: Repository, plan: RestorePlan, targetDir: string): Promise<void> {
+async function placeWal(
+  repository: Repository,
+  plan: RestorePlan,
+  targetDir: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const walDir = path.join(targetDir, 'pg_wal');
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
@@ -325,14 +369,15 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   };
   let pending = plan.segments[0] ? readAhead(plan.segments[0]) : undefined;
   for (let i = 0; i < plan.segments.length; i += 1) {
-    const data = await pending!;
+    // A read is dropped on a stop; writes are awaited, so none lands after the target was emptied.
+    const data = await abortable(pending!, signal, 'restore');
     const next = plan.segments[i + 1];
     pending = next ? readAhead(next) : undefined;
     await writeNoFollow(path.join(walDir, plan.segments[i]!.segment), data);
   }
   // Each partial under its own name: with two (one being archived), each holds its own bytes.
   for (const partial of plan.partials) {
-    const { raw } = await readPartialSegment(repository, partial);
+    const { raw } = await abortable(readPartialSegment(repository, partial), signal, 'restore');
     await writeNoFollow(path.join(walDir, partial.segment), raw);
   }
 }

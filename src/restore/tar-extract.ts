@@ -14,6 +14,8 @@ export interface ExtractOptions {
    * `pg_tblspc/<oid>` symlinks are the only ones allowed. Absent: no symlink at all.
    */
   tablespaces?: ReadonlySet<string>;
+  /** Files written under another name (see ConfinedDir). */
+  heldBack?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -36,7 +38,11 @@ export async function extractTar(
   label: string,
   options: ExtractOptions = {},
 ): Promise<number> {
-  const extractor = new TarExtractor(new ConfinedDir(targetDir, label), label, options.tablespaces);
+  const extractor = new TarExtractor(
+    new ConfinedDir(targetDir, label, options.heldBack),
+    label,
+    options.tablespaces,
+  );
   const blocks = BlockPool.get();
   try {
     for await (const chunk of source) {

@@ -8,6 +8,7 @@ import { completeChains } from '../repository/backup-chain.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
 import { isRestorable } from './plan-expiry.ts';
+import { throwIfAborted } from '../util/abort.ts';
 
 /**
  * Removes one backup: `backup.json` first, which uncommits it (from then on it is an unfinished
@@ -28,6 +29,8 @@ export interface DeleteBackupOptions {
   /** Also delete the newest restorable backup. */
   force?: boolean;
   logger?: Logger;
+  /** Stops before anything is deleted (WARDEN_E_ABORTED); once deleting began, it finishes. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -69,6 +72,7 @@ export async function deleteBackup(options: DeleteBackupOptions): Promise<Backup
       );
     }
     lock.assertHeld();
+    throwIfAborted(options.signal, `deleting backup ${record.id}`);
     await deleteBackupObjects(options.store, record.id);
     (options.logger ?? silentLogger).info({ id: record.id, name: record.name }, 'backup deleted');
     return record;

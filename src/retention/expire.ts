@@ -6,6 +6,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { historyKey, readWalInventory } from '../repository/wal-archive.ts';
+import { abortable } from '../util/abort.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { deleteBackupObjects } from './delete-backup.ts';
@@ -59,19 +60,8 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
   try {
     const plan = await steps.run(
       'plan',
-      async () => {
-        const inventory = await readWalInventory(repository);
-        return planExpiry(
-          await listBackups(repository),
-          inventory,
-          options.policy,
-          options.now ?? new Date(),
-          {
-            segmentSize: repository.meta.walSegmentSize,
-            histories: await readHistories(options.store, inventory.histories),
-          },
-        );
-      },
+      // Only reads: a stalled store must not hold the lock past a Ctrl-C.
+      () => abortable(planFor(repository, options), options.signal, 'expire'),
       (p) =>
         `${p.keep.length} backup(s) stay, ${p.expire.length} go; ${p.walToDelete.length} WAL segment(s) go`,
     );
@@ -118,6 +108,14 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
   } finally {
     await lock?.release();
   }
+}
+
+async function planFor(repository: Repository, options: ExpireOptions): Promise<ExpiryPlan> {
+  const inventory = await readWalInventory(repository);
+  return planExpiry(await listBackups(repository), inventory, options.policy, options.now ?? new Date(), {
+    segmentSize: repository.meta.walSegmentSize,
+    histories: await readHistories(options.store, inventory.histories),
+  });
 }
 
 /** Parsed history files by timeline; an unreadable one is left out (its timeline then keeps more WAL). */

@@ -146,6 +146,7 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
         targetDir: dataDir,
         port,
         ...(options.keys ? { keys: options.keys } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       });
       backupId = report.backupId;
       return `backup ${report.backupId}, ${report.walSegments} WAL segment(s)`;

@@ -10,7 +10,11 @@ export interface BackupFlags {
 }
 
 /** `warden backup [--incremental]`: a physical base backup now. */
-export async function backupCommand(context: CommandContext, flags: BackupFlags): Promise<number> {
+export async function backupCommand(
+  context: CommandContext,
+  flags: BackupFlags,
+  signal?: AbortSignal,
+): Promise<number> {
   const { config } = context;
   const showProgress = process.stdout.isTTY && !context.json;
   const bar = showProgress
@@ -34,6 +38,7 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
     ...(flags.incremental ? { incremental: 'require' as const } : {}),
     keys: await context.writeKeys(),
     logger: context.logger,
+    ...(signal ? { signal } : {}),
     onProgress: (done, total) => {
       if (!bar) return;
       if (!started) bar.start(total, 0, { done: formatBytes(0), total: formatBytes(total) });

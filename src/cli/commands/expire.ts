@@ -53,12 +53,17 @@ export function policyFromFlags(base: RetentionPolicy, flags: ExpireFlags): Rete
 }
 
 /** `warden expire [--dry-run]`: applies the retention policy and says what went, what stayed and why. */
-export async function expireCommand(context: CommandContext, flags: ExpireFlags): Promise<number> {
+export async function expireCommand(
+  context: CommandContext,
+  flags: ExpireFlags,
+  signal?: AbortSignal,
+): Promise<number> {
   const report = await expire({
     store: context.store,
     policy: policyFromFlags(context.config.retention, flags),
     dryRun: flags.dryRun === true,
     logger: context.logger,
+    ...(signal ? { signal } : {}),
   });
   if (context.json) printJson(report);
   else printExpireReport(report);
@@ -120,12 +125,14 @@ export async function backupDeleteCommand(
   context: CommandContext,
   backup: string,
   flags: { force?: boolean },
+  signal?: AbortSignal,
 ): Promise<number> {
   const record = await deleteBackup({
     store: context.store,
     backup,
     force: flags.force === true,
     logger: context.logger,
+    ...(signal ? { signal } : {}),
   });
   if (context.json) printJson({ deleted: { id: record.id, name: record.name } });
   else

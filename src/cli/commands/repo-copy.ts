@@ -15,6 +15,7 @@ export interface RepoCopyFlags {
 export async function repoCopyCommand(
   context: CommandContext,
   options: GlobalOptions & RepoCopyFlags,
+  signal?: AbortSignal,
 ): Promise<number> {
   const target = await openObjectStore(
     loadConfig({ flags: { ...options, repo: options.to }, env: process.env, cwd: process.cwd() }).repository,
@@ -22,6 +23,7 @@ export async function repoCopyCommand(
   const report = await copyRepository(context.store, target, {
     keys: await context.readKeys(),
     signingKey: await context.signingKey(),
+    ...(signal ? { signal } : {}),
   });
   if (context.json) printJson(report);
   else

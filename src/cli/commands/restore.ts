@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { WardenError } from '../../errors.ts';
+import { removeIncompleteRestore } from '../../restore/target-dir.ts';
 import { restore } from '../../restore/restore.ts';
 import type { RestoreTarget } from '../../restore/restore-planner.ts';
 import { parseLsn } from '../../wal/lsn.ts';
@@ -17,16 +19,22 @@ export interface RestoreFlags {
   start?: boolean;
   dump?: string;
   targetDatabase?: string;
+  cleanIncomplete?: boolean;
 }
 
 /** `warden restore`: into a new data directory, optionally started. */
-export async function restoreCommand(context: CommandContext, flags: RestoreFlags): Promise<number> {
+export async function restoreCommand(
+  context: CommandContext,
+  flags: RestoreFlags,
+  signal?: AbortSignal,
+): Promise<number> {
   if (flags.dump !== undefined || flags.targetDatabase !== undefined)
-    return dumpRestoreCommand(context, flags);
+    return dumpRestoreCommand(context, flags, signal);
   if (!flags.targetDir)
     throw new WardenError('WARDEN_E_USAGE', '--target-dir is required', {
       hint: 'Name a new, empty directory.',
     });
+  if (flags.cleanIncomplete && !chosenTargets(flags).length) return cleanOnly(context, flags.targetDir);
   const report = await restore({
     store: context.store,
     target: parseTarget(flags),
@@ -35,6 +43,8 @@ export async function restoreCommand(context: CommandContext, flags: RestoreFlag
     ...(flags.port ? { port: parsePort(flags.port) } : {}),
     keys: await context.readKeys(),
     logger: context.logger,
+    cleanIncomplete: flags.cleanIncomplete === true,
+    ...(signal ? { signal } : {}),
   });
   if (context.json) {
     printJson(report);
@@ -55,10 +65,28 @@ export async function restoreCommand(context: CommandContext, flags: RestoreFlag
   return 0;
 }
 
-function parseTarget(flags: RestoreFlags): RestoreTarget {
-  const chosen = [flags.toTime, flags.toLsn, flags.toName, flags.latest, flags.backup].filter(
+/** `--clean-incomplete` with no point to restore to: only removes an incomplete restore. */
+async function cleanOnly(context: CommandContext, targetDir: string): Promise<number> {
+  const dir = path.resolve(targetDir);
+  const removed = await removeIncompleteRestore(dir);
+  if (context.json) printJson({ targetDir: dir, removed });
+  else
+    process.stdout.write(
+      removed
+        ? `removed the incomplete restore in ${dir}; it is as it was before that restore\n`
+        : `${dir} holds no incomplete restore; nothing removed\n`,
+    );
+  return 0;
+}
+
+function chosenTargets(flags: RestoreFlags): unknown[] {
+  return [flags.toTime, flags.toLsn, flags.toName, flags.latest, flags.backup].filter(
     (v) => v !== undefined && v !== false,
   );
+}
+
+function parseTarget(flags: RestoreFlags): RestoreTarget {
+  const chosen = chosenTargets(flags);
   if (chosen.length !== 1) {
     throw new WardenError(
       'WARDEN_E_USAGE',

@@ -207,7 +207,9 @@ export async function replicationSlots(cluster: TestCluster): Promise<SlotRow[]>
 
 /** The slot recorded in the repository's `warden-repo.json`. */
 export async function recordedSlot(repoDir: string): Promise<string | undefined> {
-  const meta = JSON.parse(await readFile(path.join(repoDir, 'warden-repo.json'), 'utf8')) as { slot?: string };
+  const meta = JSON.parse(await readFile(path.join(repoDir, 'warden-repo.json'), 'utf8')) as {
+    slot?: string;
+  };
   return meta.slot;
 }
 
@@ -227,16 +229,24 @@ export async function waitUntil(
   }
 }
 
-/** Files of a directory repository that are unfinished writes (`*.tmp-*`) — leftovers of a killed writer. */
-export async function tempObjects(repoDir: string): Promise<string[]> {
-  if (!existsSync(repoDir)) return [];
-  return (await readdir(repoDir, { recursive: true })).filter((f) => f.includes('.tmp-')).sort();
+/**
+ * Files of a directory repository that are unfinished writes (`*.tmp-*`) — leftovers of a killed
+ * writer — below `under` (a top-level directory such as `backups`), or anywhere.
+ */
+export async function tempObjects(repoDir: string, under?: string): Promise<string[]> {
+  const dir = under ? path.join(repoDir, under) : repoDir;
+  if (!existsSync(dir)) return [];
+  return (await readdir(dir, { recursive: true })).filter((f) => f.includes('.tmp-')).sort();
 }
 
-/** The lock files present in the repository. */
-export async function lockFiles(repoDir: string): Promise<string[]> {
+/** Everything in the repository's `locks/`: held locks (`*.lock`) and what else is there. */
+export async function lockDir(repoDir: string): Promise<{ locks: string[]; other: string[] }> {
   const dir = path.join(repoDir, 'locks');
-  return existsSync(dir) ? (await readdir(dir)).sort() : [];
+  const entries = existsSync(dir) ? (await readdir(dir)).sort() : [];
+  return {
+    locks: entries.filter((f) => f.endsWith('.lock')),
+    other: entries.filter((f) => !f.endsWith('.lock')),
+  };
 }
 
 /** Entries of the repository's `backups/` directory (committed or not). */
@@ -251,8 +261,9 @@ export interface BackupListing {
 
 /**
  * `warden verify --json` and what it says about the listed backups: every listed backup must be
- * restorable and no problem may name one of them or be a WAL gap. Problems outside those
- * (leftovers of an interrupted command that nothing lists) are returned for the output.
+ * restorable and no problem may name one of them. Problems outside those (WAL between one-off
+ * backups that nothing streamed, leftovers of an interrupted command that nothing lists) are
+ * returned for the caller to judge.
  */
 export async function verifyListed(
   cli: WardenCli,
@@ -265,10 +276,12 @@ export async function verifyListed(
     assert.ok(verdict, `verify reports on listed backup ${id}`);
     assert.equal(verdict.restorable, true, `listed backup ${id} verifies:\n${run.stdout}`);
   }
+  // A WAL gap after a backup (WAL between one-off backups that nothing streamed) only limits
+  // how far it restores; the verdict above already says its own WAL is there.
   const blocking = report.problems.filter(
-    (p) => p.kind === 'wal-gap' || (p.backups ?? []).some((id) => listed.includes(id)),
+    (p) => p.kind !== 'wal-gap' && (p.backups ?? []).some((id) => listed.includes(id)),
   );
-  assert.deepEqual(blocking, [], 'no problem touches a listed backup, no WAL gap');
+  assert.deepEqual(blocking, [], 'no problem touches a listed backup');
   return { report, others: report.problems.map((p) => `${p.kind} ${p.object}`) };
 }
 

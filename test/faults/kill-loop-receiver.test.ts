@@ -173,7 +173,11 @@ test(`${KILLS} SIGKILLs of \`warden wal stream\` under load at random moments an
 
     const restored = await restoredIds(path.join(cluster.workDir, 'restored'));
     const missing = writer.acked.filter((id) => !restored.has(id));
-    assert.deepEqual(missing.slice(0, 20), [], `${missing.length} acknowledged commit(s) missing after restore`);
+    assert.deepEqual(
+      missing.slice(0, 20),
+      [],
+      `${missing.length} acknowledged commit(s) missing after restore`,
+    );
     assert.equal(restored.size, ackedBeforeEnd, 'nothing but acknowledged commits');
     t.diagnostic(
       `${KILLS} receiver kills (${kills.random} random, ${kills.afterSwitch} just after a segment switch, ${kills.whileArchivingSegment} while archiving a finished segment), ${checks} slot-vs-durable checks, 0 gaps, ${writer.acked.length} acknowledged commits, 0 lost`,
@@ -186,12 +190,19 @@ test(`${KILLS} SIGKILLs of \`warden wal stream\` under load at random moments an
 /** `warden restore --latest --start` into `dir`, reads the ids, stops the instance. */
 async function restoredIds(dir: string): Promise<Set<number>> {
   const report = await cli.json<{ port: number }>(['restore', '--latest', '--target-dir', dir, '--start']);
-  const instance = new LocalInstance({ binaries: cluster.instance.binaries, dataDir: dir, port: report.port });
+  const instance = new LocalInstance({
+    binaries: cluster.instance.binaries,
+    dataDir: dir,
+    port: report.port,
+  });
   try {
-    return await withClient(cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`), async (client: pg.Client) => {
-      const rows = (await client.query<{ id: number }>('SELECT id FROM acked')).rows;
-      return new Set(rows.map((r) => r.id));
-    });
+    return await withClient(
+      cluster.url().replace(`:${cluster.port}/`, `:${report.port}/`),
+      async (client: pg.Client) => {
+        const rows = (await client.query<{ id: number }>('SELECT id FROM acked')).rows;
+        return new Set(rows.map((r) => r.id));
+      },
+    );
   } finally {
     await instance.stop({ mode: 'immediate' });
   }

@@ -4,11 +4,14 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
+import type { VerifyReport } from '../../src/verify/verify-report.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { snapshotTree } from './helpers.ts';
 import {
   backupDirs,
+  durableWal,
   faultCount,
+  formatLsn,
   lockDir,
   replicationSlots,
   seededRandom,
@@ -35,6 +38,16 @@ const ROWS = 250_000;
 
 let cluster: TestCluster;
 let cli: WardenCli;
+/** Kills after which the repository held less WAL than before (see the todo test). */
+const lostWal: string[] = [];
+/** Backups made unrestorable by such a loss: not checked further (the todo test reports them). */
+const brokenByLostWal = new Set<string>();
+/** The listed backups the loops check: all but those broken by the known defect. */
+const checked = (ids: string[]) => ids.filter((id) => !brokenByLostWal.has(id));
+
+async function verifyReport(): Promise<VerifyReport> {
+  return JSON.parse((await cli.run(['verify', '--json'])).stdout) as VerifyReport;
+}
 /** Targets a killed restore left with something in them (for the start check). */
 const leftTargets: string[] = [];
 
@@ -163,6 +176,7 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
   let before = await listed();
   for (let kill = 1; kill <= BACKUP_KILLS; kill += 1) {
     await writeWal(1);
+    const held = await durableWal(cli.repoDir);
     const dirs = await backupDirs(cli.repoDir);
     const backup = cli.spawn(['backup', '--json']);
     if (kill % 2 === 1) {
@@ -180,8 +194,19 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
       `kill ${kill}: no backup listed before disappeared`,
     );
     fromKilled.push(...now.filter((id) => !before.includes(id)));
-    await verifyListed(cli, now);
-    verified += now.length;
+    const wal = await durableWal(cli.repoDir);
+    if (wal.contiguousEnd < held.contiguousEnd) {
+      // The known defect (reopened-partial.test.ts): the killed run had truncated the partial
+      // segment it continued. Noted for the todo test below; the backups it broke are left out
+      // of the checks from here on, so the loop goes on checking everything else.
+      const broken = (await verifyReport()).backups.filter((b) => !b.restorable).map((b) => b.id);
+      for (const id of broken) brokenByLostWal.add(id);
+      lostWal.push(
+        `kill ${kill}: WAL held up to ${formatLsn(held.contiguousEnd)}, after it up to ${formatLsn(wal.contiguousEnd)}; unrestorable now: ${broken.join(', ') || 'none'}`,
+      );
+    }
+    await verifyListed(cli, checked(now));
+    verified += checked(now).length;
     before = now;
     // Every third kill (and after the last) the next run must clean up what killed ones left.
     if (kill % 3 === 0 || kill === BACKUP_KILLS) {
@@ -192,13 +217,23 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
     }
   }
   // The newest listed backup restores; older ones: see the todo test below (issue 11 item 4).
-  const newest = before.at(-1)!;
+  const newest = checked(before).at(-1)!;
   await restoresBackup(newest, path.join(cluster.workDir, `restored-${newest}`));
-  olderListed.push(...fromKilled.filter((id) => id !== newest), ...before.filter((id) => id !== newest));
+  olderListed.push(...checked([...fromKilled, ...before]).filter((id) => id !== newest));
   t.diagnostic(
     `${BACKUP_KILLS} backup kills (${finishedBeforeKill} finished before the kill, ${fromKilled.length} committed before it), ${verified} listed-backup verifications, ${nextRuns} next runs without leftovers or slots, the newest listed backup restored`,
   );
 });
+
+test(
+  'no killed backup destroys WAL the repository held (its partial segment)',
+  {
+    todo: 'issue 11 (fault suite finding, reproduced in reopened-partial.test.ts): SegmentWriter.open() truncates the partial segment it continues',
+  },
+  () => {
+    assert.deepEqual(lostWal, [], 'kills after which the repository held less WAL than before');
+  },
+);
 
 /** Listed backups older than the newest, those committed by killed runs first. */
 const olderListed: string[] = [];
@@ -284,7 +319,15 @@ test(
   },
   async (t) => {
     let started = 0;
-    for (const target of leftTargets) if (await startsAsServer(cluster, target)) started += 1;
+    for (const target of leftTargets) {
+      const files = await readdir(target);
+      if (await startsAsServer(cluster, target)) {
+        started += 1;
+        t.diagnostic(
+          `${path.basename(target)} started: ${files.length} entries, recovery.signal ${files.includes('recovery.signal') ? 'present' : 'absent'}, backup_label ${files.includes('backup_label') ? 'present' : 'absent'}`,
+        );
+      }
+    }
     t.diagnostic(`${leftTargets.length} partial targets left by killed restores, ${started} started`);
     assert.equal(started, 0, `${started} of ${leftTargets.length} half-restored targets started`);
   },
@@ -304,12 +347,21 @@ const EXPIRE_POLICY = [
   '0',
 ];
 
-/** SIGKILLs `child` after the `events`-th change below the repository (or when it has exited). */
-async function killAfterChanges(child: ReturnType<WardenCli['spawn']>, events: number): Promise<boolean> {
+/**
+ * SIGKILLs `child` after the `events`-th change below the repository directory `under`
+ * (`locks`, or `backups` and `wal`), or not at all when it exits first. Returns whether it was
+ * killed while running.
+ */
+async function killAfterChanges(
+  child: ReturnType<WardenCli['spawn']>,
+  under: string[],
+  events: number,
+): Promise<boolean> {
   let seen = 0;
   const watcher = watch(cli.repoDir, { recursive: true });
   const reached = new Promise<void>((resolve) => {
-    watcher.on('change', () => {
+    watcher.on('change', (_type, file) => {
+      if (!under.some((dir) => String(file).startsWith(`${dir}/`) || String(file) === dir)) return;
       seen += 1;
       if (seen >= events) resolve();
     });
@@ -332,13 +384,20 @@ test(`${EXPIRE_KILLS} SIGKILLs of \`warden expire\` mid-way: everything still li
   }
   let killedMidway = 0;
   let verified = 0;
-  let deletedBeforeKill = 0;
+  let unlisted = 0;
+  let walDeleted = 0;
+  const walFiles = async () => (await readdir(path.join(cli.repoDir, 'wal'), { recursive: true })).length;
   for (let kill = 1; kill <= EXPIRE_KILLS; kill += 1) {
     const before = await listed();
+    const walBefore = await walFiles();
     const keep = Math.max(1, before.length - 1);
     const expire = cli.spawn(['expire', ...EXPIRE_POLICY, '--keep-last', String(keep), '--json']);
-    // After 1 to 40 file system changes: taking the lock, deleting backups, deleting WAL.
-    const killed = await killAfterChanges(expire, Math.floor(random.between(1, 41)));
+    // A third of the kills while it takes the lock (or a dead run's lock over), the others
+    // while it deletes: a backup (its record first), then WAL segments (data and record each).
+    const killed =
+      kill % 3 === 1
+        ? await killAfterChanges(expire, ['locks'], Math.floor(random.between(1, 4)))
+        : await killAfterChanges(expire, ['backups', 'wal'], Math.floor(random.between(1, 7)));
     if (killed) killedMidway += 1;
     else assert.equal(await expire.exited, 0, expire.output());
     const now = await listed();
@@ -346,9 +405,10 @@ test(`${EXPIRE_KILLS} SIGKILLs of \`warden expire\` mid-way: everything still li
       now.every((id) => before.includes(id)),
       'expire never lists anything new',
     );
-    deletedBeforeKill += before.length - now.length;
-    await verifyListed(cli, now);
-    verified += now.length;
+    unlisted += before.length - now.length;
+    walDeleted += walBefore - (await walFiles());
+    await verifyListed(cli, checked(now));
+    verified += checked(now).length;
   }
   // The next, uninterrupted run takes over the dead process's lock and finishes the job.
   const final = await cli.json<{ deleted: { backups: string[] } }>([
@@ -359,13 +419,13 @@ test(`${EXPIRE_KILLS} SIGKILLs of \`warden expire\` mid-way: everything still li
   ]);
   const left = await listed();
   assert.equal(left.length, 1, `expire kept one backup (deleted ${final.deleted.backups.join(', ')})`);
-  await verifyListed(cli, left);
+  await verifyListed(cli, checked(left));
   assert.deepEqual(await tempObjects(cli.repoDir, 'backups'), [], 'no unfinished backup objects');
   assert.deepEqual(await tempObjects(cli.repoDir, 'wal'), [], 'no unfinished WAL objects');
   await assertNoLocks('after the next expire');
   await restoresBackup(left[0]!, path.join(cluster.workDir, 'restored-after-expire'));
   t.diagnostic(
-    `${EXPIRE_KILLS} expire kills (${killedMidway} mid-way, ${deletedBeforeKill} backups unlisted by killed runs), ${verified} listed-backup verifications, the survivor restores`,
+    `${EXPIRE_KILLS} expire runs SIGKILLed (${killedMidway} mid-way, ${EXPIRE_KILLS - killedMidway} finished first; ${unlisted} backups unlisted, ${walDeleted} WAL files deleted), ${verified} listed-backup verifications, the survivor restores`,
   );
 });
 

@@ -113,6 +113,8 @@ async function untilWorking(run: WardenProcess, appeared: () => Promise<boolean>
  * lock writes (`*.tmp-*`) and take-over claims (`*.takeover.*`). See the todo test.
  */
 const lockLeftovers = new Set<string>();
+/** Empty directories of killed backups that a completed backup did not remove (see the todo test). */
+const emptyBackupDirs = new Set<string>();
 
 /** No lock held after a completed run; notes other leftovers in `locks/`. */
 async function assertNoLocks(when: string): Promise<void> {
@@ -123,11 +125,16 @@ async function assertNoLocks(when: string): Promise<void> {
 
 /** After a completed run: only committed backups, no unfinished objects, no locks, no slots. */
 async function assertNoLeftovers(when: string): Promise<void> {
-  assert.deepEqual(
-    await backupDirs(cli.repoDir),
-    (await listed()).sort(),
-    `${when}: only listed backups on disk`,
-  );
+  const ids = await listed();
+  const unlisted = (await backupDirs(cli.repoDir)).filter((d) => !ids.includes(d));
+  const withContent: string[] = [];
+  for (const dir of unlisted) {
+    const files = await readdir(path.join(cli.repoDir, 'backups', dir), { recursive: true });
+    // An empty directory of a backup killed right after creating it: issue 11 item 9, the todo test.
+    if (files.length === 0) emptyBackupDirs.add(dir);
+    else withContent.push(`${dir}: ${files.join(', ')}`);
+  }
+  assert.deepEqual(withContent, [], `${when}: no unlisted backup with objects on disk`);
   assert.deepEqual(await tempObjects(cli.repoDir, 'backups'), [], `${when}: no unfinished backup objects`);
   assert.deepEqual(await tempObjects(cli.repoDir, 'wal'), [], `${when}: no unfinished WAL objects`);
   await assertNoLocks(when);
@@ -452,6 +459,14 @@ test(
     for (const file of walFiles)
       if (!existsSync(path.join(cli.repoDir, 'wal', file.replace(/\.zst$/, '.json')))) orphans.push(file);
     assert.deepEqual(orphans, [], 'every WAL data file has its record');
+  },
+);
+
+test(
+  'the next backup removes the empty directory of a backup killed right after creating it',
+  { todo: 'issue 11 item 9: an empty backup directory from a killed backup survives every later run' },
+  () => {
+    assert.deepEqual([...emptyBackupDirs], [], 'empty backup directories that survived the next backup');
   },
 );
 

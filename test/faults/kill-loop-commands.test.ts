@@ -65,6 +65,7 @@ after(async () => {
 });
 
 async function listed(): Promise<string[]> {
+  if (!existsSync(path.join(cli.repoDir, 'warden-repo.json'))) return []; // no backup taken yet
   return (await cli.json<BackupListing>(['backup', 'list'])).backups.map((b) => b.id);
 }
 

@@ -192,6 +192,31 @@ export async function durableWal(repoDir: string, timeline = 1): Promise<Durable
   };
 }
 
+/**
+ * WAL bytes the repository holds per segment (timeline/segment → valid bytes of its archived
+ * copy or of its partial's complete frames, whichever is more).
+ */
+export async function heldWalBytes(repoDir: string): Promise<Map<string, number>> {
+  const repository = await Repository.open(new FsObjectStore(repoDir));
+  const inventory = await readWalInventory(repository);
+  const held = new Map<string, number>();
+  const note = (timeline: number, segment: string, bytes: number) => {
+    const key = `${timeline}/${segment}`;
+    held.set(key, Math.max(held.get(key) ?? 0, bytes));
+  };
+  for (const [timeline, records] of inventory.segments)
+    for (const record of records) note(timeline, record.segment, record.validBytes);
+  for (const partial of inventory.partials) note(partial.timeline, partial.segment, partial.validBytes);
+  return held;
+}
+
+/** Segments of which `after` holds fewer bytes than `before` (WAL the repository lost). */
+export function lostWalSegments(before: Map<string, number>, after: Map<string, number>): string[] {
+  return [...before]
+    .filter(([key, bytes]) => (after.get(key) ?? 0) < bytes)
+    .map(([key, bytes]) => `${key} (${bytes} → ${after.get(key) ?? 0} bytes)`);
+}
+
 export interface SlotRow {
   slot_name: string;
   temporary: boolean;

@@ -128,8 +128,8 @@ function isStale(holder: LockHolder, host: string): boolean {
  * the lock and overwrites it only if the bytes are unchanged (not renewed, released or already
  * taken over) — the lock is never absent meanwhile, so no bystander can create it either.
  * Removing the claims afterwards is safe: a later claimant finds the lock changed and backs off.
- * A claimant that died leaves its claim; once that claim's own lease ran out, the next contender
- * uses claim `<n + 1>`.
+ * A claimant that died leaves its claim; once that claim is stale like a lock (its lease ran out,
+ * or its process on this host is gone), the next contender uses claim `<n + 1>`.
  */
 async function takeOver(
   store: ObjectStore,
@@ -154,7 +154,9 @@ async function takeOver(
     }
     const other = await readLock(store, claimKey(n));
     if (!other) return 'changed'; // that take-over finished and cleaned up
-    if (other.holder && !leaseExpired(other.holder)) return 'busy';
+    // A claimant that died (on this host: its pid is gone) is not waited for until its lease
+    // ends: that would fail the next command with "locked" by a process that no longer exists.
+    if (other.holder && !isStale(other.holder, os.hostname())) return 'busy';
   }
   if (claim < 0) return 'busy';
   try {

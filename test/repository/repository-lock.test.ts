@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -136,6 +136,23 @@ function lockSuite(label: string, open: () => Promise<Repo>, raceRounds: number)
       const { store } = await open();
       const dead = spawnSync(process.execPath, ['-e', '']).pid;
       await store.putBuffer(KEY, foreignLock('live', { host: os.hostname(), pid: dead }));
+      const lock = await acquireLock(store, 'backup', 'base backup', { leaseMs: LEASE_MS });
+      assert.equal((await stored(store)).token, lock.token);
+      await lock.release();
+    });
+
+    test('a take-over claim of a dead process on this host does not block the next take-over (issue 11)', async () => {
+      // A run SIGKILLed while taking over a stale lock leaves its claim with a live lease: the
+      // next run must not report the repository "locked" by that dead process for a minute.
+      const { store } = await open();
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      const stale = foreignLock('live', { host: os.hostname(), pid: dead });
+      await store.putBuffer(KEY, stale);
+      const id = createHash('sha256').update(stale).digest('hex').slice(0, 16);
+      await store.putBuffer(
+        `locks/backup.takeover.${id}.0`,
+        foreignLock('live', { host: os.hostname(), pid: dead, leaseMs: 60_000, purpose: `take over ${KEY}` }),
+      );
       const lock = await acquireLock(store, 'backup', 'base backup', { leaseMs: LEASE_MS });
       assert.equal((await stored(store)).token, lock.token);
       await lock.release();

@@ -4,7 +4,7 @@ import type { Appender } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
 import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
-import { PartialWriter } from '../wal/partial-format.ts';
+import { PartialWriter, scanPartial } from '../wal/partial-format.ts';
 
 /**
  * Completed segments waiting for compression and upload before `write` waits for them: one, so
@@ -25,6 +25,8 @@ export class SegmentWriter {
   private buffer: Buffer;
   private appender: Appender | undefined;
   private frames: PartialWriter | undefined;
+  /** WAL bytes an earlier run's partial of this segment holds, until the restream passes them. */
+  private keep = 0;
   private segmentStartLsn: Lsn = 0n;
   private filled = 0;
   /** Bytes of the segment already handed to the partial file (the rest is only in memory). */
@@ -59,17 +61,63 @@ export class SegmentWriter {
     this.segmentStartLsn = startLsn;
     this.filled = 0;
     this.persisted = 0;
-    this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
-    // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
-    // A new file key (and salt) each time, so no frame nonce is ever used twice under one key.
-    if (this.appender.size > 0) await this.appender.truncate(0);
+    const key = partialKey(this.timeline, this.name);
+    // Restream the whole segment, under a new file key (and salt) each time, so no frame nonce
+    // is ever used twice under one key. What an earlier run left in the partial stays until the
+    // restream has passed it: truncating first would lose WAL the repository held, if this run
+    // died before its first sync (the fault suite's kill loop found that).
+    this.keep = await this.durablePartialBytes(key);
     const signingKey = this.repository.keys.signingKey;
     this.frames = await PartialWriter.create(
       this.name,
       this.repository.keys.recipients,
       signingKey ? { key: signingKey, systemId: this.repository.meta.systemId } : undefined,
     );
+    if (this.keep > 0) return;
+    this.appender = await this.repository.store.openAppender(key);
+    if (this.appender.size > 0) await this.appender.truncate(0);
     await this.appender.append(this.frames.preamble);
+  }
+
+  /**
+   * WAL bytes in complete frames of an earlier run's partial of this segment (0 when there is
+   * none, or it is damaged), made durable (an earlier run killed before its fsync may have left
+   * them in the page cache only).
+   */
+  private async durablePartialBytes(key: string): Promise<number> {
+    const store = this.repository.store;
+    if (!(await store.stat(key))) return 0;
+    let validBytes: number;
+    try {
+      validBytes = scanPartial(await store.getBuffer(key), key, this.segmentSize).validBytes;
+    } catch {
+      return 0;
+    }
+    if (validBytes > 0) {
+      const appender = await store.openAppender(key);
+      try {
+        await appender.sync();
+      } finally {
+        await appender.close();
+      }
+    }
+    return validBytes;
+  }
+
+  /**
+   * The restream has passed what the earlier run's partial held: one atomic write replaces it
+   * with the new file (the old one stands until then), and appending goes on from there.
+   */
+  private async replaceEarlierPartial(): Promise<void> {
+    const key = partialKey(this.timeline, this.name);
+    const frames = this.frames!;
+    await this.repository.store.putBuffer(
+      key,
+      Buffer.concat([frames.preamble, frames.frame(this.buffer.subarray(0, this.filled))]),
+    );
+    this.persisted = this.filled;
+    this.keep = 0;
+    this.appender = await this.repository.store.openAppender(key);
   }
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {
@@ -97,6 +145,13 @@ export class SegmentWriter {
 
   async sync(): Promise<void> {
     this.throwArchiveError();
+    if (!this.frames) return;
+    if (this.keep > 0) {
+      // Up to `keep` bytes, the earlier run's partial already holds them durably.
+      if (this.filled < this.keep) return;
+      await this.replaceEarlierPartial();
+      return;
+    }
     if (!this.appender) return;
     if (this.filled > this.persisted) {
       await this.appender.append(this.frames!.frame(this.buffer.subarray(this.persisted, this.filled)));

@@ -105,11 +105,15 @@ export async function claimTarget(
     cleaned,
     async complete() {
       for (const [name, staged] of HELD_BACK) {
-        await rename(path.join(dir, staged), path.join(dir, name)).catch((error: NodeJS.ErrnoException) => {
-          // An archive without it (not a data directory PostgreSQL would start anyway).
-          if (error.code !== 'ENOENT') throw error;
-        });
-        await fsyncPath(path.dirname(path.join(dir, name)));
+        const placed = await rename(path.join(dir, staged), path.join(dir, name)).then(
+          () => true,
+          (error: NodeJS.ErrnoException) => {
+            // An archive without it (not a data directory PostgreSQL would start anyway).
+            if (error.code !== 'ENOENT') throw error;
+            return false;
+          },
+        );
+        if (placed) await fsyncPath(path.dirname(path.join(dir, name)));
       }
       await rm(marker);
       await fsyncPath(dir);

@@ -316,7 +316,7 @@ test('an archive map naming an outside location, in a backup without tablespaces
     keyFile,
     '--json',
   ]);
-  assert.equal(run.code, 0, run.stderr);
+  assert.equal(run.code, 0, `${run.stdout}${run.stderr}`);
   // PostgreSQL would create pg_tblspc links to whatever the map names when it starts.
   assert.equal(await readFile(path.join(c.target, 'tablespace_map'), 'utf8'), '');
   await rm(c.repo, { recursive: true, force: true });

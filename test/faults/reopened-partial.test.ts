@@ -41,45 +41,39 @@ async function partials(): Promise<Map<string, number>> {
   return sizes;
 }
 
-test(
-  `a backup SIGKILLed the moment it reopens the partial segment the backup before ended in loses none of that WAL (${ATTEMPTS} kills)`,
-  {
-    todo: 'issue 11 (fault suite finding): SegmentWriter.open() truncates the partial it continues; a kill before the first sync loses the WAL the repository held, and the backup before becomes unrestorable',
-  },
-  async (t) => {
-    let truncatedAtKill = 0;
-    for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
-      await cli.json(['backup']);
-      const held = await durableWal(cli.repoDir);
-      const before = await partials();
-      assert.ok(before.size > 0, 'a one-off backup ends its WAL in a partial segment');
-      const [name, size] = [...before][0]!;
-      const file = path.join(cli.repoDir, 'wal', name);
-      const backup = cli.spawn(['backup', '--json']);
-      // Kill when the partial first shrinks (the next run reopened it), or when it is gone.
-      const watcher = watch(path.dirname(file));
-      const shrunk = new Promise<void>((resolve) => {
-        watcher.on('change', () => {
-          void stat(file).then(
-            (s) => s.size < size && resolve(),
-            () => resolve(),
-          );
-        });
+test(`a backup SIGKILLed the moment it reopens the partial segment the backup before ended in loses none of that WAL (${ATTEMPTS} kills)`, async (t) => {
+  let truncatedAtKill = 0;
+  for (let attempt = 1; attempt <= ATTEMPTS; attempt += 1) {
+    await cli.json(['backup']);
+    const held = await durableWal(cli.repoDir);
+    const before = await partials();
+    assert.ok(before.size > 0, 'a one-off backup ends its WAL in a partial segment');
+    const [name, size] = [...before][0]!;
+    const file = path.join(cli.repoDir, 'wal', name);
+    const backup = cli.spawn(['backup', '--json']);
+    // Kill when the partial first shrinks (the next run reopened it), or when it is gone.
+    const watcher = watch(path.dirname(file));
+    const shrunk = new Promise<void>((resolve) => {
+      watcher.on('change', () => {
+        void stat(file).then(
+          (s) => s.size < size && resolve(),
+          () => resolve(),
+        );
       });
-      try {
-        await Promise.race([shrunk, backup.exited]);
-        if (await backup.kill()) truncatedAtKill += 1;
-      } finally {
-        watcher.close();
-      }
-      const after = await durableWal(cli.repoDir);
-      assert.ok(
-        after.contiguousEnd >= held.contiguousEnd,
-        `attempt ${attempt}: the repository held WAL up to ${formatLsn(held.contiguousEnd)}, after the kill only up to ${formatLsn(after.contiguousEnd)}`,
-      );
-      const listed = (await cli.json<BackupListing>(['backup', 'list'])).backups.map((b) => b.id);
-      await verifyListed(cli, listed);
+    });
+    try {
+      await Promise.race([shrunk, backup.exited]);
+      if (await backup.kill()) truncatedAtKill += 1;
+    } finally {
+      watcher.close();
     }
-    t.diagnostic(`${ATTEMPTS} backups, ${truncatedAtKill} killed right after reopening the partial`);
-  },
-);
+    const after = await durableWal(cli.repoDir);
+    assert.ok(
+      after.contiguousEnd >= held.contiguousEnd,
+      `attempt ${attempt}: the repository held WAL up to ${formatLsn(held.contiguousEnd)}, after the kill only up to ${formatLsn(after.contiguousEnd)}`,
+    );
+    const listed = (await cli.json<BackupListing>(['backup', 'list'])).backups.map((b) => b.id);
+    await verifyListed(cli, listed);
+  }
+  t.diagnostic(`${ATTEMPTS} backups, ${truncatedAtKill} killed right after reopening the partial`);
+});

@@ -87,6 +87,12 @@ export class SegmentWriter {
   private async durablePartialBytes(key: string): Promise<number> {
     const store = this.repository.store;
     if (!(await store.stat(key))) return 0;
+    // A replacement cut short by a kill leaves its temp object (and the partial it was to
+    // replace, so this is only looked for when there is one); this writer, holding the stream
+    // lock, is the only one that writes this partial, so the temp object is nobody's.
+    const dir = key.slice(0, key.lastIndexOf('/') + 1);
+    for (const stale of await store.list(dir, { includeIncomplete: true }))
+      if (stale.startsWith(`${key}.tmp-`)) await store.delete(stale);
     let validBytes: number;
     try {
       validBytes = scanPartial(await store.getBuffer(key), key, this.segmentSize).validBytes;

@@ -38,9 +38,9 @@ const ROWS = 250_000;
 
 let cluster: TestCluster;
 let cli: WardenCli;
-/** Kills after which the repository held less WAL than before (see the todo test). */
+/** Kills after which the repository held less WAL than before (asserted empty below). */
 const lostWal: string[] = [];
-/** Backups made unrestorable by such a loss: not checked further (the todo test reports them). */
+/** Backups made unrestorable by such a loss: not checked further (the test below reports them). */
 const brokenByLostWal = new Set<string>();
 /** The listed backups the loops check: all but those broken by the known defect. */
 const checked = (ids: string[]) => ids.filter((id) => !brokenByLostWal.has(id));
@@ -212,7 +212,7 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
     const lost = lostWalSegments(held, await heldWalBytes(cli.repoDir));
     if (lost.length > 0) {
       // The known defect (reopened-partial.test.ts): the killed run had truncated the partial
-      // segment it continued. Noted for the todo test below; the backups it broke are left out
+      // segment it continued. Noted for the test below; the backups it broke are left out
       // of the checks from here on, so the loop goes on checking everything else.
       const broken = (await verifyReport()).backups.filter((b) => !b.restorable).map((b) => b.id);
       for (const id of broken) brokenByLostWal.add(id);
@@ -231,7 +231,7 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
       before = await listed();
     }
   }
-  // The newest listed backup restores; older ones: see the todo test below (issue 11 item 4).
+  // The newest listed backup restores; older ones: see the test below (issue 11 item 4).
   const newest = checked(before).at(-1)!;
   await restoresBackup(newest, path.join(cluster.workDir, `restored-${newest}`));
   olderListed.push(...checked([...fromKilled, ...before]).filter((id) => id !== newest));
@@ -240,30 +240,18 @@ test(`${BACKUP_KILLS} SIGKILLs of \`warden backup\` at random points: every list
   );
 });
 
-test(
-  'no killed backup destroys WAL the repository held (its partial segment)',
-  {
-    todo: 'issue 11 (fault suite finding, reproduced in reopened-partial.test.ts): SegmentWriter.open() truncates the partial segment it continues',
-  },
-  () => {
-    assert.deepEqual(lostWal, [], 'kills after which the repository held less WAL than before');
-  },
-);
+test('no killed backup destroys WAL the repository held (its partial segment)', () => {
+  assert.deepEqual(lostWal, [], 'kills after which the repository held less WAL than before');
+});
 
 /** Listed backups older than the newest, those committed by killed runs first. */
 const olderListed: string[] = [];
 
-test(
-  'older listed backups restore too (at most 2: one a killed run committed, when there is one)',
-  {
-    todo: 'issue 11 item 4: on main `restore --backup` refuses a backup with a WAL gap after it (WAL between one-off backups), although verify calls it restorable',
-  },
-  async (t) => {
-    const ids = [...new Set(olderListed)].slice(0, 2);
-    for (const id of ids) await restoresBackup(id, path.join(cluster.workDir, `restored-${id}`));
-    t.diagnostic(`${ids.length} older listed backups restored`);
-  },
-);
+test('older listed backups restore too (at most 2: one a killed run committed, when there is one)', async (t) => {
+  const ids = [...new Set(olderListed)].slice(0, 2);
+  for (const id of ids) await restoresBackup(id, path.join(cluster.workDir, `restored-${id}`));
+  t.diagnostic(`${ids.length} older listed backups restored`);
+});
 
 test(`${RESTORE_KILLS} SIGKILLs of \`warden restore\` at random points never change the repository; the targets they leave are refused; a later restore has every row`, async (t) => {
   const random = seededRandom();
@@ -327,35 +315,29 @@ test(`${RESTORE_KILLS} SIGKILLs of \`warden restore\` at random points never cha
   );
 });
 
-test(
-  'a target left by a killed restore before its recovery settings were written does not start',
-  {
-    todo: 'issue 11 item 5: on main a restore killed before its recovery settings leaves a directory that starts with old data',
-  },
-  async (t) => {
-    // Killed after the recovery settings (the last thing main writes before chown and sync),
-    // the target holds every file and all the WAL: it may start. Before that it must not.
-    let incomplete = 0;
-    let started = 0;
-    for (const target of leftTargets) {
-      const files = await readdir(target);
-      const autoConf = await readFile(path.join(target, 'postgresql.auto.conf'), 'utf8').catch(() => '');
-      const settingsWritten = autoConf.includes('# warden restore of backup');
-      if (settingsWritten) continue;
-      incomplete += 1;
-      if (await startsAsServer(cluster, target)) {
-        started += 1;
-        t.diagnostic(
-          `${path.basename(target)} started: ${files.length} entries, recovery.signal ${files.includes('recovery.signal') ? 'present' : 'absent'}, pg_wal ${(await readdir(path.join(target, 'pg_wal')).catch(() => [])).length} entries`,
-        );
-      }
+test('a target left by a killed restore before its recovery settings were written does not start', async (t) => {
+  // Killed after the recovery settings (the last thing main writes before chown and sync),
+  // the target holds every file and all the WAL: it may start. Before that it must not.
+  let incomplete = 0;
+  let started = 0;
+  for (const target of leftTargets) {
+    const files = await readdir(target);
+    const autoConf = await readFile(path.join(target, 'postgresql.auto.conf'), 'utf8').catch(() => '');
+    const settingsWritten = autoConf.includes('# warden restore of backup');
+    if (settingsWritten) continue;
+    incomplete += 1;
+    if (await startsAsServer(cluster, target)) {
+      started += 1;
+      t.diagnostic(
+        `${path.basename(target)} started: ${files.length} entries, recovery.signal ${files.includes('recovery.signal') ? 'present' : 'absent'}, pg_wal ${(await readdir(path.join(target, 'pg_wal')).catch(() => [])).length} entries`,
+      );
     }
-    t.diagnostic(
-      `${leftTargets.length} targets left by killed restores, ${incomplete} before their recovery settings, ${started} of those started`,
-    );
-    assert.equal(started, 0, `${started} of ${incomplete} half-restored targets started`);
-  },
-);
+  }
+  t.diagnostic(
+    `${leftTargets.length} targets left by killed restores, ${incomplete} before their recovery settings, ${started} of those started`,
+  );
+  assert.equal(started, 0, `${started} of ${incomplete} half-restored targets started`);
+});
 
 /** Only `--keep-last` keeps backups (the default GFS tiers and maximum ages would keep them all). */
 const EXPIRE_POLICY = [

@@ -58,12 +58,19 @@ export class SegmentWriter {
     this.segmentStartLsn = startLsn;
     this.filled = 0;
     this.persisted = 0;
-    this.appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
-    // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
-    // A new file key (and salt) each time, so no frame nonce is ever used twice under one key.
-    if (this.appender.size > 0) await this.appender.truncate(0);
-    this.frames = await PartialWriter.create(this.name, this.repository.keys.recipients);
-    await this.appender.append(this.frames.preamble);
+    const appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
+    try {
+      // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
+      // A new file key (and salt) each time, so no frame nonce is ever used twice under one key.
+      if (appender.size > 0) await appender.truncate(0);
+      this.frames = await PartialWriter.create(this.name, this.repository.keys.recipients);
+      await appender.append(this.frames.preamble);
+    } catch (error) {
+      // Disk full on the preamble: nobody else holds this handle to close it.
+      await appender.close();
+      throw error;
+    }
+    this.appender = appender;
   }
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {

@@ -135,17 +135,18 @@ export class FsObjectStore implements ObjectStore {
   async openAppender(key: string): Promise<Appender> {
     const target = this.pathOf(key);
     await this.access.ensureDir(path.dirname(target));
-    const handle = await open(target, 'a+', this.access.createMode);
+    let handle: FileHandle | undefined;
     try {
+      handle = await open(target, 'a+', this.access.createMode);
       // Also an existing partial segment (from before modes were set): it is rewritten anyway.
       await this.access.applyTo(handle);
+      const size = (await handle.stat()).size;
+      await fsyncPath(path.dirname(target));
+      return new FsAppender(handle, size, key);
     } catch (error) {
-      await handle.close();
+      await handle?.close().catch(() => undefined);
       throw ioError(error, `opening ${key}`);
     }
-    const size = (await handle.stat()).size;
-    await fsyncPath(path.dirname(target));
-    return new FsAppender(handle, size);
   }
 
   /**
@@ -195,6 +196,7 @@ class FsAppender implements Appender {
   constructor(
     private readonly handle: FileHandle,
     private currentSize: number,
+    private readonly key: string,
   ) {}
 
   get size(): number {
@@ -205,24 +207,32 @@ class FsAppender implements Appender {
 
   async append(data: Buffer): Promise<void> {
     let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(
-        data,
-        written,
-        data.length - written,
-        this.currentSize + written,
-      );
-      written += bytesWritten;
+    try {
+      while (written < data.length) {
+        const { bytesWritten } = await this.handle.write(
+          data,
+          written,
+          data.length - written,
+          this.currentSize + written,
+        );
+        written += bytesWritten;
+      }
+    } catch (error) {
+      throw ioError(error, `appending to ${this.key}`);
     }
     this.currentSize += data.length;
   }
 
   async sync(): Promise<void> {
-    await this.handle.datasync();
+    await this.handle.datasync().catch((error: unknown) => {
+      throw ioError(error, `syncing ${this.key}`);
+    });
   }
 
   async truncate(size: number): Promise<void> {
-    await this.handle.truncate(size);
+    await this.handle.truncate(size).catch((error: unknown) => {
+      throw ioError(error, `truncating ${this.key}`);
+    });
     this.currentSize = size;
   }
 
@@ -245,10 +255,16 @@ function ioError(error: unknown, what: string): WardenError {
     return new WardenError('WARDEN_E_ABORTED', `${what} was cancelled`, { cause: error });
   }
   const code = (error as NodeJS.ErrnoException).code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT';
   return new WardenError(
     'WARDEN_E_REPO_IO',
     `repository I/O failed ${what}: ${code ?? (error as Error).message}`,
     {
+      ...(full
+        ? {
+            hint: 'The repository filesystem is full: free space there (`warden expire`) or move the repository.',
+          }
+        : {}),
       details: { errno: code },
       cause: error,
     },

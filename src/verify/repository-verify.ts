@@ -22,6 +22,7 @@ import {
   type WalInventory,
 } from '../repository/wal-archive.ts';
 import { restorableWindow } from '../restore/restorable-window.ts';
+import { findLeftovers, leftoverCount } from '../retention/leftovers.ts';
 import { readVerified } from '../restore/verified-reader.ts';
 import { StepRecorder } from '../util/report.ts';
 import { parseSegmentName } from '../wal/lsn.ts';
@@ -138,6 +139,13 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
         )
       : undefined;
 
+  // Not damage either (no record points to them): named so the next `expire` is known to help.
+  const leftovers = await steps.run(
+    'leftovers',
+    () => findLeftovers(store),
+    (found) => `${leftoverCount(found)} found`,
+  );
+
   const damagedBackups = new Set(problems.flatMap((p) => (p.kind === 'wal-gap' ? [] : (p.backups ?? []))));
   // A damaged full (or incremental) backup takes every incremental built on it down with it.
   const byId = new Map(backups.map((b) => [b.id, b]));
@@ -175,6 +183,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     ...(continuity.walEnd ? { walEnd: continuity.walEnd } : {}),
     problems,
     ...(modes ? { modes } : {}),
+    leftovers,
     steps: steps.steps,
     durationMs: Math.round(performance.now() - started),
   };

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { WardenError } from '../../errors.ts';
@@ -176,6 +176,52 @@ export class FsObjectStore implements ObjectStore {
     } finally {
       await rm(temp, { force: true });
     }
+  }
+
+  async listEmptyDirectories(prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    // True when `dir` holds no file at any depth; only the outermost such directory is listed.
+    const holdsNoFile = async (dir: string, top: boolean): Promise<boolean> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw ioError(error, `listing ${prefix}`);
+      }
+      const empty: string[] = [];
+      let hasFile = false;
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory() && (await holdsNoFile(full, false))) empty.push(full);
+        else hasFile = true;
+      }
+      if (!hasFile && !top) return true;
+      for (const full of empty) found.push(`${path.relative(this.root, full).split(path.sep).join('/')}/`);
+      return false;
+    };
+    await holdsNoFile(this.pathOf(prefix), true);
+    return found.sort();
+  }
+
+  async removeEmptyDirectory(key: string): Promise<boolean> {
+    // rmdir, deepest first: it refuses a directory that is not empty, so no file is ever removed.
+    const remove = async (dir: string): Promise<boolean> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        if (!entry.isDirectory() || !(await remove(path.join(dir, entry.name)))) return false;
+      }
+      try {
+        await rmdir(dir);
+        return true;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return true;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+        throw ioError(error, `removing ${key}`);
+      }
+    };
+    return remove(this.pathOf(key));
   }
 
   /** The entries of this repository looser than its policy (reported by `warden verify`). */

@@ -98,12 +98,21 @@ export class SegmentWriter {
 
   async sync(): Promise<void> {
     this.throwArchiveError();
-    if (!this.appender) return;
-    if (this.filled > this.persisted) {
-      await this.appender.append(this.frames!.frame(this.buffer.subarray(this.persisted, this.filled)));
-      this.persisted = this.filled;
+    const appender = this.appender;
+    if (!appender) return;
+    try {
+      if (this.filled > this.persisted) {
+        await appender.append(this.frames!.frame(this.buffer.subarray(this.persisted, this.filled)));
+        this.persisted = this.filled;
+      }
+      await appender.sync();
+    } catch (error) {
+      // Disk full, I/O error: this partial file takes no more writes (the next session restreams
+      // the segment into a new one), so its handle is closed now, not left to the GC.
+      this.appender = undefined;
+      await appender.close();
+      throw error;
     }
-    await this.appender.sync();
   }
 
   /** A full segment: make it durable, hand it to the background archiver, start the next. */

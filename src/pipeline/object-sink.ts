@@ -54,6 +54,20 @@ export class ObjectSink {
     this.stored.catch((error: unknown) => this.compressor.destroy(error as Error));
   }
 
+  /**
+   * When the store fails (disk full), its `put` stops reading, and leaving the loop over the
+   * compressed stream destroys that stream with a bare AbortError — which reaches `write` before
+   * the store's own rejection does. The store's error is the cause; the AbortError only its echo.
+   */
+  private async firstError(error: unknown): Promise<unknown> {
+    if ((error as Error | undefined)?.name !== 'AbortError') return error;
+    const storeError = await this.stored.then(
+      () => undefined,
+      (cause: unknown) => cause,
+    );
+    return storeError ?? error;
+  }
+
   async write(chunk: Buffer): Promise<void> {
     this.rawSize += chunk.length;
     try {
@@ -84,19 +98,5 @@ export class ObjectSink {
 
   abort(error: Error): void {
     this.compressor.destroy(error);
-  }
-
-  /**
-   * When the store fails (disk full), its `put` stops reading, and leaving the loop over the
-   * compressed stream destroys that stream with a bare AbortError — which reaches `write` before
-   * the store's own rejection does. The store's error is the cause; the AbortError only its echo.
-   */
-  private async firstError(error: unknown): Promise<unknown> {
-    if ((error as Error | undefined)?.name !== 'AbortError') return error;
-    const storeError = await this.stored.then(
-      () => undefined,
-      (cause: unknown) => cause,
-    );
-    return storeError ?? error;
   }
 }

@@ -111,6 +111,14 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     () => `${checked.dumps} dump(s)`,
   );
 
+  // Not damage (no record points to them), so not problems: named so the next `expire` is known
+  // to help.
+  const leftovers = await steps.run(
+    'leftovers',
+    () => findLeftovers(store),
+    (found) => `${leftoverCount(found)} found`,
+  );
+
   const continuity = await steps.run('WAL continuity', async () =>
     checkWalContinuity({
       backups,
@@ -138,13 +146,6 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
           (audit) => `${audit.checked} entries, ${audit.looseCount} looser than ${audit.policy}`,
         )
       : undefined;
-
-  // Not damage either (no record points to them): named so the next `expire` is known to help.
-  const leftovers = await steps.run(
-    'leftovers',
-    () => findLeftovers(store),
-    (found) => `${leftoverCount(found)} found`,
-  );
 
   const damagedBackups = new Set(problems.flatMap((p) => (p.kind === 'wal-gap' ? [] : (p.backups ?? []))));
   // A damaged full (or incremental) backup takes every incremental built on it down with it.

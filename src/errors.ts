@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   WARDEN_E_DB_UNREACHABLE: { exit: EXIT.server, http: 502, retryable: true },
   WARDEN_E_AUTH_FAILED: { exit: EXIT.server, http: 502 },
   WARDEN_E_TLS_UNAVAILABLE: { exit: EXIT.server, http: 502 },
+  WARDEN_E_SECRET_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_WAL_LEVEL_MINIMAL: { exit: EXIT.server, http: 409 },
   WARDEN_E_NO_WAL_SENDERS: { exit: EXIT.server, http: 409 },
   WARDEN_E_ROLE_NOT_REPLICATION: { exit: EXIT.server, http: 403 },
@@ -49,9 +50,19 @@ export const ERROR_CODES = {
   WARDEN_E_REPO_CORRUPT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // replication slots
+  WARDEN_E_SLOT_BUSY: { exit: EXIT.conflict, http: 409, retryable: true },
+  WARDEN_E_SLOT_NOT_OWNED: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_SLOT_INVALIDATED: { exit: EXIT.integrity, http: 409 },
+  WARDEN_E_SLOT_HOLDS_WAL: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_SLOT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   // client-side encryption keys
   WARDEN_E_KEY_MISSING: { exit: EXIT.usage, http: 400 },
   WARDEN_E_KEY_MISMATCH: { exit: EXIT.usage, http: 403 },
+  // record signatures (authenticity of what a repository holds)
+  WARDEN_E_UNSIGNED: { exit: EXIT.integrity, http: 409 },
+  WARDEN_E_SIGNATURE_UNTRUSTED: { exit: EXIT.integrity, http: 403 },
+  WARDEN_E_SIGNATURE_INVALID: { exit: EXIT.integrity, http: 500 },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_BACKUP_CHAIN_BROKEN: { exit: EXIT.integrity, http: 409 },

@@ -5,6 +5,7 @@
  */
 export { takeBackup, type BackupOptions, type BackupReport } from './backup/base-backup.ts';
 export { WalReceiver, type WalReceiverOptions, type WalReceiverStatus } from './backup/wal-receiver.ts';
+export { listSlots, dropSlot, type SlotListEntry, type SlotDropReport } from './backup/slot-admin.ts';
 export { restore, type RestoreOptions, type RestoreReport } from './restore/restore.ts';
 export type { RestoreTarget } from './restore/restore-planner.ts';
 export { restorableWindow, type RestorableWindow } from './restore/restorable-window.ts';

@@ -22,7 +22,7 @@ import { Repository } from '../repository/repository.ts';
 import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
-import { ensureWalArchived } from './wal-coverage.ts';
+import { ensureWalArchived, planBackupWal, type BackupWalSource } from './wal-coverage.ts';
 import { incrementalBasis } from './incremental-basis.ts';
 import {
   incrementalUnavailable,
@@ -34,7 +34,8 @@ import {
 export interface BackupOptions {
   connection: ConnectionConfig;
   store: ObjectStore;
-  slotName: string;
+  /** `--slot`: by default the repository's own slot (see planBackupWal for how WAL is kept). */
+  slotName?: string;
   compression: Compression;
   compressionLevel?: number;
   /** Let the server compress (PG15+ BASE_BACKUP COMPRESSION): spends server CPU, saves client CPU. */
@@ -76,6 +77,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
   let client = await ReplicationClient.connect(options.connection);
   let lock: LockLease | undefined;
   let prefix: string | undefined;
+  let walSource: BackupWalSource | undefined;
   try {
     const identity = await client.identifySystem();
     const repository = await Repository.openFor(
@@ -86,13 +88,27 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
         serverVersion: await client.show('server_version'),
       },
       options.keys,
+      options.slotName,
     );
     lock = await acquireLock(options.store, 'backup', 'base backup');
     // Another process took the lock over (this one was paused or cut off): stop streaming now.
     lock.signal.addEventListener('abort', () => client.destroy(), { once: true });
     await removeUnfinishedBackups(repository, logger);
-    // The slot makes the server keep WAL from here on, so the backup's WAL can still be fetched.
-    await client.ensureSlot(options.slotName);
+    // Decided before BASE_BACKUP: the stream's slot, the repository's own idle slot or a
+    // temporary one makes the server keep the backup's WAL from its start on.
+    walSource = await steps.run(
+      'reserve WAL',
+      () =>
+        planBackupWal({
+          connection: options.connection,
+          store: options.store,
+          repository,
+          ...(options.slotName !== undefined ? { slotName: options.slotName } : {}),
+          logger,
+        }),
+      (source) =>
+        source.kind === 'stream' ? 'the running WAL stream' : `${source.kind} slot ${source.name}`,
+    );
 
     let base: IncrementalBase | undefined;
     let fallback: string | undefined;
@@ -154,7 +170,13 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
           )
         : undefined;
     await steps.run('archive WAL to end of backup', () =>
-      ensureWalArchived({ ...options, repository, endLsn: parseLsn(streamed.endLsn), logger }),
+      ensureWalArchived({
+        ...options,
+        source: walSource!,
+        repository,
+        endLsn: parseLsn(streamed.endLsn),
+        logger,
+      }),
     );
     const record: BackupRecord = {
       format: 1,
@@ -194,6 +216,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     throw lock?.signal.aborted ? lock.signal.reason : error;
   } finally {
     await client.close();
+    // A temporary slot goes with its connection.
+    if (walSource?.kind === 'temporary') await walSource.client.close();
     await lock?.release();
   }
 }

@@ -72,7 +72,7 @@ export async function takeDump(options: DumpOptions): Promise<DumpReport> {
     },
     (t) => t.path,
   );
-  const repository = await Repository.openFor(options.store, server);
+  const repository = await Repository.openFor(options.store, server, options.keys);
   const startTime = new Date();
   const id = newDumpId(startTime, new Set((await listDumps(repository)).map((d) => d.id)));
   const key = `${dumpPrefix(id)}${safeName(options.database)}.dump${compressionExtension(compression)}`;
@@ -82,6 +82,7 @@ export async function takeDump(options: DumpOptions): Promise<DumpReport> {
       try {
         return await runDump(
           tool.path,
+          tool.major,
           connection,
           env,
           options.store,
@@ -147,6 +148,7 @@ function safeName(database: string): string {
 
 async function runDump(
   file: string,
+  toolMajor: number,
   connection: ConnectionConfig,
   env: NodeJS.ProcessEnv,
   store: ObjectStore,
@@ -158,7 +160,7 @@ async function runDump(
   const child = spawn(
     file,
     ['--format=custom', '--compress=0', '--no-password', `--dbname=${connection.database}`],
-    { env: libpqEnv(connection, env), stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: await libpqEnv(connection, env, toolMajor), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const stderr = collectTail(child);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;

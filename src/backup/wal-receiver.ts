@@ -3,17 +3,21 @@ import { isWardenError, WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { ReplicationClient, quoteIdent } from '../postgres/replication-client.ts';
+import { holderName } from '../postgres/replication-slots.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
+import { META_KEY } from '../repository/repository-meta.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
   archiveSealedSegment,
   archiveSegment,
   historyKey,
+  historyRecordKey,
   readPartialSegment,
   readWalInventory,
+  storeHistory,
   type PartialSegment,
-  STREAM_STATE_KEY,
+  writeStreamState,
   type StreamState,
 } from '../repository/wal-archive.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
@@ -21,13 +25,28 @@ import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '.
 import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import { scanPartial } from '../wal/partial-format.ts';
+import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 
 export interface WalReceiverOptions {
   connection: ConnectionConfig;
   store: ObjectStore;
-  /** Physical replication slot; created when missing so the server keeps WAL while Warden is down. */
-  slotName: string;
+  /**
+   * Physical replication slot asked for (`--slot`); by default the repository's own (recorded in
+   * warden-repo.json, see repository-slot.ts). Created when missing so the server keeps WAL while
+   * Warden is down; refused when it is another repository's.
+   */
+  slotName?: string;
+  /**
+   * Stream through a TEMPORARY slot that `client` created (a backup's WAL catch-up): no slot is
+   * looked up or created, and the receiver cannot reconnect (the slot dies with the connection).
+   */
+  temporarySlot?: { client: ReplicationClient; name: string };
+  /**
+   * Connection attempts before giving up (a one-shot command's catch-up); endless when unset
+   * (`wal stream`, the daemon).
+   */
+  maxAttempts?: number;
   /** `recipients` to encrypt archived segments to (age); none: stored unencrypted. */
   keys?: RepositoryKeys;
   logger?: Logger;
@@ -42,6 +61,10 @@ export type WalReceiverState = 'idle' | 'connecting' | 'streaming' | 'reconnecti
 
 export interface WalReceiverStatus {
   state: WalReceiverState;
+  /** The slot streamed through, once known. */
+  slot?: string;
+  /** While reconnecting: what the receiver waits for and when it tries again. */
+  waitingFor?: string;
   timeline?: number;
   flushedLsn?: string;
   lastMessageAt?: string;
@@ -52,6 +75,8 @@ export interface WalReceiverStatus {
 const STATUS_INTERVAL_MS = 10_000;
 const FLUSH_INTERVAL_MS = 100;
 const STATE_WRITE_INTERVAL_MS = 5_000;
+/** A session that streamed this long counts as healthy: the reconnect backoff starts over. */
+export const HEALTHY_SESSION_MS = 30_000;
 /** Errors that say the configuration is wrong: retrying cannot help. */
 const FATAL_CODES = new Set([
   'WARDEN_E_REPO_CLUSTER_MISMATCH',
@@ -61,6 +86,8 @@ const FATAL_CODES = new Set([
   'WARDEN_E_REPO_LOCKED',
   'WARDEN_E_REPO_FORMAT',
   'WARDEN_E_ABORTED',
+  'WARDEN_E_SLOT_NOT_OWNED',
+  'WARDEN_E_SLOT_INVALIDATED',
 ]);
 
 /**
@@ -75,6 +102,10 @@ export class WalReceiver {
   private current: WalReceiverStatus = { state: 'idle' };
   /** Aborts when another process takes the `wal-stream` lock over: the stream must stop. */
   private lockLost: AbortSignal | undefined;
+  /** Highest position made durable in this process (a session that moved it was healthy). */
+  private highestFlushed: Lsn = 0n;
+  /** When the current session started streaming (undefined while it is not streaming). */
+  private streamingSince: number | undefined;
 
   constructor(private readonly options: WalReceiverOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -89,18 +120,21 @@ export class WalReceiver {
     const lock = await acquireLock(
       this.options.store,
       'wal-stream',
-      `WAL receiver, slot ${this.options.slotName}`,
+      `WAL receiver, slot ${this.options.temporarySlot?.name ?? this.options.slotName ?? "(the repository's own)"}`,
     );
     this.lockLost = lock.signal;
+    // A temporary slot dies with its connection: there is nothing to reconnect to.
+    const maxAttempts = this.options.temporarySlot ? 1 : this.options.maxAttempts;
     try {
       for (let attempt = 0; ; attempt += 1) {
         if (this.options.signal?.aborted) break;
+        const flushedBefore = this.highestFlushed;
+        this.streamingSince = undefined;
         try {
           lock.assertHeld();
           this.current.state = 'connecting';
           const done = await this.session();
           if (done) break;
-          attempt = 0;
         } catch (error) {
           if (this.options.signal?.aborted) break;
           // A lost lock (WARDEN_E_REPO_LOCKED) is fatal, whatever the stream failed with.
@@ -113,12 +147,27 @@ export class WalReceiver {
             this.current.state = 'failed';
             throw wrapped;
           }
+          // A session that made new WAL durable, or streamed for a while, was healthy: this
+          // interruption is a new incident, not the next failure of a series.
+          const streamedFor = this.streamingSince === undefined ? 0 : Date.now() - this.streamingSince;
+          if (this.highestFlushed > flushedBefore || streamedFor >= HEALTHY_SESSION_MS) attempt = 0;
+          if (maxAttempts !== undefined && attempt + 1 >= maxAttempts) {
+            this.current.state = 'failed';
+            throw maxAttempts > 1
+              ? new WardenError(wrapped.code, `${wrapped.message} (gave up after ${maxAttempts} attempts)`, {
+                  ...(wrapped.hint ? { hint: wrapped.hint } : {}),
+                  details: { ...wrapped.details, attempts: maxAttempts },
+                  cause: wrapped,
+                })
+              : wrapped;
+          }
           // Backoff schedule: 0.5 s, 1 s, 2 s, ... capped at 30 s, each with ±50 % jitter.
           const delay = backoffDelay(attempt, 500, 30_000);
           this.current.state = 'reconnecting';
+          this.current.waitingFor = `${wrapped.code === 'WARDEN_E_SLOT_BUSY' ? 'the slot to be released' : 'the server'}; next attempt in ${(delay / 1000).toFixed(1)} s`;
           this.logger.warn(
-            { code: wrapped.code, delayMs: delay },
-            `WAL stream interrupted: ${wrapped.message}`,
+            { code: wrapped.code, delayMs: delay, attempt },
+            `WAL stream interrupted: ${wrapped.message}; reconnecting in ${(delay / 1000).toFixed(1)} s`,
           );
           try {
             await sleep(delay, this.options.signal);
@@ -135,7 +184,16 @@ export class WalReceiver {
 
   /** One connection's worth of streaming. Returns true when the receiver should stop. */
   private async session(): Promise<boolean> {
-    const client = await ReplicationClient.connect(this.options.connection);
+    const temporary = this.options.temporarySlot;
+    // The walsender's application_name names the repository, so another repository (and
+    // `warden slot list`) can tell whose the active slot is. A new repository is created first.
+    const repositoryId = temporary ? undefined : await this.repositoryId();
+    const client =
+      temporary?.client ??
+      (await ReplicationClient.connect({
+        ...this.options.connection,
+        applicationName: holderName(repositoryId!),
+      }));
     const onAbort = () => client.destroy();
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
     this.lockLost?.addEventListener('abort', onAbort, { once: true });
@@ -152,13 +210,16 @@ export class WalReceiver {
         this.options.keys,
       );
       await this.archiveHistories(client, repository, identity.timeline);
-      await client.ensureSlot(this.options.slotName);
-      const slot = await client.readSlot(this.options.slotName);
+      const slotName = temporary ? temporary.name : await this.ownSlot(client, repository);
+      this.current.slot = slotName;
+      const slot = await client.readSlot(slotName);
       const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : parseLsn(identity.xlogpos);
       let { timeline, startLsn } = await this.startPoint(repository, identity.timeline, slotLsn, segmentSize);
       this.current.state = 'streaming';
+      delete this.current.waitingFor;
+      this.streamingSince = Date.now();
       for (;;) {
-        const next = await this.streamTimeline(client, repository, timeline, startLsn);
+        const next = await this.streamTimeline(client, repository, timeline, startLsn, slotName);
         if (next === 'stop') return true;
         await this.archiveHistories(client, repository, next.timeline);
         this.logger.info(
@@ -173,6 +234,45 @@ export class WalReceiver {
       this.lockLost?.removeEventListener('abort', onAbort);
       await client.close();
     }
+  }
+
+  /** The id of the repository, creating it (on a short connection of its own) when it does not exist. */
+  private async repositoryId(): Promise<string> {
+    if (!(await this.options.store.stat(META_KEY))) {
+      const client = await ReplicationClient.connect(this.options.connection);
+      try {
+        const identity = await client.identifySystem();
+        await Repository.openFor(
+          this.options.store,
+          {
+            systemId: identity.systemId,
+            walSegmentSize: parseSegmentSize(await client.show('wal_segment_size')),
+            serverVersion: await client.show('server_version'),
+          },
+          this.options.keys,
+          this.options.slotName,
+        );
+      } finally {
+        await client.close();
+      }
+    }
+    return (await Repository.open(this.options.store, this.options.keys)).id;
+  }
+
+  /** The repository's own slot, checked to be its own, created when missing. */
+  private async ownSlot(client: ReplicationClient, repository: Repository): Promise<string> {
+    const slot = await resolveRepositorySlot({
+      connection: this.options.connection,
+      repository,
+      ...(this.options.slotName !== undefined ? { requested: this.options.slotName } : {}),
+    });
+    if (slot.info?.active) throw slotBusy(repository, slot);
+    if (!slot.info) {
+      await client.ensureSlot(slot.name);
+      const created = await client.readSlot(slot.name);
+      if (created?.restartLsn) await repository.recordSlot(slot.name, created.restartLsn);
+    }
+    return slot.name;
   }
 
   /** Where to resume: the start of the partial segment, after the last archived one, or the slot. */
@@ -216,10 +316,12 @@ export class WalReceiver {
       }
     }
     if (best && best.startLsn < slotStart) {
-      this.logger.warn(
-        { archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) },
-        'WAL gap: the server no longer has WAL the repository lacks',
-      );
+      const fields = { archivedUpTo: formatLsn(best.startLsn), serverKeepsFrom: formatLsn(slotStart) };
+      // A backup's temporary slot starts at the backup: WAL from before it was never kept for
+      // this repository (no stream of its own ran), so this is the expected start of a new range.
+      if (this.options.temporarySlot)
+        this.logger.info(fields, "no WAL stream ran since the repository's WAL ends: a new WAL range starts");
+      else this.logger.warn(fields, 'WAL gap: the server no longer has WAL the repository lacks');
       return { timeline: serverTimeline, startLsn: slotStart };
     }
     return best ?? { timeline: serverTimeline, startLsn: slotStart };
@@ -260,9 +362,22 @@ export class WalReceiver {
     upTo: number,
   ): Promise<void> {
     for (let timeline = 2; timeline <= upTo; timeline += 1) {
-      if (await repository.store.stat(historyKey(timeline))) continue;
-      const { content } = await client.timelineHistory(timeline);
-      await repository.store.putBuffer(historyKey(timeline), content);
+      // The record is written after the file: without it (a crash between, or a repository from
+      // before history records) the server's copy is fetched again, so the record is the server's.
+      if (await repository.store.stat(historyRecordKey(timeline))) continue;
+      const stored = await repository.store.stat(historyKey(timeline));
+      try {
+        const { content } = await client.timelineHistory(timeline);
+        await storeHistory(repository, timeline, content);
+      } catch (error) {
+        // A stored file the server no longer has stays as it is, without a record: readers then
+        // treat it as unsigned (`warden repo sign` records it). Without a stored file, fail as before.
+        if (!stored || !isWardenError(error) || error.code === 'WARDEN_E_REPO_IO') throw error;
+        this.logger.warn(
+          { timeline, code: error.code },
+          'timeline history no longer on the server: the stored file keeps no signed record',
+        );
+      }
     }
   }
 
@@ -275,12 +390,13 @@ export class WalReceiver {
     repository: Repository,
     timeline: number,
     startLsn: Lsn,
+    slotName: string,
   ): Promise<'stop' | { timeline: number; switchLsn: Lsn }> {
     const segmentSize = repository.meta.walSegmentSize;
     // Each event's data is copied into the segment before the next is taken, so the client may
     // recycle message buffers.
     const command = client.stream(
-      `START_REPLICATION SLOT ${quoteIdent(this.options.slotName)} PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`,
+      `START_REPLICATION SLOT ${quoteIdent(slotName)} PHYSICAL ${formatLsn(startLsn)} TIMELINE ${timeline}`,
       { reuseCopyBuffers: true },
     );
     // Catch-up to a stop LSN (the end of a base backup) streams as fast as segments can be
@@ -299,6 +415,7 @@ export class WalReceiver {
     let serverEnded = false;
     let stopping = false;
     let nextTimeline: { timeline: number; switchLsn: Lsn } | undefined;
+    let failed = false;
 
     let lastFlushAt = Date.now();
     const flush = async (replyNow: boolean) => {
@@ -306,6 +423,7 @@ export class WalReceiver {
       if (segment.position > flushed) {
         await segment.sync();
         flushed = segment.position;
+        if (flushed > this.highestFlushed) this.highestFlushed = flushed;
         this.current.flushedLsn = formatLsn(flushed);
         this.options.onFlush?.(flushed, timeline);
       }
@@ -381,10 +499,15 @@ export class WalReceiver {
         }
       }
     } catch (error) {
-      if (!this.options.signal?.aborted) throw error;
+      if (!this.options.signal?.aborted) {
+        // Close the partial segment's handle now (each retry opens a new one), after the sync below.
+        failed = true;
+        throw error;
+      }
     } finally {
       clearTimeout(tick);
       await segment.sync().catch(() => undefined);
+      if (failed) await segment.close().catch(() => undefined);
       if (caughtUpAt)
         await this.writeState(repository, timeline, segment.position, caughtUpAt).catch(() => undefined);
     }
@@ -410,6 +533,6 @@ export class WalReceiver {
       caughtUpAt: caughtUpAt.toISOString(),
       updatedAt: new Date().toISOString(),
     };
-    await repository.store.putBuffer(STREAM_STATE_KEY, Buffer.from(JSON.stringify(state)));
+    await writeStreamState(repository, state);
   }
 }

@@ -6,6 +6,8 @@ import type { ServeFlags } from './commands/serve.ts';
 import { createContext, type CommandContext, type GlobalOptions } from './context.ts';
 import type { KeygenFlags } from './commands/repo-keygen.ts';
 import type { RepoCopyFlags } from './commands/repo-copy.ts';
+import type { RepoSignFlags } from './commands/repo-sign.ts';
+import type { SlotDropFlags } from './commands/slot-drop.ts';
 import { reportError } from './render.ts';
 
 /** First SIGINT/SIGTERM: stop gracefully through the signal. Second: exit at once. */
@@ -29,12 +31,20 @@ function withGlobals(command: Command): Command {
       '--db <url>',
       'cluster connection URL (else WARDEN_DB, PG* variables, config, or the running embedded default)',
     )
+    .option('--password-file <file>', 'file whose first line is the cluster password (safer than a URL)')
+    .option(
+      '--password-command <cmd>',
+      'program that prints the cluster password (run without a shell, e.g. "vault kv get -field=pw secret/pg")',
+    )
     .option('--repo <dir>', 'repository directory or s3://bucket/prefix (default ./.warden/repo)')
     .option(
       '--repo-group <group>',
       'let this OS group read the repository directory (modes 0750/0640; default: owner only, 0700/0600)',
     )
-    .option('--slot <name>', 'physical replication slot Warden uses (default warden)')
+    .option(
+      '--slot <name>',
+      "physical replication slot (default: the repository's own, recorded in warden-repo.json)",
+    )
     .option('--recipient <age1...>', 'encrypt new objects to this age public key (repeatable)', collect)
     .option('--recipients-file <file>', 'encrypt to the age1... public keys in this file')
     .option(
@@ -44,6 +54,10 @@ function withGlobals(command: Command): Command {
     )
     .option('--passphrase-file <file>', 'passphrase mode: the repository key is protected by this passphrase')
     .option('--no-encryption', 'store objects unencrypted (encryption is on by default)')
+    .option('--signing-key <file>', 'Ed25519 key that signs new records (default ./.warden/signing-key)')
+    .option('--trust-key <wardensig1...>', 'accept records signed by this public key (repeatable)', collect)
+    .option('--trusted-keys-file <file>', 'accept records signed by the wardensig1... keys in this file')
+    .option('--allow-unsigned', 'accept unsigned records (repositories from before signing), with a warning')
     .option('--json', 'machine-readable output');
 }
 
@@ -134,21 +148,37 @@ export function buildProgram(): Command {
 
   const repo = program.command('repo').description('repository keys');
   withGlobals(
-    repo.command('keygen').description('print a new age identity and its public key (like age-keygen)'),
+    repo
+      .command('keygen')
+      .description('print a new age identity (or, with --signing, a signing key) and its public key'),
   )
-    .option('-o, --output <file>', 'write the identity to this file (mode 0600) instead of stdout')
+    .option('-o, --output <file>', 'write the key to this file (mode 0600) instead of stdout')
+    .option('--signing', 'an Ed25519 signing key (WARDEN-SIGNING-KEY-1..., public wardensig1...)')
     .action(async (_options: GlobalOptions, command: Command) => {
       const options = command.optsWithGlobals<GlobalOptions & KeygenFlags>();
       await execute(options, async (context) =>
         (await import('./commands/repo-keygen.ts')).repoKeygenCommand(context, options),
       );
     });
-  withGlobals(repo.command('keys').description('which key each backup and WAL range needs')).action(
-    async (_options: GlobalOptions, command: Command) =>
-      execute(command.optsWithGlobals(), async (context) =>
-        (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
-      ),
+  withGlobals(
+    repo.command('keys').description('which keys each backup and WAL range needs and was signed with'),
+  ).action(async (_options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/repo-keys.ts')).repoKeysCommand(context),
+    ),
   );
+  withGlobals(
+    repo
+      .command('sign')
+      .description('sign the records of a repository written before signing, after checking their objects'),
+  )
+    .option('--yes', 'sign (without it: only show what would be signed)')
+    .action(async (_options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & RepoSignFlags>();
+      await execute(options, async (context) =>
+        (await import('./commands/repo-sign.ts')).repoSignCommand(context, options),
+      );
+    });
   withGlobals(repo.command('copy').description('copy committed backups and WAL to a second repository'))
     .requiredOption('--to <repo>', 'target repository: a directory or s3://bucket/prefix')
     .action(async (_options: GlobalOptions, command: Command) => {
@@ -165,6 +195,28 @@ export function buildProgram(): Command {
         (await import('./commands/wal-stream.ts')).walStreamCommand(context, shutdownSignal()),
       ),
   );
+
+  const slot = program.command('slot').description('replication slots: whose they are, what WAL they keep');
+  withGlobals(
+    slot.command('list').description("the cluster's slots: owner, active, retained WAL, wal_status"),
+  ).action(async (_options: GlobalOptions, command: Command) =>
+    execute(command.optsWithGlobals(), async (context) =>
+      (await import('./commands/slot-list.ts')).slotListCommand(context),
+    ),
+  );
+  withGlobals(
+    slot
+      .command('drop')
+      .argument('<name>', 'slot name')
+      .description('drop a slot; refuses while the repository lacks WAL it holds'),
+  )
+    .option('--force', 'drop it anyway (the message says which WAL is then lost)')
+    .action(async (name: string, _options: GlobalOptions, command: Command) => {
+      const options = command.optsWithGlobals<GlobalOptions & SlotDropFlags>();
+      await execute(options, async (context) =>
+        (await import('./commands/slot-drop.ts')).slotDropCommand(context, name, options),
+      );
+    });
 
   withGlobals(program.command('restore').description('restore into a new data directory'))
     .option('--to-time <time>', 'recover to this point in time (ISO 8601 with zone)')

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -13,12 +13,19 @@ import {
   type EncryptionConfig,
   type EncryptionFlags,
 } from './encryption-config.ts';
+import { resolveSigning, signingSchema, type SigningConfig, type SigningFlags } from './signing-config.ts';
 import {
   connectionFromEnv,
   connectionFromUrl,
-  parseTlsMode,
   type ConnectionConfig,
 } from '../postgres/connection-config.ts';
+import { warnOnce } from '../util/security-warning.ts';
+import {
+  connectionFields,
+  connectionFromSettings,
+  withPasswordFlags,
+  type PasswordFlags,
+} from './connection-settings.ts';
 import {
   DEFAULT_RETENTION_POLICY,
   parseDuration,
@@ -30,21 +37,12 @@ export const DEFAULTS = {
   configFile: 'warden.yaml',
   repositoryPath: './.warden/repo',
   compression: 'zstd' as Compression,
-  slot: 'warden',
   tls: 'prefer',
 } as const;
 
 const connectionSchema = z
   .object({
-    url: z.string().optional(),
-    host: z.string().optional(),
-    port: z.number().int().min(1).max(65535).optional(),
-    user: z.string().optional(),
-    password: z.string().optional(),
-    passwordFile: z.string().optional(),
-    database: z.string().optional(),
-    tls: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
-    tlsCa: z.string().optional(),
+    ...connectionFields,
     slot: z
       .string()
       .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only')
@@ -67,6 +65,7 @@ const fileSchema = z
         serverCompression: z.boolean().optional(),
         s3: s3SectionSchema.optional(),
         encryption: encryptionSchema.optional(),
+        signing: signingSchema.optional(),
       })
       .strict()
       .optional(),
@@ -99,7 +98,8 @@ export type ConfigFile = z.infer<typeof fileSchema>;
 export interface WardenConfig {
   /** Undefined when nothing names a cluster (the embedded default then applies). */
   cluster?: ConnectionConfig;
-  slot: string;
+  /** `--slot`/WARDEN_SLOT/cluster.slot; unset: each repository's own slot (warden-repo.json). */
+  slot?: string;
   repository: {
     path: string;
     compression: Compression;
@@ -113,6 +113,8 @@ export interface WardenConfig {
      */
     group?: RepositoryGroup;
     encryption: EncryptionConfig;
+    /** Signing key and trusted keys (docs/security.md). */
+    signing: SigningConfig;
   };
   /** Retention policy for `warden expire` (defaults: GFS 7/4/12, full 90 days, incremental 7 days). */
   retention: RetentionPolicy;
@@ -123,15 +125,17 @@ export interface WardenConfig {
 }
 
 export interface ConfigInputs {
-  flags: EncryptionFlags & {
-    config?: string;
-    db?: string;
-    repo?: string;
-    repoGroup?: string;
-    compression?: string;
-    serverCompress?: boolean;
-    slot?: string;
-  };
+  flags: EncryptionFlags &
+    PasswordFlags &
+    SigningFlags & {
+      config?: string;
+      db?: string;
+      repo?: string;
+      repoGroup?: string;
+      compression?: string;
+      serverCompress?: boolean;
+      slot?: string;
+    };
   env: NodeJS.ProcessEnv;
   cwd: string;
 }
@@ -156,17 +160,28 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     sources[name] = 'default';
     return fallback;
   };
+  if (file.path) warnSecretsInReadableFile(file.path, file.config);
   const dbUrl = flags.db ?? env.WARDEN_DB;
+  const baseDir = file.path ? path.dirname(file.path) : cwd;
   let cluster: ConnectionConfig | undefined;
   if (dbUrl) {
     cluster = connectionFromUrl(dbUrl, flags.db ? '--db' : 'WARDEN_DB');
     sources.cluster = flags.db ? 'flag' : 'env';
+    if (flags.db && cluster.password !== undefined) warnPasswordOnCommandLine();
   } else if (file.config.cluster) {
-    cluster = connectionFromFile(file.config.cluster, file.path ?? 'config', env);
+    cluster = connectionFromSettings(file.config.cluster, `${file.path ?? 'config'}: cluster`, baseDir, env);
     sources.cluster = 'file';
   } else {
     cluster = connectionFromEnv(env);
     if (cluster) sources.cluster = 'env';
+  }
+  if (flags.passwordFile || flags.passwordCommand) {
+    cluster = withPasswordFlags(
+      cluster ?? connectionFromSettings({}, '--password-file', cwd, env),
+      flags,
+      cwd,
+    );
+    sources.password = 'flag';
   }
   const compression = pick(
     'compression',
@@ -191,12 +206,25 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     file.config.repository?.path,
     DEFAULTS.repositoryPath,
   );
-  const s3 = resolveS3Repository(repoPath, sources.repository === 'default', file.config.repository?.s3, env);
+  const s3 = resolveS3Repository(
+    repoPath,
+    sources.repository === 'default',
+    file.config.repository?.s3,
+    env,
+    baseDir,
+  );
   const level = file.config.repository?.compressionLevel;
   const group = repositoryGroup(flags.repoGroup, env.WARDEN_REPO_GROUP, file.config.repository?.group);
+  const slot = pick<string | undefined>(
+    'slot',
+    flags.slot,
+    env.WARDEN_SLOT,
+    file.config.cluster?.slot,
+    undefined,
+  );
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
-    slot: pick('slot', flags.slot, env.WARDEN_SLOT, file.config.cluster?.slot, DEFAULTS.slot),
+    ...(slot !== undefined ? { slot } : {}),
     repository: {
       path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
       ...(s3 ? { s3 } : {}),
@@ -208,6 +236,13 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
         flags,
         env,
         file.config.repository?.encryption,
+        file.path ? path.dirname(file.path) : cwd,
+        cwd,
+      ),
+      signing: resolveSigning(
+        flags,
+        env,
+        file.config.repository?.signing,
         file.path ? path.dirname(file.path) : cwd,
         cwd,
       ),
@@ -285,25 +320,44 @@ function readConfigFile(explicit: string | undefined, cwd: string): { path?: str
   return { path: candidate, config: parsed.data };
 }
 
-function connectionFromFile(
-  input: NonNullable<ConfigFile['cluster']>,
-  file: string,
-  env: NodeJS.ProcessEnv,
-): ConnectionConfig {
-  const base = input.url ? connectionFromUrl(input.url, `${file}: cluster.url`) : undefined;
-  const password =
-    input.password ??
-    (input.passwordFile ? readFileSync(input.passwordFile, 'utf8').trim() : undefined) ??
-    base?.password ??
-    env.PGPASSWORD;
-  return {
-    host: input.host ?? base?.host ?? '127.0.0.1',
-    port: input.port ?? base?.port ?? 5432,
-    user: input.user ?? base?.user ?? 'postgres',
-    password,
-    database: input.database ?? base?.database ?? 'postgres',
-    tls: input.tls ? parseTlsMode(input.tls, 'cluster.tls') : (base?.tls ?? 'prefer'),
-    tlsCa: input.tlsCa ?? base?.tlsCa,
-    applicationName: 'warden',
-  };
+/**
+ * A password or secret key written into a config file that other local users may read is as
+ * exposed as one on the command line: warn, naming the field, never the value.
+ */
+function warnSecretsInReadableFile(file: string, config: ConfigFile): void {
+  if ((statSync(file).mode & 0o044) === 0) return;
+  const fields = [
+    ...(config.cluster?.password !== undefined ? ['cluster.password'] : []),
+    ...(config.cluster?.url && connectionFromUrl(config.cluster.url, `${file}: cluster.url`).password
+      ? ['cluster.url']
+      : []),
+    ...(config.repository?.s3?.secretAccessKey !== undefined ? ['repository.s3.secretAccessKey'] : []),
+    ...(config.daemon?.clusters ?? []).flatMap((entry, i) => [
+      ...(entry.password !== undefined ? [`daemon.clusters.${i}.password`] : []),
+      ...(entry.url && connectionFromUrl(entry.url, `${file}: daemon.clusters.${i}.url`).password
+        ? [`daemon.clusters.${i}.url`]
+        : []),
+    ]),
+  ];
+  if (fields.length === 0) return;
+  warnOnce(
+    `secret-in-readable-file:${file}`,
+    'WARDEN_W_SECRET_IN_READABLE_FILE',
+    `${file} holds a secret (${fields.join(', ')}) and other local users may read it: chmod 0600 ${file}, ` +
+      'or use passwordFile / passwordCommand (and the AWS credential chain) instead',
+  );
+}
+
+/**
+ * A password in `--db` can be read by every local user (`ps`, /proc/<pid>/cmdline) for as long as
+ * the process runs, which for `serve` is always.
+ */
+function warnPasswordOnCommandLine(): void {
+  warnOnce(
+    'password-on-command-line',
+    'WARDEN_W_PASSWORD_ON_COMMAND_LINE',
+    'the --db URL holds a password, which every local user can read in the process list; use ' +
+      '--password-file FILE, --password-command CMD, PGPASSWORD, ~/.pgpass (PGPASSFILE), or ' +
+      'cluster.passwordFile / passwordCommand in warden.yaml instead',
+  );
 }

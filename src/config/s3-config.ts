@@ -1,5 +1,7 @@
+import path from 'node:path';
 import { z } from 'zod';
 import { WardenError } from '../errors.ts';
+import { checkS3Endpoint } from '../repository/s3/s3-endpoint-policy.ts';
 
 const required = (what: string) => ({
   error: (issue: { input: unknown }) =>
@@ -14,6 +16,10 @@ export const s3SectionSchema = z
     region: z.string().optional(),
     endpoint: z.url('an http(s) URL, e.g. https://minio.internal:9000').optional(),
     forcePathStyle: z.boolean().optional(),
+    /** Permit an http:// endpoint on a host that is not loopback (plaintext; warns). */
+    allowHttp: z.boolean().optional(),
+    /** PEM file of a CA to trust for an https:// endpoint, besides the system CAs. */
+    tlsCa: z.string().optional(),
     accessKeyId: z.string().optional(),
     secretAccessKey: z.string().optional(),
   })
@@ -28,6 +34,9 @@ export interface S3RepositoryConfig {
   region: string;
   endpoint?: string;
   forcePathStyle: boolean;
+  /** http:// to a host that is not loopback was explicitly allowed. */
+  allowHttp?: boolean;
+  tlsCa?: string;
   credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
@@ -45,6 +54,7 @@ export function resolveS3Repository(
   fromDefault: boolean,
   section: S3Section | undefined,
   env: NodeJS.ProcessEnv,
+  baseDir = process.cwd(),
 ): S3RepositoryConfig | undefined {
   let bucket: string;
   let prefix: string;
@@ -77,6 +87,16 @@ export function resolveS3Repository(
     );
   }
   const endpoint = section?.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+  const allowHttp = section?.allowHttp ?? env.WARDEN_S3_ALLOW_HTTP === '1';
+  checkS3Endpoint(
+    endpoint,
+    allowHttp,
+    section?.endpoint
+      ? 'repository.s3.endpoint'
+      : env.AWS_ENDPOINT_URL_S3
+        ? 'AWS_ENDPOINT_URL_S3'
+        : 'AWS_ENDPOINT_URL',
+  );
   return {
     bucket,
     prefix: prefix.replace(/^\/+|\/+$/g, ''),
@@ -84,6 +104,8 @@ export function resolveS3Repository(
     ...(endpoint ? { endpoint } : {}),
     // Custom endpoints (MinIO, Ceph, local servers) mostly need path-style addressing.
     forcePathStyle: section?.forcePathStyle ?? endpoint !== undefined,
+    ...(allowHttp ? { allowHttp } : {}),
+    ...(section?.tlsCa ? { tlsCa: path.resolve(baseDir, section.tlsCa) } : {}),
     ...(section?.accessKeyId && section.secretAccessKey
       ? { credentials: { accessKeyId: section.accessKeyId, secretAccessKey: section.secretAccessKey } }
       : {}),

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { WardenError } from '../errors.ts';
-import { connectionFromUrl, type ConnectionConfig } from '../postgres/connection-config.ts';
+import { connectionFields, connectionFromSettings } from '../config/connection-settings.ts';
+import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { parseDuration } from '../scheduler/duration.ts';
 import { isValidTimeZone, Schedule } from '../scheduler/schedule.ts';
 import type { SqlCheck } from '../verify/restore-check.ts';
@@ -53,7 +54,8 @@ export const daemonSectionSchema = z
         z
           .object({
             name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _ only'),
-            url: z.string().optional(),
+            // url, or host/port/user/database with passwordFile / passwordCommand, tls, tlsCa
+            ...connectionFields,
             repository: z.string().optional(),
             slot: z.string().optional(),
             ...overrides,
@@ -73,7 +75,8 @@ export interface ClusterPlan {
   /** Undefined only for the embedded default before it starts. */
   connection?: ConnectionConfig;
   repositoryPath: string;
-  slot: string;
+  /** Set only when configured; unset: the repository's own slot (warden-repo.json). */
+  slot?: string;
   profile: ProfileName;
   timezone: string;
   schedules: Record<JobName, Schedule | null>;
@@ -100,7 +103,7 @@ export interface DaemonInputs {
   /** Directory relative repository paths are resolved against (the config file's). */
   baseDir: string;
   /** The single cluster of `--db`/`--repo`/`cluster:` when `daemon.clusters` is absent. */
-  defaultCluster: { connection?: ConnectionConfig; repositoryPath: string; slot: string };
+  defaultCluster: { connection?: ConnectionConfig; repositoryPath: string; slot?: string };
   retention: RetentionPolicy;
   /** Profile when nothing names one (the embedded default uses dev). */
   defaultProfile?: ProfileName;
@@ -167,9 +170,11 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
     const rpo = inputs.flags.rpo ?? objectives.rpo ?? profile.objectives.rpo;
     const name = raw?.name ?? 'default';
     let connection = inputs.defaultCluster.connection;
-    if (raw?.url) connection = connectionFromUrl(raw.url, `${field}.url`);
+    if (raw?.url || raw?.host) {
+      connection = connectionFromSettings(raw, field, inputs.baseDir, inputs.env);
+    }
     if (section.clusters?.length && !connection) {
-      throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}.url: required for each cluster`, {
+      throw new WardenError('WARDEN_E_CONFIG_INVALID', `${field}.url: required for each cluster (or host)`, {
         details: { field: `${field}.url` },
       });
     }
@@ -183,7 +188,9 @@ export function resolveDaemonPlan(inputs: DaemonInputs): DaemonPlan {
       name,
       ...(connection ? { connection } : {}),
       repositoryPath,
-      slot: raw?.slot ?? inputs.defaultCluster.slot,
+      ...((raw?.slot ?? inputs.defaultCluster.slot) !== undefined
+        ? { slot: raw?.slot ?? inputs.defaultCluster.slot }
+        : {}),
       profile: profileName as ProfileName,
       timezone,
       schedules,

@@ -5,6 +5,7 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { listBackups } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
+import { LEGACY_SLOT } from '../repository/repository-meta.ts';
 import { lockHolder } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
 import { restorableWindow, type RestorableWindow } from '../restore/restorable-window.ts';
@@ -30,6 +31,10 @@ export interface ClusterStatus {
     lagBytes?: number;
     holder?: string;
     lastError?: { code: string; message: string };
+    /** The repository's replication slot and the server's view of it. */
+    slot?: { name: string; active?: boolean; retainedBytes?: number; walStatus?: string };
+    /** While the receiver reconnects: what it waits for. */
+    waitingFor?: string;
   };
   /** Seconds of committed data not yet durable in the repository. */
   rpoExposureSeconds?: number;
@@ -110,13 +115,17 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
       ...(live.flushedLsn ? { flushedLsn: live.flushedLsn } : {}),
       ...(live.caughtUpAt ? { caughtUpAt: live.caughtUpAt } : {}),
       ...(live.lastError ? { lastError: live.lastError } : {}),
+      ...(live.waitingFor ? { waitingFor: live.waitingFor } : {}),
       ...(live.standby ? { state: 'standby', holder: live.standby } : {}),
     });
   }
   let caughtUpAt: string | undefined = live?.caughtUpAt;
   let flushedLsn: string | undefined = live?.flushedLsn;
+  let slotName = plan.slot;
   try {
     const repository = await Repository.open(store);
+    // A repository from before slots were recorded streamed through `warden`.
+    slotName ??= repository.meta.slot ?? LEGACY_SLOT;
     const backups = await listBackups(repository);
     const inventory = await readWalInventory(repository);
     status.restorableWindow = restorableWindow(backups, inventory, repository.meta.walSegmentSize);
@@ -180,7 +189,21 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
     alerts.push(`repository ${store.location} unreachable: ${wrapped.message}`);
     if (!inputs.live?.jobs) status.jobs = jobsFromSchedules(plan, now);
   }
-  const server = inputs.connection ? await serverPosition(inputs.connection, plan.slot) : undefined;
+  const server = inputs.connection ? await serverPosition(inputs.connection, slotName) : undefined;
+  if (server && slotName) {
+    status.walStream.slot = {
+      name: slotName,
+      ...(server.slot ? server.slot : {}),
+    };
+    if (server.slot?.walStatus === 'lost')
+      alerts.push(
+        `slot ${slotName} was invalidated by the server (wal_status lost): the repository misses WAL for good; drop it and take a new full backup`,
+      );
+    else if (server.slot && !server.slot.active && (server.slot.retainedBytes ?? 0) > 0)
+      alerts.push(
+        `slot ${slotName} is inactive and keeps ${((server.slot.retainedBytes ?? 0) / 1048576).toFixed(1)} MiB of WAL on the server: start the WAL stream or drop the slot`,
+      );
+  }
   if (server && flushedLsn)
     status.walStream.lagBytes = Math.max(
       0,
@@ -258,12 +281,13 @@ interface ServerPosition {
   currentLsn: string;
   slotFlushLsn?: string;
   flushLagSeconds?: number;
+  slot?: { active: boolean; retainedBytes?: number; walStatus?: string };
 }
 
 /** The server's view of Warden's stream (pg_stat_replication of the slot's walsender), if reachable. */
 async function serverPosition(
   connection: ConnectionConfig,
-  slot: string,
+  slot: string | undefined,
 ): Promise<ServerPosition | undefined> {
   try {
     const client = await connect(
@@ -271,18 +295,35 @@ async function serverPosition(
       { connectTimeoutMs: 5000 },
     );
     try {
-      const { rows } = await client.query<{ lsn: string; flush: string | null; lag: number | null }>(
-        `SELECT pg_current_wal_lsn()::text AS lsn, r.flush_lsn::text AS flush, extract(epoch FROM r.flush_lag)::float8 AS lag
+      const { rows } = await client.query<{
+        lsn: string;
+        flush: string | null;
+        lag: number | null;
+        active: boolean | null;
+        retained: string | null;
+        wal_status: string | null;
+      }>(
+        `SELECT pg_current_wal_lsn()::text AS lsn, r.flush_lsn::text AS flush, extract(epoch FROM r.flush_lag)::float8 AS lag,
+                s.active, (pg_current_wal_lsn() - s.restart_lsn)::text AS retained, s.wal_status
            FROM (SELECT 1) one
            LEFT JOIN pg_replication_slots s ON s.slot_name = $1
            LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid`,
-        [slot],
+        [slot ?? null],
       );
       const row = rows[0]!;
       return {
         currentLsn: row.lsn,
         ...(row.flush ? { slotFlushLsn: row.flush } : {}),
         ...(row.lag !== null ? { flushLagSeconds: Math.round(row.lag * 10) / 10 } : {}),
+        ...(row.active !== null
+          ? {
+              slot: {
+                active: row.active,
+                ...(row.retained !== null ? { retainedBytes: Number(row.retained) } : {}),
+                ...(row.wal_status ? { walStatus: row.wal_status } : {}),
+              },
+            }
+          : {}),
       };
     } finally {
       await client.end().catch(() => undefined);

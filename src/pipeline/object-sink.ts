@@ -17,6 +17,8 @@ import { encryptionRecord } from './encryption/repository-keys.ts';
 export class ObjectSink {
   private readonly compressor: Transform;
   private readonly stored: Promise<{ size: number }>;
+  /** Settles with the store: what a waiting write() races the compressor's drain against. */
+  private readonly storeDone: Promise<void>;
   private readonly hash = createHash('sha256');
   private rawSize = 0;
 
@@ -52,6 +54,10 @@ export class ObjectSink {
     );
     // Surface store failures through write()/finish() rather than as an unhandled rejection.
     this.stored.catch((error: unknown) => this.compressor.destroy(error as Error));
+    // Made once and marked handled: a write() whose drain wins the race would otherwise leave a
+    // fresh derived promise that rejects unobserved when the store fails later (an abort).
+    this.storeDone = this.stored.then(() => undefined);
+    this.storeDone.catch(() => undefined);
   }
 
   /**
@@ -72,7 +78,7 @@ export class ObjectSink {
     this.rawSize += chunk.length;
     try {
       if (!this.compressor.write(chunk)) {
-        await Promise.race([once(this.compressor, 'drain'), this.stored.then(() => undefined)]);
+        await Promise.race([once(this.compressor, 'drain'), this.storeDone]);
       }
     } catch (error) {
       throw await this.firstError(error);

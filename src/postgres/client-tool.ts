@@ -4,7 +4,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { WardenError } from '../errors.ts';
 import type { ConnectionConfig } from './connection-config.ts';
+import { resolvePassword } from './password-source.ts';
 import { clientTool, findServerBinaries } from './server-binaries.ts';
+import { planTls } from './tls-policy.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -67,14 +69,28 @@ export function serverMajor(serverVersionNum: number): number {
 }
 
 /**
- * The libpq environment for a client program to reach `connection`: the password never goes on
- * the command line. Warden's `require` (TLS with a verified certificate) is libpq's verify-full.
+ * The libpq environment for a client program to reach `connection`: the password (looked up as
+ * for Warden's own connections) goes in PGPASSWORD, never on the command line. TLS follows
+ * `planTls`: verified TLS is libpq's verify-full (verify-ca when the host name is not checked).
+ * The trust anchors are the configured CA, else the system store (`sslrootcert=system`, libpq
+ * 16+; older tools fall back to libpq's ~/.postgresql/root.crt).
  */
-export function libpqEnv(
+export async function libpqEnv(
   connection: ConnectionConfig,
   env: NodeJS.ProcessEnv = process.env,
-): NodeJS.ProcessEnv {
-  const sslmode = { disable: 'disable', prefer: 'prefer', require: 'verify-full' }[connection.tls];
+  toolMajor?: number,
+): Promise<NodeJS.ProcessEnv> {
+  const plan = planTls(connection.host, connection.port, connection.tls, connection.tlsCa);
+  const sslmode =
+    plan.kind === 'plain'
+      ? 'disable'
+      : plan.kind === 'probe'
+        ? 'prefer'
+        : plan.verifyHost
+          ? 'verify-full'
+          : 'verify-ca';
+  const rootCert = connection.tlsCa ?? (plan.kind === 'tls' && (toolMajor ?? 0) >= 16 ? 'system' : undefined);
+  const password = await resolvePassword(connection, { env });
   return {
     ...env,
     PGHOST: connection.host,
@@ -83,8 +99,8 @@ export function libpqEnv(
     PGSSLMODE: sslmode,
     PGAPPNAME: connection.applicationName,
     PGCONNECT_TIMEOUT: '15',
-    ...(connection.password !== undefined ? { PGPASSWORD: connection.password } : {}),
-    ...(connection.tlsCa ? { PGSSLROOTCERT: connection.tlsCa } : {}),
+    ...(password !== undefined ? { PGPASSWORD: password } : {}),
+    ...(rootCert ? { PGSSLROOTCERT: rootCert } : {}),
     LC_ALL: 'C',
   };
 }

@@ -1,9 +1,12 @@
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import { WardenError } from '../errors.ts';
+import { warnOnce } from '../util/security-warning.ts';
 import { describeConnection, type ConnectionConfig } from './connection-config.ts';
+import { passwordSourceOf, passwordSourcesHint, resolvePassword } from './password-source.ts';
 import { recyclingSocket } from './recycling-socket.ts';
+import { planTls } from './tls-policy.ts';
+import { isTlsVerificationError, verifiedTlsOptions } from '../util/verified-tls.ts';
 
 const SSL_REQUEST_CODE = 80877103;
 
@@ -11,7 +14,10 @@ const SSL_REQUEST_CODE = 80877103;
  * Asks the server whether it speaks TLS (the SSLRequest handshake), without authenticating.
  * `pg` has no "prefer" mode, so Warden decides before connecting.
  */
-export async function serverOffersTls(config: ConnectionConfig, timeoutMs = 10_000): Promise<boolean> {
+export async function serverOffersTls(
+  config: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'database'>,
+  timeoutMs = 10_000,
+): Promise<boolean> {
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: config.host, port: config.port });
     socket.setTimeout(timeoutMs);
@@ -36,23 +42,30 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
 }
 
-/** Opens a connection (a plain SQL session, or a physical replication session). */
+/**
+ * Opens a connection (a plain SQL session, or a physical replication session), with TLS as
+ * `planTls` decides for the host. The password is looked up only if the server asks for one.
+ */
 export async function connect(config: ConnectionConfig, options: ConnectOptions = {}): Promise<pg.Client> {
-  const useTls = await decideTls(config);
+  const tls = await decideTls(config);
+  const replication = options.replication === true;
   const client = new pg.Client({
     host: config.host,
     port: config.port,
     user: config.user,
-    password: config.password,
+    // A function, so pg never falls back to its own (deprecated) .pgpass lookup.
+    password: async () => {
+      const password = await resolvePassword(config, { replication });
+      if (password === undefined) throw missingPassword(config);
+      return password;
+    },
     database: config.database,
     application_name: config.applicationName,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 15_000,
     keepAlive: true,
-    ssl: useTls
-      ? { rejectUnauthorized: true, ca: config.tlsCa ? readFileSync(config.tlsCa, 'utf8') : undefined }
-      : false,
+    ssl: tls,
     ...(options.replication ? { replication: 'true' } : {}),
-    ...(options.replication && !useTls ? { stream: recyclingSocket } : {}),
+    ...(options.replication && !tls ? { stream: recyclingSocket } : {}),
   } as pg.ClientConfig);
   // An idle client whose server goes away emits 'error'; the owner sees it on the next call.
   client.on('error', () => undefined);
@@ -65,20 +78,45 @@ export async function connect(config: ConnectionConfig, options: ConnectOptions 
   return client;
 }
 
-async function decideTls(config: ConnectionConfig): Promise<boolean> {
-  if (config.tls === 'disable') return false;
+/**
+ * pg's `ssl` option for this connection, or false for plaintext. For a TLS plan the server is
+ * asked first (SSLRequest) so that a server or proxy that answers "no TLS" gets a precise
+ * WARDEN_E_TLS_UNAVAILABLE before any credentials are sent; pg asks again on its own socket and
+ * refuses as well, so a proxy answering the two differently still gets nothing in plaintext.
+ */
+async function decideTls(config: ConnectionConfig): Promise<pg.ClientConfig['ssl']> {
+  const plan = planTls(config.host, config.port, config.tls, config.tlsCa);
+  if ('warning' in plan && plan.warning) {
+    warnOnce(`${plan.warning.code}:${config.host}:${config.port}`, plan.warning.code, plan.warning.message);
+  }
+  if (plan.kind === 'plain') return false;
   const offered = await serverOffersTls(config);
-  if (!offered && config.tls === 'require') {
+  if (plan.kind === 'probe') return offered ? verifiedTlsOptions(true, config.tlsCa) : false;
+  if (!offered) {
     throw new WardenError(
       'WARDEN_E_TLS_UNAVAILABLE',
-      `TLS is required but ${describeConnection(config)} does not offer it`,
+      `TLS is required but ${describeConnection(config)} answered that it does not offer it`,
       {
-        hint: 'Turn on ssl in the server configuration, or set tls: prefer/disable for a trusted network.',
+        hint:
+          'Turn on ssl in the server configuration. If something between Warden and the server strips ' +
+          'TLS, that is what this refusal protects against. Only on a network you trust: tls: disable ' +
+          '(sslmode=disable), which sends passwords and data in plaintext.',
         details: { connection: describeConnection(config) },
       },
     );
   }
-  return offered;
+  return verifiedTlsOptions(plan.verifyHost, config.tlsCa);
+}
+
+function missingPassword(config: ConnectionConfig): WardenError {
+  return new WardenError(
+    'WARDEN_E_AUTH_FAILED',
+    `the server asks for a password for ${describeConnection(config)} and none is configured`,
+    {
+      hint: passwordSourcesHint(config),
+      details: { connection: describeConnection(config), reason: 'no-password' },
+    },
+  );
 }
 
 /** Maps driver errors to catalogue codes by their structured `code` (SQLSTATE or errno). */
@@ -91,9 +129,10 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
     return unreachable(config, error);
   }
   if (code === '28P01') {
+    const source = passwordSourceOf(config);
     return new WardenError('WARDEN_E_AUTH_FAILED', `password authentication failed for ${where}`, {
-      hint: 'Check the user name and password.',
-      details: sqlDetails,
+      hint: `Check the user name, and the password from ${source}.`,
+      details: { ...sqlDetails, passwordSource: source },
       cause: error,
     });
   }
@@ -137,7 +176,7 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
       cause: error,
     });
   }
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
+  if (isTlsVerificationError(error)) {
     return new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS verification of ${where} failed: ${message}`, {
       hint: 'Give the CA that signed the server certificate (tls.ca / sslrootcert).',
       details: sqlDetails,
@@ -147,7 +186,10 @@ export function mapConnectError(config: ConnectionConfig, error: unknown, replic
   return unreachable(config, error);
 }
 
-function unreachable(config: ConnectionConfig, error: unknown): WardenError {
+function unreachable(
+  config: Pick<ConnectionConfig, 'host' | 'port' | 'user' | 'database'>,
+  error: unknown,
+): WardenError {
   const code = (error as { code?: string }).code;
   return new WardenError(
     'WARDEN_E_DB_UNREACHABLE',

@@ -258,9 +258,14 @@ export class ReplicationClient {
     };
   }
 
-  /** Creates a physical slot that reserves WAL from now on; returns its consistent point. */
-  async createSlot(name: string): Promise<string> {
-    const [row] = await this.command(`CREATE_REPLICATION_SLOT ${quoteIdent(name)} PHYSICAL RESERVE_WAL`);
+  /**
+   * Creates a physical slot that reserves WAL from now on; returns its consistent point. A
+   * temporary slot is held by this connection and dropped by the server when it ends.
+   */
+  async createSlot(name: string, options: { temporary?: boolean } = {}): Promise<string> {
+    const [row] = await this.command(
+      `CREATE_REPLICATION_SLOT ${quoteIdent(name)}${options.temporary ? ' TEMPORARY' : ''} PHYSICAL RESERVE_WAL`,
+    );
     return row?.consistent_point ?? '0/0';
   }
 

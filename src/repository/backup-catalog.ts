@@ -1,6 +1,8 @@
 import { WardenError } from '../errors.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import type { ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
+import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
+import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { Repository } from './repository.ts';
 
 /** One stored object of a backup, with what is needed to check it without the database. */
@@ -62,9 +64,15 @@ export interface BackupRecord {
   /** Recipients every object of this backup is encrypted to; absent when not encrypted. */
   encryption?: ObjectEncryption;
   durationMs: number;
+  /** Ed25519 signature of the writer's signing key over the rest of the record (docs/security.md). */
+  signature?: RecordSignature;
 }
 
 const BACKUPS = 'backups/';
+
+export function backupRecordKey(id: string): string {
+  return `${backupPrefix(id)}backup.json`;
+}
 
 /** Every stored object a backup record lists (archives, manifest, incremental basis). */
 export function backupObjects(record: BackupRecord): StoredObject[] {
@@ -79,7 +87,9 @@ export async function listBackups(repository: Repository): Promise<BackupRecord[
   const keys = await repository.store.list(BACKUPS);
   const records: BackupRecord[] = [];
   for (const key of keys.filter((k) => k.endsWith('/backup.json'))) {
-    records.push(parseRecord(await repository.store.getBuffer(key), key));
+    const record = parseRecord(await repository.store.getBuffer(key), key);
+    checkTrusted(repository, key, record);
+    records.push(record);
   }
   return records.sort((a, b) => a.endTime.localeCompare(b.endTime));
 }
@@ -97,10 +107,12 @@ export async function getBackup(repository: Repository, idOrName: string): Promi
   return found;
 }
 
+/** Writes the record (signed when the handle holds a signing key): the backup's commit. */
 export async function commitBackup(repository: Repository, record: BackupRecord): Promise<void> {
+  const key = backupRecordKey(record.id);
   await repository.store.putBuffer(
-    `${backupPrefix(record.id)}backup.json`,
-    Buffer.from(`${JSON.stringify(record, null, 2)}\n`),
+    key,
+    Buffer.from(`${JSON.stringify(signedForWrite(repository, key, record), null, 2)}\n`),
   );
 }
 

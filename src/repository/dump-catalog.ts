@@ -1,6 +1,8 @@
 import { WardenError } from '../errors.ts';
 import type { Compression } from '../pipeline/compression.ts';
+import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
 import type { StoredObject } from './backup-catalog.ts';
+import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { Repository } from './repository.ts';
 
 /**
@@ -26,6 +28,8 @@ export interface DumpRecord {
   startTime: string;
   endTime: string;
   durationMs: number;
+  /** Ed25519 signature of the writer's signing key over the rest of the record (docs/security.md). */
+  signature?: RecordSignature;
 }
 
 const DUMPS = 'dumps/';
@@ -44,7 +48,9 @@ export async function listDumps(repository: Repository): Promise<DumpRecord[]> {
   const keys = await repository.store.list(DUMPS);
   const records: DumpRecord[] = [];
   for (const key of keys.filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
-    records.push(parseDumpRecord(await repository.store.getBuffer(key), key));
+    const record = parseDumpRecord(await repository.store.getBuffer(key), key);
+    checkTrusted(repository, key, record);
+    records.push(record);
   }
   return records.sort((a, b) => a.startTime.localeCompare(b.startTime));
 }
@@ -57,13 +63,16 @@ export async function getDump(repository: Repository, id: string): Promise<DumpR
       details: { id },
     });
   }
-  return parseDumpRecord(await repository.store.getBuffer(key), key);
+  const record = parseDumpRecord(await repository.store.getBuffer(key), key);
+  checkTrusted(repository, key, record);
+  return record;
 }
 
 export async function commitDump(repository: Repository, record: DumpRecord): Promise<void> {
+  const key = dumpRecordKey(record.id);
   await repository.store.putBuffer(
-    dumpRecordKey(record.id),
-    Buffer.from(`${JSON.stringify(record, null, 2)}\n`),
+    key,
+    Buffer.from(`${JSON.stringify(signedForWrite(repository, key, record), null, 2)}\n`),
   );
 }
 

@@ -3,8 +3,23 @@ import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
 import { Repository } from './repository.ts';
-import { META_KEY, parseRepositoryMeta } from './repository-meta.ts';
-import { readWalInventory, segmentDataKey, timelineDir } from './wal-archive.ts';
+import { signedForWrite } from './record-trust.ts';
+import type { SigningKey } from '../pipeline/signing/signing-keys.ts';
+import {
+  derivedSlotName,
+  META_KEY,
+  newRepositoryId,
+  parseRepositoryMeta,
+  type RepositoryMeta,
+} from './repository-meta.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import {
+  historyKey,
+  historyRecordKey,
+  readWalInventory,
+  segmentDataKey,
+  segmentRecordKey,
+} from './wal-archive.ts';
 
 export interface CopyReport {
   from: string;
@@ -30,13 +45,27 @@ const PLAIN_PREFIXES = ['keys/'];
  * history files. Objects are copied byte for byte, so encrypted repositories stay encrypted.
  * Unfinished backups and the partial segment being received are not copied.
  *
+ * With `options.keys.trust`, every record of the source (metadata, backups, WAL, histories,
+ * stream state) must be signed by a trusted key: all are read and checked before the first
+ * byte is written to the target, and an untrusted one stops the copy naming it.
+ *
  * @example
  * const report = await copyRepository(new FsObjectStore('/var/backups/warden'), s3Store);
  */
-export async function copyRepository(from: ObjectStore, to: ObjectStore): Promise<CopyReport> {
+export async function copyRepository(
+  from: ObjectStore,
+  to: ObjectStore,
+  options: {
+    keys?: RepositoryKeys;
+    /** Signs the target's own warden-repo.json (new id and slot); without it that file is unsigned. */
+    signingKey?: SigningKey;
+  } = {},
+): Promise<CopyReport> {
   const started = performance.now();
-  const source = await Repository.open(from);
-  await openTarget(source, to);
+  const source = await Repository.open(from, options.keys);
+  const inventory = await readWalInventory(source);
+  const backups = await listBackups(source);
+  await openTarget(source, to, options.signingKey);
   const report: CopyReport = {
     from: from.location,
     to: to.location,
@@ -57,16 +86,17 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     }
   }
 
-  const inventory = await readWalInventory(source);
   for (const timeline of inventory.histories) {
-    const key = `wal/history/${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
-    if (present.has(key)) continue;
+    const key = historyKey(timeline);
+    const recordKey = historyRecordKey(timeline);
+    if (present.has(key) && (present.has(recordKey) || !(await from.stat(recordKey)))) continue;
     await to.putBuffer(key, await from.getBuffer(key));
+    if (await from.stat(recordKey)) await to.putBuffer(recordKey, await from.getBuffer(recordKey));
     report.histories += 1;
   }
   for (const records of inventory.segments.values()) {
     for (const record of records) {
-      const recordKey = `${timelineDir(record.timeline)}${record.segment}.json`;
+      const recordKey = segmentRecordKey(record.timeline, record.segment);
       if (present.has(recordKey)) continue;
       const dataKey = segmentDataKey(record.timeline, record.segment);
       report.bytes += await copyVerified(from, to, {
@@ -79,7 +109,7 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
     }
   }
 
-  for (const backup of await listBackups(source)) {
+  for (const backup of backups) {
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
     try {
@@ -95,11 +125,20 @@ export async function copyRepository(from: ObjectStore, to: ObjectStore): Promis
   return report;
 }
 
-/** The target repository: created with the source's metadata, or checked to be the same cluster's. */
-async function openTarget(source: Repository, to: ObjectStore): Promise<Repository> {
+/**
+ * The target repository: created with the source's metadata but an identity of its own (a copy
+ * that streams later must not share the source's replication slot), or checked to be the same
+ * cluster's.
+ */
+async function openTarget(source: Repository, to: ObjectStore, signingKey?: SigningKey): Promise<Repository> {
   if (!(await to.stat(META_KEY))) {
-    const meta = Buffer.from(`${JSON.stringify(source.meta, null, 2)}\n`);
-    if (await to.createExclusive(META_KEY, meta)) return new Repository(to, source.meta);
+    const repositoryId = newRepositoryId();
+    const { signature: _sourceSignature, ...fields } = source.meta;
+    const own: RepositoryMeta = { ...fields, repositoryId, slot: derivedSlotName(repositoryId) };
+    const target = new Repository(to, own, signingKey ? { signingKey } : {});
+    const signed = signedForWrite(target, META_KEY, own);
+    const meta = Buffer.from(`${JSON.stringify(signed, null, 2)}\n`);
+    if (await to.createExclusive(META_KEY, meta)) return target;
   }
   const target = new Repository(to, parseRepositoryMeta(await to.getBuffer(META_KEY), to.location));
   target.assertSameCluster(source.meta.systemId);

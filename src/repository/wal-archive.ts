@@ -4,10 +4,16 @@ import { decryptBuffer, encryptBuffer } from '../pipeline/encryption/age-stream.
 import { encryptionRecord, type ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
 import { sha256 } from '../pipeline/hashing.ts';
 import { formatLsn, parseSegmentName, type Lsn } from '../wal/lsn.ts';
-import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
+import {
+  parseHistoryFileName,
+  parseTimelineHistory,
+  type TimelineHistoryEntry,
+} from '../wal/timeline-history.ts';
 import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-format.ts';
+import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
+import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { Repository } from './repository.ts';
 
 /**
@@ -18,6 +24,7 @@ import type { Repository } from './repository.ts';
  *   wal/<TLI>/<segment>.partial the segment being received: framed (sealed or checksummed per
  *                               flush, see wal/partial-format.ts), appended and fsynced
  *   wal/history/<TLI>.history   timeline history files
+ *   wal/history/<TLI>.history.json  a history file's record (size, SHA-256, signature)
  *   wal/stream-state.json       the receiver's last caught-up point (LSN + server time)
  */
 export interface SegmentRecord {
@@ -48,6 +55,20 @@ export interface SegmentRecord {
   commits: number;
   /** Named restore points whose records lie wholly in this segment, in WAL order (start LSN). */
   restorePoints?: Array<{ name: string; lsn: string; time: string }>;
+  /** Ed25519 signature of the writer's signing key over the rest of the record (docs/security.md). */
+  signature?: RecordSignature;
+}
+
+/**
+ * `wal/history/<TLI>.history.json`: the record of a timeline history file (PostgreSQL's own
+ * format has no room for one), so the file is covered by a checksum and a signature.
+ */
+export interface HistoryRecord {
+  format: 1;
+  timeline: number;
+  size: number;
+  sha256: string;
+  signature?: RecordSignature;
 }
 
 export interface PartialSegment {
@@ -68,6 +89,7 @@ export interface StreamState {
   /** Server clock of the last message at which the receiver had everything the server had. */
   caughtUpAt: string;
   updatedAt: string;
+  signature?: RecordSignature;
 }
 
 export const STREAM_STATE_KEY = 'wal/stream-state.json';
@@ -86,6 +108,79 @@ export function partialKey(timeline: number, segment: string): string {
 
 export function historyKey(timeline: number): string {
   return `wal/history/${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+}
+
+export function historyRecordKey(timeline: number): string {
+  return `${historyKey(timeline)}.json`;
+}
+
+export function segmentRecordKey(timeline: number, segment: string): string {
+  return `${timelineDir(timeline)}${segment}.json`;
+}
+
+/** Stores a timeline history file, then its record (signed when the handle holds a signing key). */
+export async function storeHistory(repository: Repository, timeline: number, content: Buffer): Promise<void> {
+  await repository.store.putBuffer(historyKey(timeline), content);
+  await repository.store.putBuffer(
+    historyRecordKey(timeline),
+    historyRecordBytes(repository, timeline, content),
+  );
+}
+
+/** The serialized (and, with a signing key, signed) record of a history file's content. */
+function historyRecordBytes(repository: Repository, timeline: number, content: Buffer): Buffer {
+  const record: HistoryRecord = { format: 1, timeline, size: content.length, sha256: sha256(content) };
+  return Buffer.from(JSON.stringify(signedForWrite(repository, historyRecordKey(timeline), record)));
+}
+
+/** Writes the receiver's caught-up point (signed when the handle holds a signing key). */
+export async function writeStreamState(repository: Repository, state: StreamState): Promise<void> {
+  await repository.store.putBuffer(
+    STREAM_STATE_KEY,
+    Buffer.from(JSON.stringify(signedForWrite(repository, STREAM_STATE_KEY, state))),
+  );
+}
+
+/**
+ * Reads a timeline history file. With a trust set, the file must match the size and SHA-256 of
+ * its record, and the record must be signed by a trusted key (or be absent or unsigned under
+ * allowUnsigned, reported as the history file).
+ */
+export async function readHistory(repository: Repository, timeline: number): Promise<Buffer> {
+  const key = historyKey(timeline);
+  const content = await repository.store.getBuffer(key);
+  if (!repository.keys.trust) return content;
+  const recordKey = historyRecordKey(timeline);
+  const record = (await repository.store.stat(recordKey))
+    ? (parseJson(await repository.store.getBuffer(recordKey), recordKey) as HistoryRecord)
+    : undefined;
+  if (!record) {
+    // No record at all (written before records existed) counts as unsigned.
+    checkTrusted(repository, key, {});
+    return content;
+  }
+  checkTrusted(repository, recordKey, record);
+  if (record.timeline !== timeline || record.size !== content.length || record.sha256 !== sha256(content))
+    throw new WardenError(
+      'WARDEN_E_SIGNATURE_INVALID',
+      `${key} does not match its signed record ${recordKey}`,
+      {
+        hint: 'The history file was changed after it was recorded: the repository has been tampered with or damaged.',
+        details: { object: key },
+      },
+    );
+  return content;
+}
+
+function parseJson(data: Buffer, key: string): unknown {
+  try {
+    return JSON.parse(data.toString('utf8')) as unknown;
+  } catch (cause) {
+    throw new WardenError('WARDEN_E_REPO_FORMAT', `${key} cannot be read`, {
+      details: { object: key },
+      cause,
+    });
+  }
 }
 
 /**
@@ -134,11 +229,10 @@ export async function archiveSegment(
       : {}),
   };
   await repository.store.putBuffer(segmentDataKey(timeline, segment), stored);
-  await repository.store.putBuffer(
-    `${timelineDir(timeline)}${segment}.json`,
-    Buffer.from(JSON.stringify(record)),
-  );
-  return record;
+  const recordKey = segmentRecordKey(timeline, segment);
+  const signed = signedForWrite(repository, recordKey, record);
+  await repository.store.putBuffer(recordKey, Buffer.from(JSON.stringify(signed)));
+  return signed;
 }
 
 /**
@@ -209,19 +303,25 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
   for (const key of keys) {
     const file = key.slice(key.lastIndexOf('/') + 1);
     if (key.startsWith('wal/history/')) {
-      const timeline = parseInt(file.slice(0, 8), 16);
+      const timeline = parseHistoryFileName(file);
+      if (timeline === undefined) continue; // a history file's record, read with the file
       histories.push(timeline);
+      let content: Buffer | undefined;
       try {
-        historyEntries.set(
-          timeline,
-          parseTimelineHistory((await repository.store.getBuffer(key)).toString('utf8')),
-        );
+        content = await readHistory(repository, timeline);
+      } catch (error) {
+        // With a trust set, a history that fails its check is refused, never skipped.
+        if (repository.keys.trust) throw error;
+      }
+      try {
+        if (content) historyEntries.set(timeline, parseTimelineHistory(content.toString('utf8')));
       } catch {
         // An unreadable history file leaves that timeline without ancestors: planning then
         // offers only WAL of the timeline itself, never a wrong chain.
       }
     } else if (file.endsWith('.json') && file.length === 29) {
-      const record = JSON.parse((await repository.store.getBuffer(key)).toString('utf8')) as SegmentRecord;
+      const record = parseJson(await repository.store.getBuffer(key), key) as SegmentRecord;
+      checkTrusted(repository, key, record);
       const list = segments.get(record.timeline) ?? [];
       list.push(record);
       segments.set(record.timeline, list);
@@ -235,8 +335,9 @@ export async function readWalInventory(repository: Repository): Promise<WalInven
   }
   for (const list of segments.values()) list.sort((a, b) => a.segment.localeCompare(b.segment));
   const state = keys.includes(STREAM_STATE_KEY)
-    ? (JSON.parse((await repository.store.getBuffer(STREAM_STATE_KEY)).toString('utf8')) as StreamState)
+    ? (parseJson(await repository.store.getBuffer(STREAM_STATE_KEY), STREAM_STATE_KEY) as StreamState)
     : undefined;
+  if (state) checkTrusted(repository, STREAM_STATE_KEY, state);
   return {
     segments,
     partials,

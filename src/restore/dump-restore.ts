@@ -57,7 +57,7 @@ export async function restoreDump(options: DumpRestoreOptions): Promise<DumpRest
       hint: 'Give a new database name of 1 to 63 bytes.',
     });
   }
-  const repository = await Repository.open(options.store);
+  const repository = await Repository.open(options.store, options.keys);
   const dump = await getDump(repository, options.dumpId);
   const client = await connect(options.connection);
   let created = false;
@@ -113,6 +113,7 @@ export async function restoreDump(options: DumpRestoreOptions): Promise<DumpRest
         );
         await runRestore(
           tool.path,
+          tool.major,
           { ...options.connection, database: target },
           env,
           source,
@@ -142,6 +143,7 @@ export async function restoreDump(options: DumpRestoreOptions): Promise<DumpRest
 
 async function runRestore(
   file: string,
+  toolMajor: number,
   connection: ConnectionConfig,
   env: NodeJS.ProcessEnv,
   source: Readable,
@@ -153,7 +155,7 @@ async function runRestore(
   // refuses anything else a forged dump might claim to be.
   const args = ['--format=custom', '--no-password', '--exit-on-error', `--dbname=${connection.database}`];
   const child = spawn(file, args, {
-    env: libpqEnv(connection, env),
+    env: await libpqEnv(connection, env, toolMajor),
     stdio: ['pipe', 'ignore', 'pipe'],
   });
   const stderr = collectTail(child);

@@ -21,6 +21,7 @@ import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
   readPartialSegment,
+  readHistory,
   readSegment,
   segmentDataKey,
   readWalInventory,
@@ -241,12 +242,14 @@ async function restoreFiles(
   }
   // Tablespaces are restored beside the target, never over the source's locations: the map is
   // always Warden's own, and an archive's map (which names the source's locations) never stays.
+  // Without tablespaces the archive's map is emptied, not removed: PostgreSQL's own (empty) map is
+  // listed in backup_manifest, and pg_verifybackup checks it is there.
   const tablespaceMap = last.archives
     .filter((archive) => archive.tablespace)
     .map((archive) => `${archive.tablespace!.oid} ${archiveDir(targetDir, last, archive)}`);
-  if (tablespaceMap.length)
-    await writeNoFollow(path.join(targetDir, 'tablespace_map'), `${tablespaceMap.join('\n')}\n`);
-  else await rm(path.join(targetDir, 'tablespace_map'), { force: true });
+  const mapFile = path.join(targetDir, 'tablespace_map');
+  if (tablespaceMap.length) await writeNoFollow(mapFile, `${tablespaceMap.join('\n')}\n`);
+  else if (existsSync(mapFile)) await writeNoFollow(mapFile, '');
 }
 
 /**
@@ -303,9 +306,10 @@ async function placeWal(repository: Repository, plan: RestorePlan, targetDir: st
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
     const key = historyKey(timeline);
     if (await repository.store.stat(key)) {
+      // Read again through the trust check: PostgreSQL follows what this file says.
       await writeNoFollow(
         path.join(walDir, key.slice(key.lastIndexOf('/') + 1)),
-        await repository.store.getBuffer(key),
+        await readHistory(repository, timeline),
       );
     }
   }

@@ -36,6 +36,9 @@ import { readBackupRecord, readSegmentRecord, strictJson } from './record-checks
 import type { BackupVerdict, VerifyProblem, VerifyReport } from './verify-report.ts';
 import { checkWalContinuity } from './wal-continuity.ts';
 import { checkPartial, notAgeProblem, repositoryIsEncrypted } from './encryption-checks.ts';
+import { signatureProblem } from './signature-checks.ts';
+import { historyRecordKey, type HistoryRecord } from '../repository/wal-archive.ts';
+import { sha256 } from '../pipeline/hashing.ts';
 
 export type { VerifyProblem, VerifyReport } from './verify-report.ts';
 
@@ -45,7 +48,10 @@ export interface VerifyOptions {
   signal?: AbortSignal;
   /** Segments read and checked at once (default 4). */
   concurrency?: number;
-  /** Identities for encrypted repositories; without them encrypted objects are reported. */
+  /**
+   * Identities for encrypted repositories (without them encrypted objects are reported), and
+   * the trust set: with one, every record must be signed by a trusted key (`signature` problems).
+   */
   keys?: RepositoryKeys;
 }
 
@@ -74,8 +80,16 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verify cancelled');
   };
 
+  const trust = options.keys?.trust;
   const meta = await steps.run('repository metadata', () => readMeta(store, problems));
   checked.objects += 1;
+  const systemId = meta?.systemId ?? '';
+  const signed = (record: unknown, object: string, breaks: string, backups?: string[]): boolean => {
+    const problem = signatureProblem(trust, record, { object, systemId }, breaks, backups);
+    if (problem) problems.push(problem);
+    return problem === undefined;
+  };
+  if (meta) signed(meta, META_KEY, 'restores, drills and copies refuse this repository');
   const repository = new Repository(store, meta ?? fallbackMeta(), options.keys);
   const segmentSize = repository.meta.walSegmentSize;
 
@@ -87,6 +101,12 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
         abortCheck();
         checked.backups += 1;
         checked.objects += 1;
+        signed(
+          record,
+          `backups/${record.id}/backup.json`,
+          `backup ${record.id} unrestorable (restore refuses its record)`,
+          [record.id],
+        );
         const damaged = await verifyBackup(store, record, problems, checked, options.keys);
         good.push(record);
         if (damaged) logger.info({ backup: record.id }, 'backup damaged');
@@ -101,13 +121,13 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   const encrypted = await repositoryIsEncrypted(store, backups);
   const wal = await steps.run(
     'WAL segments',
-    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck, encrypted),
+    () => verifyWal(repository, problems, checked, options.concurrency ?? 4, abortCheck, encrypted, signed),
     () => `${checked.walSegments} segment(s)`,
   );
 
   await steps.run(
     'logical dumps',
-    () => verifyDumps(store, problems, checked, options.keys),
+    () => verifyDumps(store, problems, checked, options.keys, signed),
     () => `${checked.dumps} dump(s)`,
   );
 
@@ -132,7 +152,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   );
   for (const problem of problems) {
     const breaks = continuity.breaksBySegment.get(problem.object);
-    if (problem.object.startsWith('wal/') && problem.kind !== 'wal-gap')
+    if (problem.object.startsWith('wal/') && problem.kind !== 'wal-gap' && problem.kind !== 'signature')
       problem.breaks = breaks ?? 'nothing a retained backup needs (WAL outside every backup’s path)';
   }
   problems.push(...continuity.problems);
@@ -500,6 +520,7 @@ async function verifyWal(
   concurrency: number,
   abortCheck: () => void,
   encryptedBackups: boolean,
+  signed: (record: unknown, object: string, breaks: string) => boolean,
 ): Promise<WalResult> {
   const store = repository.store;
   const segmentSize = repository.meta.walSegmentSize;
@@ -523,6 +544,7 @@ async function verifyWal(
       checked.objects += 1;
       try {
         const data = await store.getBuffer(key);
+        if (!(await historyMatchesRecord(repository, timeline, data, problems, signed))) continue;
         histories.set(timeline, parseTimelineHistory(new TextDecoder('utf-8', { fatal: true }).decode(data)));
       } catch (error) {
         problems.push({
@@ -535,7 +557,9 @@ async function verifyWal(
     } else if (key === STREAM_STATE_KEY) {
       checked.objects += 1;
       try {
-        streamState = strictJson(await store.getBuffer(key)) as StreamState;
+        const state = strictJson(await store.getBuffer(key)) as StreamState;
+        if (signed(state, key, 'restores refuse the repository until the stream state is rewritten'))
+          streamState = state;
       } catch (error) {
         problems.push({
           kind: 'bad-record',
@@ -548,6 +572,8 @@ async function verifyWal(
       checked.objects += 1;
       try {
         const record = readSegmentRecord(await store.getBuffer(key), key, segmentSize);
+        // An untrusted record is no evidence of WAL: continuity then shows what it breaks.
+        if (!signed(record, key, 'restores refuse the repository while this record is in it')) continue;
         const list = recorded.get(record.timeline) ?? [];
         list.push(record);
         recorded.set(record.timeline, list);
@@ -622,6 +648,7 @@ async function verifyDumps(
   problems: VerifyProblem[],
   checked: VerifyReport['checked'],
   keys: RepositoryKeys | undefined,
+  signed: (record: unknown, object: string, breaks: string) => boolean,
 ): Promise<void> {
   for (const key of (await store.list('dumps/')).filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
     const id = key.split('/')[1]!;
@@ -642,6 +669,7 @@ async function verifyDumps(
       });
       continue;
     }
+    if (!signed(record, key, breaks)) continue;
     await readObject(
       store,
       record.object,
@@ -652,4 +680,33 @@ async function verifyDumps(
       keys,
     );
   }
+}
+
+/**
+ * A history file against its record (size, SHA-256, signature): a record that is absent counts
+ * as unsigned. False (with the problem added) when a restore would refuse the file.
+ */
+async function historyMatchesRecord(
+  repository: Repository,
+  timeline: number,
+  data: Buffer,
+  problems: VerifyProblem[],
+  signed: (record: unknown, object: string, breaks: string) => boolean,
+): Promise<boolean> {
+  const breaks = `restores across the switch to timeline ${timeline} are refused`;
+  const recordKey = historyRecordKey(timeline);
+  const key = recordKey.slice(0, -'.json'.length);
+  if (!(await repository.store.stat(recordKey))) return signed({}, key, breaks);
+  const record = strictJson(await repository.store.getBuffer(recordKey)) as HistoryRecord;
+  if (!signed(record, recordKey, breaks)) return false;
+  if (record.timeline !== timeline || record.size !== data.length || record.sha256 !== sha256(data)) {
+    problems.push({
+      kind: 'corrupt',
+      object: key,
+      message: `${key} does not match the size and SHA-256 of its record ${recordKey}`,
+      breaks,
+    });
+    return false;
+  }
+  return true;
 }

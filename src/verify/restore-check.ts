@@ -127,7 +127,8 @@ export async function verifyRestore(options: RestoreCheckOptions): Promise<Verif
   };
   try {
     const runAs = serverRunAs();
-    const { backup, chain } = await chooseBackup(options.store, options.target);
+    // With a trust set, a record not signed by a trusted key fails here, before any scratch file exists.
+    const { backup, chain } = await chooseBackup(options.store, options.target, options.keys);
     backupId = backup.id;
     // The scratch instance runs the backup's own major version (a 17 data directory needs 17).
     const binaries = await findServerBinaries(process.env, { major: majorOfVersion(backup.serverVersion) });
@@ -240,8 +241,9 @@ export async function listVerifications(store: ObjectStore): Promise<Verificatio
 async function chooseBackup(
   store: ObjectStore,
   target: RestoreCheckOptions['target'],
+  keys: RepositoryKeys | undefined,
 ): Promise<{ backup: BackupRecord; chain: BackupRecord[] }> {
-  const backups = await listBackups(await Repository.open(store));
+  const backups = await listBackups(await Repository.open(store, keys));
   const restorable = completeChains(backups);
   const eligible =
     target.kind === 'latest'

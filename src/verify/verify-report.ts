@@ -14,9 +14,11 @@ import type { StepReport } from '../util/report.ts';
  * - `plaintext`: data or WAL stored in the clear where it must be encrypted: an object whose record
  *   says "age file" but whose bytes are not one, or a partial segment that is not sealed in an
  *   encrypted repository (`details.problem` says which).
+ * - `signature`: a record is unsigned, signed by a key not trusted here, or changed after it was
+ *   signed (checked when verify is given a trust set, as the CLI always does); restores refuse it.
  */
 export type VerifyProblemKind =
-  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'plaintext';
+  'missing' | 'corrupt' | 'manifest-mismatch' | 'bad-record' | 'wal-gap' | 'plaintext' | 'signature';
 
 export interface VerifyProblem {
   kind: VerifyProblemKind;

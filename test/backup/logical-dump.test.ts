@@ -247,6 +247,9 @@ test('CLI: warden dump, dump list and restore --dump --target-database', async (
     db,
     '--repo',
     repoDir,
+    // The library tests above created this repository unsigned (no signing key); the CLI's own
+    // dump is signed, the repository's metadata is not (docs/security.md).
+    '--allow-unsigned',
   ]);
   assert.equal(restored.code, 0, restored.stderr);
   assert.deepEqual(await snapshot('waqiti_cli'), await snapshot('waqiti'));
@@ -260,6 +263,7 @@ test('CLI: warden dump, dump list and restore --dump --target-database', async (
     db,
     '--repo',
     repoDir,
+    '--allow-unsigned',
     '--json',
   ]);
   assert.equal(again.code, 6);

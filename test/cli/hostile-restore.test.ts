@@ -9,6 +9,8 @@ import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { snapshotTree } from '../faults/helpers.ts';
 import { runWarden, type CliRun } from '../harness/cli.ts';
 import { forgeArchive, readArchiveTar } from '../harness/forge-backup.ts';
+import { readSigningKeyFile } from '../../src/pipeline/signing/signing-keyring.ts';
+import type { SigningKey } from '../../src/pipeline/signing/signing-keys.ts';
 import { hostileTar, withoutEnd, type TarEntry } from '../harness/hostile-tar.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 
@@ -26,6 +28,8 @@ let repo: string;
 let keyFile: string;
 let backupId: string;
 let cases = 0;
+/** The backup writer's signing key, as if stolen: the forgeries carry valid signatures. */
+let signWith: SigningKey;
 
 const warden = (args: string[]): Promise<CliRun> => runWarden(args, { cwd: cluster.workDir });
 
@@ -41,6 +45,7 @@ before(async () => {
   const backup = await warden(['backup', '--db', db, '--repo', repo, '--recipient', recipient, '--json']);
   assert.equal(backup.code, 0, backup.stderr);
   backupId = (JSON.parse(backup.stdout) as { backup: { id: string } }).backup.id;
+  signWith = await readSigningKeyFile(path.join(cluster.workDir, '.warden', 'signing-key'));
 });
 after(async () => cluster?.stop());
 
@@ -81,9 +86,10 @@ async function forge(c: Case, entries: TarEntry[], options: { tablespace?: boole
   if (options.tablespace) {
     await forgeArchive(c.store, backupId, '16999.tar', hostileTar([]), {
       tablespace: { oid: '16999', location: c.outside },
+      signWith,
     });
   }
-  await forgeArchive(c.store, backupId, 'base.tar', hostileTar([...prefix, ...entries]));
+  await forgeArchive(c.store, backupId, 'base.tar', hostileTar([...prefix, ...entries]), { signWith });
 }
 
 async function restoreRefused(c: Case, expected: { entry: string; problem: string }): Promise<void> {
@@ -215,6 +221,7 @@ test('a tablespace OID in backup.json that is not a number never becomes a path'
   const oid = `../${path.basename(c.outside)}`;
   await forgeArchive(c.store, backupId, '16999.tar', hostileTar([{ name: 'planted', data: 'x' }]), {
     tablespace: { oid, location: c.outside },
+    signWith,
   });
   const run = await warden([
     'restore',
@@ -253,9 +260,7 @@ test('a tablespace link outside the target is restored as a link, and a restore 
     backupId,
     '16999.tar',
     hostileTar([{ name: 'PG_15_202209061/', type: 'directory' }]),
-    {
-      tablespace: { oid: '16999', location: c.outside },
-    },
+    { tablespace: { oid: '16999', location: c.outside }, signWith },
   );
   await forgeArchive(
     c.store,
@@ -265,6 +270,7 @@ test('a tablespace link outside the target is restored as a link, and a restore 
       withoutEnd(base),
       hostileTar([{ name: 'pg_tblspc/16999', type: 'symlink', linkname: c.victim }]),
     ]),
+    { signWith },
   );
   const owner = async (file: string) => {
     const info = await stat(file);
@@ -293,5 +299,25 @@ test('a tablespace link outside the target is restored as a link, and a restore 
     await readFile(path.join(c.target, 'tablespace_map'), 'utf8'),
     `16999 ${c.target}_tablespaces/16999\n`,
   );
+  await rm(c.repo, { recursive: true, force: true });
+});
+
+test('an archive map naming an outside location, in a backup without tablespaces, is emptied', async () => {
+  const c = await newCase();
+  await forge(c, [{ name: 'tablespace_map', data: `16999 ${c.outside}\n` }]);
+  const run = await warden([
+    'restore',
+    '--latest',
+    '--repo',
+    c.repo,
+    '--target-dir',
+    c.target,
+    '--identity',
+    keyFile,
+    '--json',
+  ]);
+  assert.equal(run.code, 0, run.stderr);
+  // PostgreSQL would create pg_tblspc links to whatever the map names when it starts.
+  assert.equal(await readFile(path.join(c.target, 'tablespace_map'), 'utf8'), '');
   await rm(c.repo, { recursive: true, force: true });
 });

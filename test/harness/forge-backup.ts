@@ -17,16 +17,30 @@ import { decryptBuffer, encryptBuffer } from '../../src/pipeline/encryption/age-
 import { parseRecipients, type AgeIdentity } from '../../src/pipeline/encryption/age-keys.ts';
 import { backupPrefix, type ArchiveObject, type BackupRecord } from '../../src/repository/backup-catalog.ts';
 import type { ObjectStore } from '../../src/repository/object-store.ts';
+import { signRecord } from '../../src/pipeline/signing/record-signature.ts';
+import type { SigningKey } from '../../src/pipeline/signing/signing-keys.ts';
 
-/** Reads, changes and writes back a backup's commit marker (`backups/<id>/backup.json`). */
+/**
+ * Reads, changes and writes back a backup's commit marker (`backups/<id>/backup.json`). The
+ * record keeps its old signature, which no longer matches (what an attacker without the signing
+ * key can do), unless `signWith` is given: the writer's own key, stolen, so that the defences
+ * behind the signature check are tested on their own.
+ */
 export async function updateBackupRecord(
   store: ObjectStore,
   backupId: string,
   change: (record: BackupRecord) => void,
+  signWith?: SigningKey,
 ): Promise<BackupRecord> {
   const key = `${backupPrefix(backupId)}backup.json`;
-  const record = JSON.parse((await store.getBuffer(key)).toString('utf8')) as BackupRecord;
+  let record = JSON.parse((await store.getBuffer(key)).toString('utf8')) as BackupRecord;
   change(record);
+  if (signWith) {
+    const meta = JSON.parse((await store.getBuffer('warden-repo.json')).toString('utf8')) as {
+      systemId: string;
+    };
+    record = signRecord(record, { object: key, systemId: meta.systemId }, signWith);
+  }
   await store.putBuffer(key, Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
   return record;
 }
@@ -34,6 +48,8 @@ export async function updateBackupRecord(
 export interface ForgeArchiveOptions {
   /** For an archive the backup does not hold yet: its tablespace (a `<oid>.tar` archive). */
   tablespace?: { oid: string; location: string };
+  /** Re-sign backup.json with this (stolen) signing key; see updateBackupRecord. */
+  signWith?: SigningKey;
 }
 
 /**
@@ -60,28 +76,33 @@ export async function forgeArchive(
   if (current.encryption)
     stored = await encryptBuffer(stored, parseRecipients(current.encryption.recipients.join('\n')));
   await store.putBuffer(key, stored);
-  await updateBackupRecord(store, backupId, (record) => {
-    const fields = {
-      key,
-      size: stored.length,
-      sha256: createHash('sha256').update(stored).digest('hex'),
-      rawSize: tar.length,
-      ...(record.encryption ? { encryption: record.encryption } : {}),
-    };
-    const index = record.archives.findIndex((a) => a.archive === archive);
-    if (index >= 0) {
-      forged = { ...record.archives[index]!, ...fields };
-      record.archives[index] = forged;
-    } else {
-      forged = {
-        ...fields,
-        archive,
-        compression,
-        ...(options.tablespace ? { tablespace: options.tablespace } : {}),
+  await updateBackupRecord(
+    store,
+    backupId,
+    (record) => {
+      const fields = {
+        key,
+        size: stored.length,
+        sha256: createHash('sha256').update(stored).digest('hex'),
+        rawSize: tar.length,
+        ...(record.encryption ? { encryption: record.encryption } : {}),
       };
-      record.archives.unshift(forged);
-    }
-  });
+      const index = record.archives.findIndex((a) => a.archive === archive);
+      if (index >= 0) {
+        forged = { ...record.archives[index]!, ...fields };
+        record.archives[index] = forged;
+      } else {
+        forged = {
+          ...fields,
+          archive,
+          compression,
+          ...(options.tablespace ? { tablespace: options.tablespace } : {}),
+        };
+        record.archives.unshift(forged);
+      }
+    },
+    options.signWith,
+  );
   return forged!;
 }
 

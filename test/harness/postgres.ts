@@ -43,11 +43,11 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     options.major !== undefined ? { major: options.major } : {},
   );
   const workDir = await mkdtemp(path.join(os.tmpdir(), 'warden-pg-'));
-  const port = await freePort();
+  let port = await freePort();
   const password = randomBytes(12).toString('hex');
   const runAs = serverRunAs();
   if (runAs) await chown(workDir, runAs.uid, runAs.gid);
-  const instance = new LocalInstance({ binaries, dataDir: path.join(workDir, 'data'), port, runAs });
+  let instance = new LocalInstance({ binaries, dataDir: path.join(workDir, 'data'), port, runAs });
   const settings = {
     wal_level: 'replica',
     max_wal_senders: 10,
@@ -81,7 +81,17 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<T
     rmSync(workDir, { recursive: true, force: true });
   });
   await instance.init({ superuser: 'postgres', password, settings, hbaLines });
-  await instance.start();
+  // A free port can be taken by another test's server between freePort() and the start: try another.
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await instance.start();
+      break;
+    } catch (error) {
+      if (attempt >= 4 || !(await instance.logTail()).includes('Address already in use')) throw error;
+      port = await freePort();
+      instance = new LocalInstance({ binaries, dataDir: instance.dataDir, port, runAs });
+    }
+  }
   const host = '127.0.0.1';
   const url = (o: { user?: string; password?: string; database?: string } = {}) =>
     `postgres://${encodeURIComponent(o.user ?? 'postgres')}:${encodeURIComponent(o.password ?? password)}@${host}:${port}/${o.database ?? 'postgres'}`;

@@ -53,7 +53,12 @@ interface Entry {
 async function entries(root: string): Promise<Entry[]> {
   const found: Entry[] = [];
   const walk = async (current: string) => {
-    const info = await lstat(current);
+    // A running writer renames its temp files away between readdir and lstat: such a name is gone.
+    const info = await lstat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' && current !== root) return undefined;
+      throw error;
+    });
+    if (!info) return;
     found.push({
       key: path.relative(root, current) || '.',
       directory: info.isDirectory(),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -66,4 +66,37 @@ test('config errors name the repository.s3 field', async () => {
     () => loadConfig({ flags: { repo: 's3://' }, env: {}, cwd: halfKey }),
     (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'),
   );
+});
+
+test('a plaintext S3 endpoint off loopback needs allowHttp (file) or WARDEN_S3_ALLOW_HTTP=1 (environment)', async (t) => {
+  const cwd = await mkdtemp(path.join(os.tmpdir(), 'warden-s3-http-'));
+  t.after(() => rm(cwd, { recursive: true, force: true }));
+  const yaml = (extra: string) =>
+    writeFile(
+      path.join(cwd, 'warden.yaml'),
+      `repository:\n  s3:\n    bucket: backups\n    endpoint: http://minio.internal:9000\n${extra}`,
+    );
+  await yaml('');
+  assert.throws(
+    () => loadConfig({ flags: {}, env: {}, cwd }),
+    (error: unknown) =>
+      isWardenError(error, 'WARDEN_E_CONFIG_INVALID') && error.details.field === 'repository.s3.endpoint',
+  );
+  await yaml('    allowHttp: true\n    tlsCa: certs/ca.pem\n');
+  const allowed = loadConfig({ flags: {}, env: {}, cwd });
+  assert.equal(allowed.repository.s3?.allowHttp, true);
+  assert.equal(allowed.repository.s3?.tlsCa, path.join(cwd, 'certs/ca.pem'));
+  const fromEnv = { AWS_ENDPOINT_URL: 'http://10.0.0.5:9000' };
+  await writeFile(path.join(cwd, 'warden.yaml'), '');
+  assert.throws(
+    () => loadConfig({ flags: { repo: 's3://backups/x' }, env: fromEnv, cwd }),
+    (error: unknown) =>
+      isWardenError(error, 'WARDEN_E_CONFIG_INVALID') && error.details.field === 'AWS_ENDPOINT_URL',
+  );
+  const envAllowed = loadConfig({
+    flags: { repo: 's3://backups/x' },
+    env: { ...fromEnv, WARDEN_S3_ALLOW_HTTP: '1' },
+    cwd,
+  });
+  assert.equal(envAllowed.repository.s3?.endpoint, 'http://10.0.0.5:9000');
 });

@@ -174,7 +174,12 @@ test('the CLI reads an S3 repository from --repo s3://bucket/prefix and copies i
   assert.equal(listed.code, 0, listed.stderr);
   assert.ok(!listed.stdout.includes(s3.credentials.secretAccessKey), 'no secret in the output');
   const dir = path.join(cluster.workDir, 'cli-copy');
-  const copied = await warden(['repo', 'copy', '--repo', url, '--to', dir, '--json'], env);
+  // The library wrote this repository without a signing key: repo copy refuses unsigned records
+  // unless told to accept them (docs/security.md).
+  const copied = await warden(
+    ['repo', 'copy', '--repo', url, '--to', dir, '--allow-unsigned', '--json'],
+    env,
+  );
   assert.equal(copied.code, 0, copied.stderr);
   const report = JSON.parse(copied.stdout) as { backups: string[]; from: string };
   assert.equal(report.from, url);

@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import { takeBackup } from '../../backup/base-backup.ts';
 import type { CommandContext } from '../context.ts';
+import { warnIdleSlot } from '../slot-warning.ts';
 import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts';
 
 export interface BackupFlags {
@@ -19,10 +20,11 @@ export async function backupCommand(context: CommandContext, flags: BackupFlags)
       )
     : undefined;
   let started = false;
+  await warnIdleSlot(context);
   const report = await takeBackup({
     connection: context.cluster(),
     store: context.store,
-    slotName: config.slot,
+    ...(config.slot !== undefined ? { slotName: config.slot } : {}),
     compression: config.repository.compression,
     ...(config.repository.compressionLevel !== undefined
       ? { compressionLevel: config.repository.compressionLevel }

@@ -4,6 +4,7 @@ import { listDumps } from '../../repository/dump-catalog.ts';
 import { Repository } from '../../repository/repository.ts';
 import { restoreDump } from '../../restore/dump-restore.ts';
 import type { CommandContext } from '../context.ts';
+import { warnIdleSlot } from '../slot-warning.ts';
 import { formatBytes, formatDuration, printJson, printSteps, table } from '../render.ts';
 
 /** `warden dump --database D`: a logical dump (pg_dump custom format) into the repository. */
@@ -16,6 +17,7 @@ export async function dumpCommand(
     throw new WardenError('WARDEN_E_USAGE', '--database is required', {
       hint: 'e.g. warden dump --database waqiti',
     });
+  await warnIdleSlot(context);
   const report = await takeDump({
     connection: context.cluster(),
     database: flags.database,

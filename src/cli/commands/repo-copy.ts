@@ -19,7 +19,10 @@ export async function repoCopyCommand(
   const target = await openObjectStore(
     loadConfig({ flags: { ...options, repo: options.to }, env: process.env, cwd: process.cwd() }).repository,
   );
-  const report = await copyRepository(context.store, target);
+  const report = await copyRepository(context.store, target, {
+    keys: await context.readKeys(),
+    signingKey: await context.signingKey(),
+  });
   if (context.json) printJson(report);
   else
     process.stdout.write(

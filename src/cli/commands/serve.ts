@@ -53,7 +53,7 @@ export function daemonPlanFor(
     defaultCluster: {
       ...(connection ? { connection } : {}),
       repositoryPath: override?.repositoryPath ?? config.repository.path,
-      slot: config.slot,
+      ...(config.slot !== undefined ? { slot: config.slot } : {}),
     },
     retention: config.retention,
     ...(defaultProfile ? { defaultProfile } : {}),
@@ -104,7 +104,11 @@ export async function runDaemon(
     compression: context.config.repository.compression,
     // Encrypt to the configured recipients; verification restores and drills decrypt with the
     // identities this machine has (none in public-key-only setups: those jobs then fail clearly).
-    keys: { ...(await context.readKeys()), ...(await context.writeKeys()) },
+    // Writer keys first: a signing key created now is then trusted by this daemon's own checks.
+    keys: await (async () => {
+      const write = await context.writeKeys();
+      return { ...(await context.readKeys()), ...write };
+    })(),
     logger: context.logger,
     http: flags.http !== false,
     openStore: (repositoryPath) => storeFor(context, repositoryPath),

@@ -2,7 +2,7 @@ import { collectClusterStatus, type ClusterStatus } from '../../daemon/status.ts
 import { ERROR_CODES } from '../../errors.ts';
 import { describeDuration } from '../../scheduler/duration.ts';
 import type { CommandContext } from '../context.ts';
-import { printJson, table } from '../render.ts';
+import { formatBytes, printJson, table } from '../render.ts';
 import { daemonPlanFor, storeFor, type ServeFlags } from './serve.ts';
 
 /**
@@ -37,8 +37,13 @@ export function renderStatus(c: ClusterStatus): string {
   );
   const lag = c.walStream.lagBytes !== undefined ? `, lag ${c.walStream.lagBytes} bytes` : '';
   lines.push(
-    `  WAL stream     ${c.walStream.state}${c.walStream.holder ? ` (${c.walStream.holder})` : ''}${c.walStream.flushedLsn ? `, durable to ${c.walStream.flushedLsn}` : ''}${lag}`,
+    `  WAL stream     ${c.walStream.state}${c.walStream.holder ? ` (${c.walStream.holder})` : ''}${c.walStream.flushedLsn ? `, durable to ${c.walStream.flushedLsn}` : ''}${lag}${c.walStream.waitingFor ? `; waiting for ${c.walStream.waitingFor}` : ''}`,
   );
+  const slot = c.walStream.slot;
+  if (slot)
+    lines.push(
+      `  slot           ${slot.name}${slot.active === undefined ? ' (not on the server)' : `, ${slot.active ? 'active' : 'inactive'}, keeps ${formatBytes(slot.retainedBytes ?? 0)} of WAL, wal_status ${slot.walStatus ?? '-'}`}`,
+    );
   lines.push(
     `  RPO exposure   ${c.rpoExposureSeconds === undefined ? 'unknown' : `${describeDuration(c.rpoExposureSeconds * 1000)} (${c.rpoExposureSource})`}`,
   );

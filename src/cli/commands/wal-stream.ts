@@ -6,19 +6,21 @@ export async function walStreamCommand(context: CommandContext, signal: AbortSig
   const receiver = new WalReceiver({
     connection: context.cluster(),
     store: context.store,
-    slotName: context.config.slot,
+    ...(context.config.slot !== undefined ? { slotName: context.config.slot } : {}),
     keys: await context.writeKeys(),
     logger: context.logger,
     signal,
   });
   if (!context.json)
     process.stdout.write(
-      `streaming WAL into ${context.store.location} (slot ${context.config.slot}); Ctrl-C stops\n`,
+      `streaming WAL into ${context.store.location} (slot ${context.config.slot ?? 'of the repository'}); Ctrl-C stops\n`,
     );
   const timer = setInterval(() => {
     const status = receiver.status();
     if (!context.json && process.stdout.isTTY)
-      process.stdout.write(`\r${status.state} flushed ${status.flushedLsn ?? '-'}   `);
+      process.stdout.write(
+        `\r${status.state}${status.slot ? ` (slot ${status.slot})` : ''} flushed ${status.flushedLsn ?? '-'}${status.waitingFor ? `, waiting for ${status.waitingFor}` : ''}   `,
+      );
   }, 1000);
   try {
     await receiver.run();

@@ -3,7 +3,9 @@ import { WardenError } from '../../errors.ts';
 import { silentLogger, type Logger } from '../../logger.ts';
 import type { HostTarget } from './driver.ts';
 import type { PoolSettings } from './pool.ts';
-import type { HostInput, PoolRole } from './types.ts';
+import { decodeUrlPart, parseTlsMode } from '../../postgres/connection-config.ts';
+import { planTls } from '../../postgres/tls-policy.ts';
+import type { HostInput, PoolRole, SslMode } from './types.ts';
 
 export type Environment = 'dev' | 'uat' | 'prod';
 
@@ -74,6 +76,10 @@ export interface DatabaseOptions {
   /** Seconds of socket idleness before TCP keepalive probes start; default 10 s. */
   keepAliveInitialDelayMs?: number;
   applicationName?: string;
+  /** TLS for hosts that do not set their own; default `prefer` (verified TLS off loopback). */
+  tls?: SslMode;
+  /** CA for hosts that do not set their own. */
+  tlsCa?: string;
 }
 
 export interface ResolvedConfig {
@@ -91,6 +97,8 @@ export interface ResolvedConfig {
   readonly applicationName: string;
 }
 
+const sslModeSchema = z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']);
+
 const hostSchema = z.union([
   z.string().min(1),
   z
@@ -100,6 +108,8 @@ const hostSchema = z.union([
       user: z.string().min(1).optional(),
       password: z.string().optional(),
       database: z.string().min(1).optional(),
+      tls: sslModeSchema.optional(),
+      tlsCa: z.string().optional(),
     })
     .strict(),
 ]);
@@ -133,6 +143,8 @@ const optionsSchema = z
     sessionTtlMs: z.number().int().min(1).optional(),
     keepAliveInitialDelayMs: ms.optional(),
     applicationName: z.string().optional(),
+    tls: sslModeSchema.optional(),
+    tlsCa: z.string().optional(),
   })
   .strict();
 
@@ -157,8 +169,9 @@ export function resolveConfig(options: DatabaseOptions): ResolvedConfig {
     }
     pools[role] = Object.freeze(merged);
   }
-  const initialPrimary = toTarget(options.primary, 'primary');
-  const replicas = (options.replicas ?? []).map((input, i) => toTarget(input, `replicas.${i}`));
+  const tlsDefaults = { tls: options.tls ?? 'prefer', tlsCa: options.tlsCa } as const;
+  const initialPrimary = toTarget(options.primary, 'primary', tlsDefaults);
+  const replicas = (options.replicas ?? []).map((input, i) => toTarget(input, `replicas.${i}`, tlsDefaults));
   const hosts = [initialPrimary, ...replicas];
   const keys = new Set(hosts.map((h) => h.key));
   if (keys.size !== hosts.length) {
@@ -182,17 +195,29 @@ export function resolveConfig(options: DatabaseOptions): ResolvedConfig {
   });
 }
 
-function toTarget(input: HostInput, field: string): HostTarget {
+/**
+ * One host, its TLS decided on its own (primary and replicas may differ: a replica on this
+ * machine, the primary across the network). An impossible combination fails here, at startup.
+ */
+function toTarget(
+  input: HostInput,
+  field: string,
+  defaults: { tls: SslMode; tlsCa: string | undefined },
+): HostTarget {
   if (typeof input !== 'string') {
     const port = input.port ?? 5432;
-    return Object.freeze({
-      key: `${input.host}:${port}`,
-      host: input.host,
-      port,
-      user: input.user ?? 'postgres',
-      password: input.password,
-      database: input.database ?? 'postgres',
-    });
+    return target(
+      {
+        host: input.host,
+        port,
+        user: input.user ?? 'postgres',
+        password: input.password,
+        database: input.database ?? 'postgres',
+        tls: input.tls ?? defaults.tls,
+        tlsCa: input.tlsCa ?? defaults.tlsCa,
+      },
+      field,
+    );
   }
   let url: URL;
   try {
@@ -207,14 +232,28 @@ function toTarget(input: HostInput, field: string): HostTarget {
       details: { field },
     });
   }
-  const host = decodeURIComponent(url.hostname) || '127.0.0.1';
-  const port = url.port ? Number(url.port) : 5432;
-  return Object.freeze({
-    key: `${host}:${port}`,
-    host,
-    port,
-    user: decodeURIComponent(url.username) || 'postgres',
-    password: url.password ? decodeURIComponent(url.password) : undefined,
-    database: decodeURIComponent(url.pathname.slice(1)) || 'postgres',
-  });
+  const host = decodeUrlPart(url.hostname, field, 'host').replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
+  const sslmode = url.searchParams.get('sslmode');
+  return target(
+    {
+      host,
+      port: url.port ? Number(url.port) : 5432,
+      user: decodeUrlPart(url.username, field, 'user name') || 'postgres',
+      password: url.password ? decodeUrlPart(url.password, field, 'password') : undefined,
+      database: decodeUrlPart(url.pathname.slice(1), field, 'database name') || 'postgres',
+      tls: sslmode === null ? defaults.tls : (sslmode as SslMode),
+      tlsCa: url.searchParams.get('sslrootcert') ?? defaults.tlsCa,
+    },
+    field,
+  );
+}
+
+function target(
+  parts: Omit<HostTarget, 'key' | 'tls'> & { tls: SslMode | string },
+  field: string,
+): HostTarget {
+  const tls = parseTlsMode(parts.tls, `${field}.tls`);
+  // Validates the combination now (disable with a CA is refused) rather than at first connect.
+  planTls(parts.host, parts.port, tls, parts.tlsCa, `${field}.tls`);
+  return Object.freeze({ ...parts, key: `${parts.host}:${parts.port}`, tls });
 }

@@ -1,4 +1,12 @@
 import pg from 'pg';
+import { WardenError } from '../../errors.ts';
+import { serverOffersTls } from '../../postgres/connect.ts';
+import type { TlsMode } from '../../postgres/connection-config.ts';
+import { resolvePassword } from '../../postgres/password-source.ts';
+import { pgpassPath } from '../../postgres/pgpass.ts';
+import { planTls } from '../../postgres/tls-policy.ts';
+import { verifiedTlsOptions } from '../../util/verified-tls.ts';
+import { warnOnce } from '../../util/security-warning.ts';
 import type { QueryResult } from './types.ts';
 
 /** A resolved server address; `key` (`host:port`) names it in logs and stats. */
@@ -9,6 +17,8 @@ export interface HostTarget {
   readonly user: string;
   readonly password: string | undefined;
   readonly database: string;
+  readonly tls: TlsMode;
+  readonly tlsCa: string | undefined;
 }
 
 /**
@@ -78,13 +88,29 @@ class PgConnection implements DbConnection {
   }
 }
 
-/** Opens one session with `pg.Client` (TCP keepalive on, bounded connect time). */
+/**
+ * Opens one session with `pg.Client` (TCP keepalive on, bounded connect time), TLS as `planTls`
+ * decides for this host. On loopback `prefer` stays plaintext, as the data layer always did.
+ */
 export const pgConnector: Connector = async (host, options) => {
   const client = new pg.Client({
+    ssl: await sslFor(host),
     host: host.host,
     port: host.port,
     user: host.user,
-    password: host.password,
+    // Looked up when the server asks: the URL's password, else PGPASSWORD, else ~/.pgpass (PGPASSFILE).
+    password: async () => {
+      const password = await resolvePassword(host);
+      if (password !== undefined) return password;
+      throw new WardenError(
+        'WARDEN_E_AUTH_FAILED',
+        `${host.key} asks for a password and none is configured`,
+        {
+          hint: `Give it in the host's URL or object, PGPASSWORD, or a line in ${pgpassPath()} (libpq format, mode 0600).`,
+          details: { host: host.key, reason: 'no-password' },
+        },
+      );
+    },
     database: host.database,
     keepAlive: options.keepAlive,
     keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
@@ -101,3 +127,27 @@ export const pgConnector: Connector = async (host, options) => {
   }
   return connection;
 };
+
+/**
+ * pg's `ssl` option for one host. For a TLS plan the server is asked first, so a server or a proxy
+ * that answers "no TLS" is refused with WARDEN_E_TLS_UNAVAILABLE (pg would refuse it too, but
+ * with an error that carries no code).
+ */
+async function sslFor(host: HostTarget): Promise<pg.ClientConfig['ssl']> {
+  const plan = planTls(host.host, host.port, host.tls, host.tlsCa);
+  if ('warning' in plan && plan.warning) {
+    warnOnce(`${plan.warning.code}:${host.key}`, plan.warning.code, plan.warning.message);
+  }
+  if (plan.kind !== 'tls') return false;
+  if (!(await serverOffersTls(host))) {
+    throw new WardenError(
+      'WARDEN_E_TLS_UNAVAILABLE',
+      `TLS is required but ${host.key} answered that it does not offer it`,
+      {
+        hint: 'Turn on ssl in the server configuration; only on a trusted network: tls: disable (sslmode=disable).',
+        details: { host: host.key },
+      },
+    );
+  }
+  return verifiedTlsOptions(plan.verifyHost, host.tlsCa);
+}

@@ -1,4 +1,5 @@
 import { WardenError, type ErrorCode } from '../../errors.ts';
+import { isTlsVerificationError } from '../../util/verified-tls.ts';
 import type { DbConnection } from './driver.ts';
 
 /** Socket-level errno codes that mean "the session is gone", not "the statement failed". */
@@ -93,6 +94,13 @@ export function connectError(error: unknown, hostKey: string): WardenError {
   const details = { host: hostKey, ...serverErrorDetails(error) };
   if (sqlstate === '28P01' || sqlstate === '28000') {
     return new WardenError('WARDEN_E_AUTH_FAILED', `${hostKey}: ${message}`, { details, cause: error });
+  }
+  if (isTlsVerificationError(error)) {
+    return new WardenError('WARDEN_E_TLS_UNAVAILABLE', `TLS verification of ${hostKey} failed: ${message}`, {
+      hint: 'Give the CA that signed the server certificate (tlsCa, or sslrootcert in the URL).',
+      details,
+      cause: error,
+    });
   }
   if (sqlstate && !isConnectionFailure(error)) {
     return new WardenError('WARDEN_E_SERVER_ERROR', `${hostKey}: ${message}`, { details, cause: error });

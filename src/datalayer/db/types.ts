@@ -1,7 +1,16 @@
 /** The workload a query belongs to; each role has its own pool (requirements §4). */
 export type PoolRole = 'read' | 'write' | 'batch';
 
-/** Where a PostgreSQL server is: a `postgres://` URL or its parts. */
+/**
+ * TLS towards one host, libpq's sslmode names. Off loopback every mode but `disable` and
+ * `verify-ca` means verified TLS (chain and host name); see docs/configuration.md.
+ */
+export type SslMode = 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+/**
+ * Where a PostgreSQL server is: a `postgres://` URL (`?sslmode=…&sslrootcert=…` honoured) or its
+ * parts.
+ */
 export type HostInput =
   | string
   | {
@@ -10,6 +19,10 @@ export type HostInput =
       user?: string;
       password?: string;
       database?: string;
+      /** Default: the database's `tls`, else `prefer`. */
+      tls?: SslMode;
+      /** PEM file of a CA to trust besides the system CAs; implies verified TLS. */
+      tlsCa?: string;
     };
 
 /** A row-returning query's outcome, independent of the driver. */

@@ -1,3 +1,5 @@
+import type { TrustPolicy } from '../signing/record-signature.ts';
+import type { SigningKey } from '../signing/signing-keys.ts';
 import type { AgeIdentity, AgeRecipient } from './age-keys.ts';
 
 /**
@@ -10,10 +12,19 @@ export interface ObjectEncryption {
   recipients: string[];
 }
 
-/** The keys a repository handle writes with (recipients) and reads with (identities). */
+/**
+ * The keys a repository handle writes with (recipients, signing key) and reads with
+ * (identities, trust). Without `signingKey` records are written unsigned; without `trust`
+ * records are read without checking signatures (the library default; the CLI and daemon always
+ * pass a trust set to restore, verify, drills and `repo copy`).
+ */
 export interface RepositoryKeys {
   recipients?: readonly AgeRecipient[];
   identities?: readonly AgeIdentity[];
+  /** Signs every record this handle commits (docs/security.md). */
+  signingKey?: SigningKey;
+  /** The public keys whose records this handle accepts; reads refuse anything else. */
+  trust?: TrustPolicy;
 }
 
 export function encryptionRecord(recipients: readonly AgeRecipient[]): ObjectEncryption {

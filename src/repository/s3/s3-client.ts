@@ -3,6 +3,8 @@ import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import http from 'node:http';
 import https from 'node:https';
+import { verifiedTlsOptions } from '../../util/verified-tls.ts';
+import { checkS3Endpoint } from './s3-endpoint-policy.ts';
 
 /** How the adapter reaches the bucket. Credentials default to the SDK's provider chain. */
 export interface S3ClientSettings {
@@ -11,6 +13,10 @@ export interface S3ClientSettings {
   endpoint?: string;
   /** Path-style addressing (`endpoint/bucket/key`), which most non-AWS servers need. */
   forcePathStyle: boolean;
+  /** Permit http:// to a host that is not loopback (warns once); refused otherwise. */
+  allowHttp?: boolean;
+  /** PEM file of a CA trusted for https:// besides the system CAs. */
+  tlsCa?: string;
   /** Static credentials from config; when absent the SDK's default chain applies. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   retry?: { maxAttempts?: number; baseDelayMs?: number; maxDelayMs?: number };
@@ -42,6 +48,7 @@ export function backoffDelay(retry: number, baseDelayMs: number, maxDelayMs: num
  */
 export function createS3Client(settings: S3ClientSettings): S3Client {
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
+  checkS3Endpoint(settings.endpoint, settings.allowHttp === true, 'endpoint');
   return new S3Client({
     region: settings.region,
     ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -56,7 +63,12 @@ export function createS3Client(settings: S3ClientSettings): S3Client {
       connectionTimeout: 10_000,
       requestTimeout: settings.requestTimeoutMs ?? 60_000,
       httpAgent: new http.Agent({ keepAlive: true, maxSockets: 32 }),
-      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 32 }),
+      // Certificates always verified; a configured CA is added to the system CAs, not instead.
+      httpsAgent: new https.Agent({
+        keepAlive: true,
+        maxSockets: 32,
+        ...verifiedTlsOptions(true, settings.tlsCa),
+      }),
     }),
   });
 }

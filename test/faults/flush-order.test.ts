@@ -19,7 +19,6 @@ import { connectionOf, sleep, withClient } from './helpers.ts';
  * position the receiver reports — and compares it with what earlier syncs made durable, computed
  * from the synced bytes themselves (the partial's complete frames), not from what the receiver says.
  */
-const SLOT = 'warden';
 const SEGMENT_SIZE = 16 * 1024 * 1024;
 const ACK_TRAVEL_MS = 100;
 
@@ -32,7 +31,6 @@ before(async () => {
   observer = new pg.Client({ connectionString: cluster.url() });
   await observer.connect();
   await cluster.query('CREATE TABLE w (n int NOT NULL, pad text NOT NULL)');
-  await cluster.query(`SELECT pg_create_physical_replication_slot('${SLOT}', true)`);
 });
 after(async () => {
   abort.abort();
@@ -40,11 +38,12 @@ after(async () => {
   await cluster?.stop();
 });
 
+/** The repository's slot (the only one on this cluster): where the server keeps WAL from. */
 async function slotRestartLsn(): Promise<Lsn> {
   const { rows } = await observer.query<{ lsn: string }>(
-    'SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
-    [SLOT],
+    "SELECT restart_lsn::text AS lsn FROM pg_replication_slots WHERE slot_type = 'physical'",
   );
+  assert.equal(rows.length, 1, 'one slot');
   return parseLsn(rows[0]!.lsn);
 }
 
@@ -99,14 +98,21 @@ class AckWatchingStore extends FsObjectStore {
 }
 
 test('the flush position reaches the server only after the bytes before it are synced', async () => {
-  const store = new AckWatchingStore(path.join(cluster.workDir, 'repo'));
+  const repoDir = path.join(cluster.workDir, 'repo');
+  // A first run creates the repository and its own slot, and acknowledges what it made durable.
+  const [first] = await cluster.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  await new WalReceiver({
+    connection: connectionOf(cluster),
+    store: new FsObjectStore(repoDir),
+    stopAtLsn: parseLsn(first!.lsn),
+  }).run();
+  const store = new AckWatchingStore(repoDir);
   store.durable = await slotRestartLsn();
   const startedAt = store.durable;
   let flushed = 0n;
   const receiver = new WalReceiver({
     connection: connectionOf(cluster),
     store,
-    slotName: SLOT,
     signal: abort.signal,
     onFlush: (lsn) => (flushed = lsn),
   });

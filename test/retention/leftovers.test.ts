@@ -82,7 +82,7 @@ test('verify names what an interrupted expire left; the next expire removes exac
   );
   assert.deepEqual(verified.leftovers.walWithoutRecord, [orphanKey]);
   assert.deepEqual(verified.leftovers.emptyDirectories, ['backups/20260101-000000F/']);
-  const cli = await runWarden(['verify', '--repo', repoDir], { cwd: cluster.workDir });
+  const cli = await runWarden(['verify', '--repo', repoDir, '--allow-unsigned'], { cwd: cluster.workDir });
   assert.equal(cli.code, 0, 'leftovers are findings, not problems');
   assert.match(cli.stdout, new RegExp(`backups/${first.id}/ +uncommitted backup`));
   assert.match(cli.stdout, new RegExp(`${orphanKey} +WAL data without its record`));

@@ -174,3 +174,16 @@ test('what a running backup or WAL receiver may still be writing is never a left
   assert.deepEqual(withPartial.leftovers.walWithoutRecord, []);
   assert.equal(existsSync(path.join(repoDir, dataKey)), true);
 });
+
+test('the next backup removes an empty directory a backup killed early left', async () => {
+  const killed = path.join(repoDir, 'backups', '20260101-000001F');
+  await mkdir(killed, { recursive: true });
+  const { backup } = await takeBackup({
+    connection: connectionOf(cluster),
+    store,
+    slotName: 'warden',
+    compression: 'zstd',
+  });
+  assert.equal(existsSync(killed), false);
+  assert.ok(existsSync(path.join(repoDir, 'backups', backup.id, 'backup.json')));
+});

@@ -8,7 +8,12 @@ export { WalReceiver, type WalReceiverOptions, type WalReceiverStatus } from './
 export { listSlots, dropSlot, type SlotListEntry, type SlotDropReport } from './backup/slot-admin.ts';
 export { restore, type RestoreOptions, type RestoreReport } from './restore/restore.ts';
 export type { RestoreTarget } from './restore/restore-planner.ts';
-export { restorableWindow, type RestorableWindow } from './restore/restorable-window.ts';
+export {
+  restorableWindow,
+  type RestorableRange,
+  type RestorableWindow,
+  type WalGap,
+} from './restore/restorable-window.ts';
 export { listBackups, getBackup, type BackupRecord } from './repository/backup-catalog.ts';
 export { Repository } from './repository/repository.ts';
 export { FsObjectStore } from './repository/fs/fs-object-store.ts';

@@ -15,7 +15,8 @@ const MAX_ARCHIVE_BACKLOG = 1;
 /**
  * The segment being received: kept in memory and appended to the repository's partial file,
  * one frame per sync — sealed to the repository's recipients when it has any, else checksummed
- * (`partial-format.ts`), so no WAL byte is ever at rest in the clear.
+ * (`partial-format.ts`), so no WAL byte is ever at rest in the clear; and signed with the
+ * handle's signing key when it has one, so readers can tell it from a forged partial.
  * A completed segment is fsynced in its partial file (so it is durable and may be reported as
  * flushed at once) and then compressed and archived in the background, off the receive path;
  * its partial file is removed only after the archived copy is committed.
@@ -63,7 +64,12 @@ export class SegmentWriter {
       // Restream the whole segment: bytes past the last fsync of an earlier run are not trusted.
       // A new file key (and salt) each time, so no frame nonce is ever used twice under one key.
       if (appender.size > 0) await appender.truncate(0);
-      this.frames = await PartialWriter.create(this.name, this.repository.keys.recipients);
+      const signingKey = this.repository.keys.signingKey;
+      this.frames = await PartialWriter.create(
+        this.name,
+        this.repository.keys.recipients,
+        signingKey ? { key: signingKey, systemId: this.repository.meta.systemId } : undefined,
+      );
       await appender.append(this.frames.preamble);
     } catch (error) {
       // Disk full on the preamble: nobody else holds this handle to close it.

@@ -27,6 +27,7 @@ import { SegmentWriter } from './segment-writer.ts';
 import { scanPartial } from '../wal/partial-format.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import type { TrustPolicy } from '../pipeline/signing/record-signature.ts';
 
 export interface WalReceiverOptions {
   connection: ConnectionConfig;
@@ -74,7 +75,14 @@ export interface WalReceiverStatus {
 
 const STATUS_INTERVAL_MS = 10_000;
 const FLUSH_INTERVAL_MS = 100;
-const STATE_WRITE_INTERVAL_MS = 5_000;
+/**
+ * How often the caught-up point is recorded (at most; an object store's longer sync interval
+ * wins, its partial segment is not durable more often anyway) and how long a quiet stream waits
+ * before asking the server where it is: together they keep the restorable window's end within
+ * about a second of the durable point on quiet and busy servers alike.
+ */
+const STATE_WRITE_INTERVAL_MS = 500;
+const PROBE_INTERVAL_MS = 500;
 /** A session that streamed this long counts as healthy: the reconnect backoff starts over. */
 export const HEALTHY_SESSION_MS = 30_000;
 /** Errors that say the configuration is wrong: retrying cannot help. */
@@ -330,12 +338,22 @@ export class WalReceiver {
   /**
    * Archives a leftover partial segment and removes it: from its checked frames when this process
    * can open them, else (sealed to recipients whose identities it does not hold) as it is stored,
-   * in a `sealed-partial` container. False when it is damaged: it is then kept as it is — restore
-   * and verify name the damage — and a warning says so.
+   * in a `sealed-partial` container. False when it is damaged or (with a signing key) signed by
+   * another key: it is then kept as it is — restore and verify name it — and a warning says so.
    */
   private async archiveLeftover(repository: Repository, partial: PartialSegment): Promise<boolean> {
+    // The archived segment's record is signed with this receiver's key: a leftover signed by any
+    // other key, or whose frames fail their signatures, is kept (restore and verify name it)
+    // rather than vouched for. Unsigned ones (written before signing) are archived, with a warning.
+    const own = repository.keys.signingKey;
+    const trust: TrustPolicy | undefined = own && {
+      keys: new Map([[own.id, own.publicKey]]),
+      allowUnsigned: true,
+      onUnsigned: (object) =>
+        this.logger.warn({ object }, `archiving unsigned leftover partial segment ${object}`),
+    };
     try {
-      const opened = await readPartialSegment(repository, partial);
+      const opened = await readPartialSegment(repository, partial, trust);
       if (opened.validBytes > 0)
         await archiveSegment(repository, partial.timeline, partial.segment, opened.raw, opened.validBytes);
     } catch (error) {
@@ -412,6 +430,12 @@ export class WalReceiver {
     let lastStatusAt = 0;
     let lastStateAt = 0;
     let caughtUpAt: Date | undefined;
+    /** The furthest WAL end the server reported, and its clock then: caught up once flushed. */
+    let serverEnd: { walEnd: Lsn; sendTime: Date } | undefined;
+    const noteServerEnd = (walEnd: Lsn, sendTime: Date) => {
+      serverEnd = { walEnd: serverEnd && serverEnd.walEnd > walEnd ? serverEnd.walEnd : walEnd, sendTime };
+      if (flushed >= serverEnd.walEnd) caughtUpAt = sendTime;
+    };
     let serverEnded = false;
     let stopping = false;
     let nextTimeline: { timeline: number; switchLsn: Lsn } | undefined;
@@ -426,6 +450,8 @@ export class WalReceiver {
         if (flushed > this.highestFlushed) this.highestFlushed = flushed;
         this.current.flushedLsn = formatLsn(flushed);
         this.options.onFlush?.(flushed, timeline);
+        // Everything the server had when it last reported is durable now.
+        if (serverEnd && flushed >= serverEnd.walEnd) caughtUpAt = serverEnd.sendTime;
       }
       if (!serverEnded && !stopping) {
         command.sendCopyData(encodeStatusUpdate(flushed, flushed, replyNow));
@@ -441,6 +467,22 @@ export class WalReceiver {
     // and on the interval only, not after every burst (on a quiet server that was every message).
     const catchUp = this.options.stopAtLsn !== undefined;
     let tick: NodeJS.Timeout | undefined;
+    let lastMessageAt = Date.now();
+    const stateInterval = Math.max(STATE_WRITE_INTERVAL_MS, segment.syncIntervalMs);
+    const recordState = async () => {
+      if (caughtUpAt && Date.now() - lastStateAt >= stateInterval) {
+        await this.writeState(repository, timeline, flushed, caughtUpAt);
+        lastStateAt = Date.now();
+        this.current.caughtUpAt = caughtUpAt.toISOString();
+      }
+    };
+    // A quiet server sends nothing for up to wal_sender_timeout / 2; a status update asking for
+    // a reply makes it answer at once with a keepalive saying where its WAL ends.
+    const probe = catchUp
+      ? undefined
+      : setInterval(() => {
+          if (Date.now() - lastMessageAt >= PROBE_INTERVAL_MS) command.events.push({ kind: 'tick' });
+        }, PROBE_INTERVAL_MS);
     const dueForFlush = () => {
       const since = Date.now() - lastFlushAt;
       const minimum = segment.syncIntervalMs;
@@ -462,9 +504,15 @@ export class WalReceiver {
       for await (const event of command.events) {
         if (event.kind === 'tick') {
           if (segment.position > flushed && !serverEnded) await flush(false);
+          else if (!serverEnded && !stopping && Date.now() - lastMessageAt >= PROBE_INTERVAL_MS) {
+            command.sendCopyData(encodeStatusUpdate(flushed, flushed, true));
+            lastStatusAt = Date.now();
+          }
+          if (!serverEnded) await recordState();
         } else if (event.kind === 'copy-data' && !serverEnded) {
           const type = event.data[0];
           this.current.lastMessageAt = new Date().toISOString();
+          lastMessageAt = Date.now();
           if (type === 0x77 /* 'w' */) {
             const message = decodeXLogData(event.data);
             await segment.write(message.dataStart, message.payload);
@@ -473,18 +521,14 @@ export class WalReceiver {
             // Past the stop LSN, what the server sends until it sees our CopyDone is synced once, at the end.
             if ((reachedStop && !stopping) || (!stopping && dueForFlush())) await flush(false);
             else scheduleTick();
-            if (flushed >= message.walEnd) caughtUpAt = pgTimeToDate(message.sendTime);
+            noteServerEnd(message.walEnd, pgTimeToDate(message.sendTime));
           } else if (type === 0x6b /* 'k' */) {
             const keepalive = decodeKeepalive(event.data);
             if (keepalive.replyRequested || Date.now() - lastStatusAt > STATUS_INTERVAL_MS)
               await flush(keepalive.replyRequested);
-            if (flushed >= keepalive.walEnd) caughtUpAt = pgTimeToDate(keepalive.sendTime);
+            noteServerEnd(keepalive.walEnd, pgTimeToDate(keepalive.sendTime));
           }
-          if (caughtUpAt && Date.now() - lastStateAt > STATE_WRITE_INTERVAL_MS) {
-            await this.writeState(repository, timeline, flushed, caughtUpAt);
-            lastStateAt = Date.now();
-            this.current.caughtUpAt = caughtUpAt.toISOString();
-          }
+          await recordState();
           if (this.options.stopAtLsn !== undefined && flushed >= this.options.stopAtLsn && !stopping) {
             stopping = true;
             command.endCopy();
@@ -506,6 +550,7 @@ export class WalReceiver {
       }
     } finally {
       clearTimeout(tick);
+      clearInterval(probe);
       await segment.sync().catch(() => undefined);
       if (failed) await segment.close().catch(() => undefined);
       if (caughtUpAt)

@@ -55,9 +55,6 @@ export function reportError(error: unknown, json: boolean): number {
   } else {
     process.stderr.write(`error ${wrapped.code}: ${wrapped.message}\n`);
     if (wrapped.hint) process.stderr.write(`  fix: ${wrapped.hint}\n`);
-    const window = (wrapped.details as { window?: { earliest?: string; latest?: string } }).window;
-    if (window)
-      process.stderr.write(`  restorable window: ${window.earliest ?? '-'} .. ${window.latest ?? '-'}\n`);
     const log = (wrapped.details as { log?: string }).log;
     if (log) process.stderr.write(`  server log (tail):\n${log.replace(/^/gm, '    ')}\n`);
     if (!isWardenError(error) && process.env.WARDEN_DEBUG)

@@ -12,7 +12,8 @@ import {
 import { ZstdPool } from '../pipeline/zstd-pool.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-format.ts';
-import type { RecordSignature } from '../pipeline/signing/record-signature.ts';
+import { assertTrustedPartial } from '../wal/partial-signature.ts';
+import type { RecordSignature, TrustPolicy } from '../pipeline/signing/record-signature.ts';
 import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { Repository } from './repository.ts';
 
@@ -261,11 +262,10 @@ export async function archiveSealedSegment(
     commits: 0,
   };
   await repository.store.putBuffer(segmentDataKey(partial.timeline, partial.segment), sealed);
-  await repository.store.putBuffer(
-    `${timelineDir(partial.timeline)}${partial.segment}.json`,
-    Buffer.from(JSON.stringify(record)),
-  );
-  return record;
+  const recordKey = segmentRecordKey(partial.timeline, partial.segment);
+  const signed = signedForWrite(repository, recordKey, record);
+  await repository.store.putBuffer(recordKey, Buffer.from(JSON.stringify(signed)));
+  return signed;
 }
 
 function safeSummary(
@@ -430,13 +430,56 @@ async function partialLayout(repository: Repository, key: string): Promise<Layou
   return layout;
 }
 
+/** A trust set as openPartial takes it (none: signatures are not checked). */
+function partialTrust(
+  repository: Repository,
+  policy: TrustPolicy | undefined,
+): Pick<Parameters<typeof openPartial>[1], 'trust'> {
+  return policy ? { trust: { policy, systemId: repository.meta.systemId } } : {};
+}
+
+/**
+ * With the handle's trust set, refuses a partial segment whose frames are not all signed by a
+ * trusted key (WARDEN_E_UNSIGNED unless allowUnsigned, _SIGNATURE_UNTRUSTED, _SIGNATURE_INVALID),
+ * reading only its stored bytes (no key needed). Damage is left to the reader of the bytes.
+ */
+export async function checkPartialTrusted(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'key' | 'segment'>,
+): Promise<void> {
+  const policy = repository.keys.trust;
+  if (!policy) return;
+  let data: Buffer;
+  try {
+    data = await repository.store.getBuffer(partial.key);
+  } catch (error) {
+    if (!(await repository.store.stat(partial.key))) return; // archived since the listing
+    throw error;
+  }
+  let layout: PartialLayout;
+  try {
+    layout = scanPartial(data, partial.key, repository.meta.walSegmentSize);
+  } catch {
+    return;
+  }
+  assertTrustedPartial(
+    data,
+    layout,
+    { object: partial.key, segment: partial.segment, systemId: repository.meta.systemId },
+    policy,
+  );
+}
+
 /**
  * Reads the partial segment back as a zero-padded segment: every frame authenticated with the
- * repository handle's identities (sealed) or checked against its checksum. Errors as openPartial.
+ * repository handle's identities (sealed) or checked against its checksum — and, with the
+ * handle's trust set, signed by a trusted key. Errors as openPartial.
  */
 export async function readPartialSegment(
   repository: Repository,
   partial: Pick<PartialSegment, 'key' | 'segment'>,
+  /** The receiver passes its own key here (a writer's handle has no trust set). */
+  trust: TrustPolicy | undefined = repository.keys.trust,
 ): Promise<{ raw: Buffer; validBytes: number; format: PartialLayout['format'] }> {
   const segmentSize = repository.meta.walSegmentSize;
   const opened = await openPartial(await repository.store.getBuffer(partial.key), {
@@ -444,6 +487,7 @@ export async function readPartialSegment(
     segment: partial.segment,
     segmentSize,
     ...(repository.keys.identities ? { identities: repository.keys.identities } : {}),
+    ...partialTrust(repository, trust),
   });
   const raw = Buffer.alloc(segmentSize);
   opened.wal.copy(raw);

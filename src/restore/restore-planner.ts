@@ -1,10 +1,17 @@
 import { WardenError } from '../errors.ts';
 import type { BackupRecord } from '../repository/backup-catalog.ts';
-import { backupChain, completeChains } from '../repository/backup-chain.ts';
+import { backupChain } from '../repository/backup-chain.ts';
 import type { PartialSegment, SegmentRecord, WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, segmentStart, type Lsn } from '../wal/lsn.ts';
-import { newestTimeline, restorableWindow, walRanges, type RestorableWindow } from './restorable-window.ts';
-import { chainSegments, onChain, timelineChain } from './timeline-chain.ts';
+import {
+  newestTimeline,
+  restorableWindow,
+  walRanges,
+  type RestorableRange,
+  type RestorableWindow,
+  describeRanges,
+} from './restorable-window.ts';
+import { chainSegments, timelineChain } from './timeline-chain.ts';
 
 export type RestoreTarget =
   | { kind: 'time'; time: Date }
@@ -60,8 +67,7 @@ export function planRestore(
   }
   const window = restorableWindow(backups, inventory, segmentSize, partialLastCommit);
   const timeline = newestTimeline(inventory);
-  const range = timeline === undefined ? undefined : walRanges(inventory, timeline, segmentSize).at(-1);
-  if (timeline === undefined || !range) {
+  if (timeline === undefined || walRanges(inventory, timeline, segmentSize).length === 0) {
     throw new WardenError(
       'WARDEN_E_WAL_GAP',
       'the repository holds no WAL; no backup can be made consistent',
@@ -70,43 +76,40 @@ export function planRestore(
       },
     );
   }
-  const chain = timelineChain(inventory, timeline);
-  // A backup is usable when it lies on this history (not on a branch that was abandoned) and
-  // the WAL from its start through the archive's end is continuous.
-  const complete = new Set(completeChains(backups));
-  const usable = backups.filter(
-    (b) =>
-      complete.has(b) &&
-      onChain(chain, b.timeline, parseLsn(b.endLsn)) &&
-      parseLsn(b.startLsn) >= range.start &&
-      parseLsn(b.endLsn) <= range.end,
-  );
+  const byId = new Map(backups.map((b) => [b.id, b]));
+  const anchors = (range: RestorableRange) => range.backups.map((id) => byId.get(id)!);
   const named =
     target.kind === 'name'
       ? chooseForRestorePoint(
           target.name,
-          usable,
+          anchors,
           archivedRestorePoints(inventory, timeline, segmentSize, partialRestorePoints),
-          range,
           window,
         )
       : undefined;
-  const backup = named?.backup ?? chooseBackup(target, backups, usable, window);
+  const chosen = named ?? chooseBackup(target, backups, anchors, window);
+  const { backup, range } = chosen;
+  // WAL stops where the chosen range ends: what lies beyond its gap cannot be replayed.
+  const rangeEnd = parseLsn(range.latestLsn);
   const recovery: Record<string, string> = {};
-  let stopLsn: Lsn | undefined = range.end;
+  let stopLsn: Lsn = rangeEnd;
   if (target.kind === 'time') {
-    const needed = segmentsThrough(inventory, timeline, backup, segmentSize, undefined);
+    const needed = segmentsThrough(inventory, timeline, backup, segmentSize, rangeEnd);
     const commitAfter = needed.find(
       (s) => s.lastCommitTime && Date.parse(s.lastCommitTime) > target.time.getTime(),
     );
-    // With no commit after the target in the archive, replaying everything gives the same data,
-    // and PostgreSQL would otherwise stop with "recovery ended before target was reached".
-    if (commitAfter || (partialLastCommit && partialLastCommit > target.time)) {
+    const newestPartial = [...inventory.partials].sort((a, b) => Number(b.startLsn - a.startLsn))[0];
+    const partialInRange =
+      newestPartial !== undefined &&
+      newestPartial.startLsn >= parseLsn(backup.startLsn) &&
+      newestPartial.startLsn < rangeEnd;
+    // With no commit after the target in the range's WAL, replaying all of it gives the same
+    // data, and PostgreSQL would otherwise stop with "recovery ended before target was reached".
+    if (commitAfter || (partialInRange && partialLastCommit && partialLastCommit > target.time)) {
       recovery.recovery_target_time = target.time.toISOString().replace('T', ' ').replace('Z', '+00');
       if (commitAfter) stopLsn = parseLsn(commitAfter.startLsn) + BigInt(segmentSize);
     }
   } else if (target.kind === 'lsn') {
-    if (target.lsn > range.end) throw outsideWindow(`LSN ${formatLsn(target.lsn)}`, window);
     recovery.recovery_target_lsn = formatLsn(target.lsn);
     stopLsn = target.lsn + 1n;
   } else if (target.kind === 'name') {
@@ -117,6 +120,7 @@ export function planRestore(
     recovery.recovery_target = 'immediate';
     stopLsn = parseLsn(backup.endLsn) + 1n;
   }
+  if (stopLsn > rangeEnd) stopLsn = rangeEnd;
   if (Object.keys(recovery).length > 0) recovery.recovery_target_action = 'promote';
   const segments = segmentsThrough(inventory, timeline, backup, segmentSize, stopLsn);
   const lastSegmentEnd = segments.length
@@ -144,12 +148,17 @@ export function planRestore(
   };
 }
 
+interface Choice {
+  backup: BackupRecord;
+  range: RestorableRange;
+}
+
 function chooseBackup(
   target: RestoreTarget,
   all: readonly BackupRecord[],
-  usable: readonly BackupRecord[],
+  anchors: (range: RestorableRange) => BackupRecord[],
   window: RestorableWindow,
-): BackupRecord {
+): Choice {
   if (target.kind === 'backup') {
     const found = all.find((b) => b.id === target.id || b.name === target.id);
     if (!found)
@@ -157,31 +166,57 @@ function chooseBackup(
         details: { id: target.id },
       });
     backupChain(found, all); // a missing parent is named before any WAL question
-    if (!usable.includes(found)) throw gapError(found, window);
-    return found;
+    const range = window.ranges.find((r) => r.backups.includes(found.id));
+    if (!range) throw gapError(found, window);
+    return { backup: found, range };
   }
   if (target.kind === 'time') {
     const ms = target.time.getTime();
-    if (
-      !window.earliest ||
-      !window.latest ||
-      ms < Date.parse(window.earliest) ||
-      ms > Date.parse(window.latest)
-    ) {
-      throw outsideWindow(target.time.toISOString(), window);
-    }
-    const candidates = usable.filter((b) => Date.parse(b.endTime) <= ms);
-    if (candidates.length) return candidates.at(-1)!;
-    throw outsideWindow(target.time.toISOString(), window);
+    const what = target.time.toISOString();
+    const range = placeTarget(
+      window,
+      what,
+      (r) => ms >= Date.parse(r.earliest) && ms <= Date.parse(r.latest),
+      (r) => ms > Date.parse(r.latest),
+    );
+    const candidates = anchors(range).filter((b) => Date.parse(b.endTime) <= ms);
+    if (candidates.length) return { backup: candidates.at(-1)!, range };
+    throw outsideWindow(what, window);
   }
   if (target.kind === 'lsn') {
-    const candidates = usable.filter((b) => parseLsn(b.endLsn) <= target.lsn);
-    if (candidates.length) return candidates.at(-1)!;
-    throw outsideWindow(`LSN ${formatLsn(target.lsn)}`, window);
+    const what = `LSN ${formatLsn(target.lsn)}`;
+    const range = placeTarget(
+      window,
+      what,
+      (r) => target.lsn >= parseLsn(r.earliestLsn) && target.lsn <= parseLsn(r.latestLsn),
+      (r) => target.lsn > parseLsn(r.latestLsn),
+    );
+    const candidates = anchors(range).filter((b) => parseLsn(b.endLsn) <= target.lsn);
+    if (candidates.length) return { backup: candidates.at(-1)!, range };
+    throw outsideWindow(what, window);
   }
-  const newest = usable.at(-1);
-  if (!newest) throw gapError(all.at(-1)!, window);
-  return newest;
+  const range = window.ranges.at(-1);
+  if (!range) throw gapError(all.at(-1)!, window);
+  return { backup: anchors(range).at(-1)!, range };
+}
+
+/**
+ * The range a target lies in. A target between two ranges lies in a WAL gap and is refused
+ * naming it (`WARDEN_E_WAL_GAP`); one before the first or after the last range is outside the
+ * window.
+ */
+function placeTarget(
+  window: RestorableWindow,
+  what: string,
+  contains: (range: RestorableRange) => boolean,
+  isAfter: (range: RestorableRange) => boolean,
+): RestorableRange {
+  const range = window.ranges.find(contains);
+  if (range) return range;
+  const before = window.ranges.filter(isAfter).at(-1);
+  const next = before ? window.ranges[window.ranges.indexOf(before) + 1] : undefined;
+  if (before && next) throw inGap(what, before, next, window);
+  throw outsideWindow(what, window);
 }
 
 /** Restore points in the timeline's archived segments and the partial, in LSN order, without duplicates. */
@@ -209,11 +244,10 @@ function archivedRestorePoints(
  */
 function chooseForRestorePoint(
   name: string,
-  usable: readonly BackupRecord[],
+  anchors: (range: RestorableRange) => BackupRecord[],
   points: readonly RestorePointInfo[],
-  range: { start: Lsn; end: Lsn },
   window: RestorableWindow,
-): { backup: BackupRecord; point: RestorePointInfo } {
+): Choice & { point: RestorePointInfo } {
   const matches = points.filter((rp) => rp.name === name);
   if (matches.length === 0) {
     const knownNames = [...new Set(points.map((rp) => rp.name))];
@@ -227,13 +261,16 @@ function chooseForRestorePoint(
     );
   }
   for (const point of [...matches].reverse()) {
-    if (point.lsn < range.start || point.lsn >= range.end) continue;
-    const candidates = usable.filter(
+    const range = window.ranges.find(
+      (r) => point.lsn >= parseLsn(r.earliestLsn) && point.lsn < parseLsn(r.latestLsn),
+    );
+    if (!range) continue;
+    const candidates = anchors(range).filter(
       (b) =>
         parseLsn(b.endLsn) <= point.lsn &&
         !matches.some((other) => other.lsn >= parseLsn(b.startLsn) && other.lsn < point.lsn),
     );
-    if (candidates.length) return { backup: candidates.at(-1)!, point };
+    if (candidates.length) return { backup: candidates.at(-1)!, range, point };
   }
   const newest = matches.at(-1)!;
   throw outsideWindow(`restore point "${name}" (LSN ${formatLsn(newest.lsn)})`, window);
@@ -255,10 +292,9 @@ function segmentsThrough(
 }
 
 function outsideWindow(what: string, window: RestorableWindow): WardenError {
-  const shown = window.earliest && window.latest ? `${window.earliest} .. ${window.latest}` : 'empty';
   return new WardenError(
     'WARDEN_E_TARGET_OUTSIDE_WINDOW',
-    `${what} is outside the restorable window (${shown})`,
+    `${what} is outside the restorable window (${describeRanges(window)})`,
     {
       hint: 'Pick a target inside the window; `warden backup list` shows it.',
       details: { window },
@@ -266,11 +302,34 @@ function outsideWindow(what: string, window: RestorableWindow): WardenError {
   );
 }
 
-function gapError(backup: BackupRecord, window: RestorableWindow): WardenError {
-  const gap = window.gaps[0];
+/** A target between two ranges: the WAL from the end of one to the next is (partly) missing. */
+function inGap(
+  what: string,
+  before: RestorableRange,
+  next: RestorableRange,
+  window: RestorableWindow,
+): WardenError {
+  const gap = before.gapAfter!;
   return new WardenError(
     'WARDEN_E_WAL_GAP',
-    `WAL needed after backup ${backup.id} is missing${gap ? `: PITR impossible between ${gap.from} and ${gap.to} (first missing segment ${gap.firstMissingSegment})` : ''}`,
-    { details: { backup: backup.id, gaps: window.gaps } },
+    `${what} lies in a WAL gap: WAL ${gap.from}..${gap.to} on timeline ${gap.timeline} is missing (first missing segment ${gap.firstMissingSegment}); restorable up to ${before.latest} (LSN ${before.latestLsn}) and again from ${next.earliest} (LSN ${next.earliestLsn})`,
+    {
+      hint: `Pick a target up to ${before.latest} or from ${next.earliest}; \`warden backup list\` shows the ranges.`,
+      details: { gap, before, next, window },
+    },
+  );
+}
+
+function gapError(backup: BackupRecord, window: RestorableWindow): WardenError {
+  const start = parseLsn(backup.startLsn);
+  // The hole that cuts this backup off: the first gap that ends after its start.
+  const gap = window.gaps.find((g) => parseLsn(g.to) > start) ?? window.gaps[0];
+  return new WardenError(
+    'WARDEN_E_WAL_GAP',
+    `WAL needed by backup ${backup.id} is missing${gap ? `: WAL ${gap.from}..${gap.to} on timeline ${gap.timeline} (first missing segment ${gap.firstMissingSegment})` : ''}; restorable: ${describeRanges(window)}`,
+    {
+      hint: 'Restore from another backup (`warden backup list` shows which ones each restorable range starts from), or take a new backup.',
+      details: { backup: backup.id, gaps: window.gaps, window },
+    },
   );
 }

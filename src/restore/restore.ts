@@ -20,6 +20,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
+  checkPartialTrusted,
   readPartialSegment,
   readHistory,
   readSegment,
@@ -88,6 +89,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       'plan',
       async () => {
         const inventory = await readWalInventory(repository);
+        // Before the partials' bytes feed the plan (commit times, restore points) or the target.
+        for (const partial of inventory.partials) await checkPartialTrusted(repository, partial);
         const newestPartial = inventory.partials.sort((a, b) => Number(b.startLsn - a.startLsn))[0];
         partialRaw = newestPartial ? await readNewestPartial(repository, newestPartial) : undefined;
         const partial =

@@ -6,6 +6,7 @@ import type { Repository } from '../repository/repository.ts';
 import type { PartialSegment } from '../repository/wal-archive.ts';
 import { openPartial, scanPartial } from '../wal/partial-format.ts';
 import { parseSegmentName } from '../wal/lsn.ts';
+import { checkPartialSignature, partialSignatureError } from '../wal/partial-signature.ts';
 import type { VerifyProblem } from './verify-report.ts';
 
 type NewProblem = Omit<VerifyProblem, 'breaks' | 'backups'> & { breaks?: string };
@@ -76,7 +77,8 @@ export async function repositoryIsEncrypted(
 /**
  * Checks one partial segment: its frame layout, then every frame authenticated (sealed, when the
  * identities are given) or checked against its checksum; in an encrypted repository, a partial
- * that is not sealed is a `plaintext` problem. Returns the partial when it verified (so it counts
+ * that is not sealed is a `plaintext` problem; with the handle's trust set, one not signed by a
+ * trusted key is a `signature` problem. Returns the partial when it verified (so it counts
  * for WAL continuity), plus the problem found, if any.
  */
 export async function checkPartial(
@@ -142,6 +144,22 @@ export async function checkPartial(
     validBytes: layout.validBytes,
     format: layout.format,
   };
+  // Keyless, before the frames are opened: a partial a restore would refuse is evidence of no WAL.
+  const trust = repository.keys.trust;
+  if (trust) {
+    const where = { segment, systemId: repository.meta.systemId };
+    const error = partialSignatureError(checkPartialSignature(data, layout, where, trust.keys), key, trust);
+    if (error)
+      return {
+        problem: {
+          kind: 'signature',
+          object: key,
+          message: error.message,
+          breaks: 'restores refuse the repository while this partial segment is in it',
+          details: { code: error.code, ...error.details },
+        },
+      };
+  }
   // Without identities a sealed partial's frames are checked as far as the layout goes.
   const identities = repository.keys.identities;
   if (layout.format === 'sealed' && !identities?.length) return { partial };

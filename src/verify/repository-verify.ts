@@ -180,20 +180,32 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
       if (link.kind !== 'incremental') break;
     }
   }
-  const verdicts: BackupVerdict[] = backups.map((backup) => {
-    const walVerdict = continuity.verdicts.get(backup.id);
-    return {
-      id: backup.id,
-      ...(backup.name ? { name: backup.name } : {}),
-      restorable: !damagedBackups.has(backup.id) && walVerdict?.restorable !== false,
-      ...(walVerdict?.walContinuousTo ? { walContinuousTo: walVerdict.walContinuousTo } : {}),
-    };
-  });
+  // The same model restore reads: a backup is restorable when it is intact and anchors a range
+  // of the window over the WAL that verified, and it restores to that range's end.
   const window = restorableWindow(
-    backups.filter((b) => verdicts.find((v) => v.id === b.id)?.restorable),
+    backups.filter((b) => !damagedBackups.has(b.id)),
     wal.good,
     segmentSize,
   );
+  const verdicts: BackupVerdict[] = backups.map((backup) => {
+    const range = window.ranges.find((r) => r.backups.includes(backup.id));
+    const continuousTo = range?.latestLsn ?? continuity.continuousTo.get(backup.id);
+    return {
+      id: backup.id,
+      ...(backup.name ? { name: backup.name } : {}),
+      restorable: range !== undefined,
+      ...(continuousTo ? { walContinuousTo: continuousTo } : {}),
+      ...(range
+        ? {
+            restorableTo: {
+              time: range.latest,
+              lsn: range.latestLsn,
+              ...(range.gapAfter ? { gapAfter: range.gapAfter } : {}),
+            },
+          }
+        : {}),
+    };
+  });
   const report: VerifyReport = {
     repository: store.location,
     ok: problems.length === 0,

@@ -1,6 +1,6 @@
 import type { ModeAudit } from '../repository/fs/fs-access.ts';
 import type { Leftovers } from '../retention/leftovers.ts';
-import type { RestorableWindow } from '../restore/restorable-window.ts';
+import type { RestorableWindow, WalGap } from '../restore/restorable-window.ts';
 import type { StepReport } from '../util/report.ts';
 
 /**
@@ -36,10 +36,19 @@ export interface VerifyProblem {
 export interface BackupVerdict {
   id: string;
   name?: string;
-  /** Every object intact, matching the manifest, and its WAL from start to end present. */
+  /**
+   * Every object intact, matching the manifest, and the backup anchors a range of the
+   * restorable window (its own WAL present, on the newest timeline's history): exactly the
+   * backups `restore --backup` accepts.
+   */
   restorable: boolean;
   /** WAL continuous from the backup's start to this LSN (the end of the archive when no gap). */
   walContinuousTo?: string;
+  /**
+   * The latest point a restore from this backup reaches: the end of its range, and the WAL gap
+   * that ends it when it is not the newest one.
+   */
+  restorableTo?: { time: string; lsn: string; gapAfter?: WalGap };
 }
 
 export interface VerifyReport {
@@ -56,7 +65,7 @@ export interface VerifyReport {
     dumps: number;
   };
   backups: BackupVerdict[];
-  /** The restorable window over the WAL that verified. */
+  /** The restorable window over the WAL that verified and the intact backups (the verdicts' source). */
   window?: RestorableWindow;
   /** Newest timeline and the end of its archived WAL (what continuity was checked up to). */
   walEnd?: { timeline: number; lsn: string };

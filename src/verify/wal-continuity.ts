@@ -9,7 +9,7 @@ import {
 import { walRanges } from '../restore/restorable-window.ts';
 import { formatLsn, parseLsn, segmentName, segmentNumber, type Lsn } from '../wal/lsn.ts';
 import type { TimelineHistoryEntry } from '../wal/timeline-history.ts';
-import type { BackupVerdict, VerifyProblem } from './verify-report.ts';
+import type { VerifyProblem } from './verify-report.ts';
 
 export interface ContinuityInput {
   backups: readonly BackupRecord[];
@@ -25,7 +25,11 @@ export interface ContinuityInput {
 }
 
 export interface ContinuityResult {
-  verdicts: Map<string, Pick<BackupVerdict, 'restorable' | 'walContinuousTo'>>;
+  /**
+   * How far each backup's WAL runs from its start without a hole. Whether a backup restores,
+   * and to where, is the restorable window's answer (restore/restorable-window.ts), not this.
+   */
+  continuousTo: Map<string, string>;
   problems: VerifyProblem[];
   walEnd?: { timeline: number; lsn: string };
   /** For each segment (by data key) inside a hole: what the hole breaks. */
@@ -48,11 +52,10 @@ const min = (a: Lsn, b: Lsn): Lsn => (a < b ? a : b);
  * between the last commit before and the first commit after it.
  */
 export function checkWalContinuity(input: ContinuityInput): ContinuityResult {
-  const result: ContinuityResult = { verdicts: new Map(), problems: [], breaksBySegment: new Map() };
+  const result: ContinuityResult = { continuousTo: new Map(), problems: [], breaksBySegment: new Map() };
   const newest = newestTimeline(input);
   if (newest === undefined) {
     for (const backup of input.backups) {
-      result.verdicts.set(backup.id, { restorable: false });
       result.problems.push(
         holeProblem(
           input,
@@ -113,14 +116,12 @@ export function checkWalContinuity(input: ContinuityInput): ContinuityResult {
         });
       }
     }
-    let restorable = true;
     let continuousTo: Lsn | undefined;
     for (const span of spans) {
       for (const hole of holes(input, span)) {
         continuousTo ??= hole.from;
         const inBackup = hole.timeline === backup.timeline && hole.from < end && hole.to > start;
         if (inBackup) {
-          restorable = false;
           result.problems.push(holeProblem(input, hole, [backup.id], true, result));
         } else {
           const key = `${hole.timeline}:${hole.from}:${hole.to}`;
@@ -131,7 +132,7 @@ export function checkWalContinuity(input: ContinuityInput): ContinuityResult {
       }
     }
     const last = spans.at(-1)!;
-    result.verdicts.set(backup.id, { restorable, walContinuousTo: formatLsn(continuousTo ?? last.to) });
+    result.continuousTo.set(backup.id, formatLsn(continuousTo ?? last.to));
   }
   for (const { span, backups } of pitrHoles.values())
     result.problems.push(holeProblem(input, span, backups, false, result));

@@ -2,15 +2,23 @@ import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } f
 import { WardenError } from '../errors.ts';
 import { buildHeader, openHeader, parseHeader } from '../pipeline/encryption/age-header.ts';
 import type { AgeIdentity, AgeRecipient } from '../pipeline/encryption/age-keys.ts';
+import type { TrustPolicy } from '../pipeline/signing/record-signature.ts';
+import {
+  assertTrustedPartial,
+  FRAME_SIGNATURE,
+  preambleDigest,
+  signFrame,
+  type PartialSigner,
+} from './partial-signature.ts';
 
 /**
  * The partial WAL segment's on-disk format: append-only frames, one per flush, so every byte of
  * the object is covered before its position is reported to PostgreSQL.
  *
- *   `warden-partial-wal/v1 sealed\n` | header length (u32 BE) | 4 check bytes | age header (the
- *       file key wrapped to the recipients, with its MAC)
- *   `warden-partial-wal/v1 checksummed\n`                                  (unencrypted repository)
- *   then frames: header (20 bytes) | body
+ *   `warden-partial-wal/v1 sealed[ signed <key id>]\n` | header length (u32 BE) | 4 check bytes |
+ *       age header (the file key wrapped to the recipients, with its MAC)
+ *   `warden-partial-wal/v1 checksummed[ signed <key id>]\n`              (unencrypted repository)
+ *   then frames: header (20 bytes) | body [| Ed25519 signature (64 bytes), when signed]
  *
  * Frame header: plaintext length (u32 BE, > 0), frame index (u32 BE, from 0), segment offset of
  * the frame's first byte (u64 BE), and the first 4 bytes of SHA-256 over those 16 bytes (so a
@@ -20,6 +28,10 @@ import type { AgeIdentity, AgeRecipient } from '../pipeline/encryption/age-keys.
  * one's index and offset no longer follow), duplicated or carried to another segment undetected.
  * Body, checksummed: the bytes, then SHA-256 over segment name + frame header + bytes.
  *
+ * With ` signed wardensig1...` in the format line every frame ends with the writer's signature
+ * (partial-signature.ts): sealing and checksums keep out damage, the signature keeps out anyone
+ * without the signing key. Lines without it (unsigned) are still read.
+ *
  * The check bytes (first 4 of SHA-256 over the format line and the length) tell a preamble cut
  * short by a crash from a damaged one. Only the last frame may be incomplete (a crash during its
  * write); readers stop before it.
@@ -27,8 +39,13 @@ import type { AgeIdentity, AgeRecipient } from '../pipeline/encryption/age-keys.
 export const PARTIAL_MAGIC = 'warden-partial-wal/v1';
 export type PartialFormat = 'sealed' | 'checksummed';
 
-const SEALED_LINE = Buffer.from(`${PARTIAL_MAGIC} sealed\n`);
-const CHECKSUMMED_LINE = Buffer.from(`${PARTIAL_MAGIC} checksummed\n`);
+/** Longer than any format line (a signing key id is 68 characters). */
+const MAX_LINE = 160;
+const LINE = /^warden-partial-wal\/v1 (sealed|checksummed)(?: signed (wardensig1[a-z0-9]+))?$/;
+
+function formatLine(format: PartialFormat, signer?: string): Buffer {
+  return Buffer.from(`${PARTIAL_MAGIC} ${format}${signer ? ` signed ${signer}` : ''}\n`);
+}
 const TAG = 16;
 const DIGEST = 32;
 export const FRAME_HEADER = 20;
@@ -66,14 +83,14 @@ function frameHeader(length: number, index: number, offset: number): Buffer {
 }
 
 /** The format line, the age header's length and the check bytes over both. */
-function sealedLength(length: number): Buffer {
-  const out = Buffer.alloc(SEALED_LINE.length + 8);
-  SEALED_LINE.copy(out);
-  out.writeUInt32BE(length, SEALED_LINE.length);
+function sealedLength(line: Buffer, length: number): Buffer {
+  const out = Buffer.alloc(line.length + 8);
+  line.copy(out);
+  out.writeUInt32BE(length, line.length);
   createHash('sha256')
-    .update(out.subarray(0, SEALED_LINE.length + 4))
+    .update(out.subarray(0, line.length + 4))
     .digest()
-    .copy(out, SEALED_LINE.length + 4, 0, 4);
+    .copy(out, line.length + 4, 0, 4);
   return out;
 }
 
@@ -97,24 +114,37 @@ function frameDigest(segment: string, header: Buffer, data: Buffer): Buffer {
 
 /**
  * Writes one partial segment: `preamble` first, then `frame()` for the bytes of each flush.
- * With recipients the frames are sealed (one key wrap per segment, none per frame).
+ * With recipients the frames are sealed (one key wrap per segment, none per frame); with a
+ * signer each frame is signed (one signature per flush).
  */
 export class PartialWriter {
   private index = 0;
   private offset = 0;
+  private readonly preambleHash: Buffer;
 
   private constructor(
     private readonly segment: string,
     readonly preamble: Buffer,
     private readonly key: Buffer | undefined,
-  ) {}
+    private readonly signer: PartialSigner | undefined,
+  ) {
+    this.preambleHash = preambleDigest(preamble);
+  }
 
-  static async create(segment: string, recipients?: readonly AgeRecipient[]): Promise<PartialWriter> {
-    if (!recipients?.length) return new PartialWriter(segment, CHECKSUMMED_LINE, undefined);
+  static async create(
+    segment: string,
+    recipients?: readonly AgeRecipient[],
+    signer?: PartialSigner,
+  ): Promise<PartialWriter> {
+    if (!recipients?.length)
+      return new PartialWriter(segment, formatLine('checksummed', signer?.key.id), undefined, signer);
     const fileKey = randomBytes(16);
     const header = await buildHeader(recipients, fileKey);
-    const preamble = Buffer.concat([sealedLength(header.length), header]);
-    return new PartialWriter(segment, preamble, frameKey(fileKey, segment));
+    const preamble = Buffer.concat([
+      sealedLength(formatLine('sealed', signer?.key.id), header.length),
+      header,
+    ]);
+    return new PartialWriter(segment, preamble, frameKey(fileKey, segment), signer);
   }
 
   get format(): PartialFormat {
@@ -134,6 +164,7 @@ export class PartialWriter {
     } else {
       body = [data, frameDigest(this.segment, header, data)];
     }
+    if (this.signer) body.push(signFrame(this.signer, this.segment, this.preambleHash, header, body));
     this.index += 1;
     this.offset += data.length;
     return Buffer.concat([header, ...body]);
@@ -144,6 +175,10 @@ export class PartialWriter {
 export interface PartialLayout {
   /** `raw`: no framing (written by an earlier Warden): plaintext WAL that nothing checks. */
   format: PartialFormat | 'raw';
+  /** The signing key id its format line names (absent: unsigned). */
+  signer?: string;
+  /** Bytes after each frame's data: tag or checksum, plus the signature when signed. */
+  overhead: number;
   /** Bytes of WAL in complete frames (for `raw`, the object's size). */
   validBytes: number;
   /** Where the frames start in the object (after the preamble). */
@@ -173,16 +208,41 @@ function startsWith(data: Buffer, prefix: Buffer): boolean {
  */
 export function scanPartial(data: Buffer, object: string, segmentSize: number): PartialLayout {
   let format: PartialFormat;
+  let signer: string | undefined;
   let at: number;
-  if (startsWith(data, SEALED_LINE)) {
-    format = 'sealed';
-    const torn = { format, validBytes: 0, framesAt: data.length, frames: [], tornBytes: data.length };
-    if (data.length < SEALED_LINE.length + 8) return torn;
-    const length = data.readUInt32BE(SEALED_LINE.length);
-    if (!sealedLength(length).equals(data.subarray(0, SEALED_LINE.length + 8)))
+  const lineEnd = data.subarray(0, MAX_LINE).indexOf(0x0a);
+  const match = lineEnd < 0 ? null : LINE.exec(data.toString('latin1', 0, lineEnd));
+  if (match) {
+    format = match[1] as PartialFormat;
+    signer = match[2];
+    at = lineEnd + 1;
+  } else if (lineEnd < 0 && isTornLine(data)) {
+    // A preamble cut short (the receiver died before its first sync) holds no WAL yet.
+    return tornLayout('checksummed', data.length);
+  } else if (looksLikeWal(data)) {
+    return {
+      format: 'raw',
+      overhead: 0,
+      validBytes: Math.min(data.length, segmentSize),
+      framesAt: 0,
+      frames: [],
+      tornBytes: 0,
+    };
+  } else {
+    throw partialCorrupt(
+      'partial-bad-header',
+      'it starts with neither a format line nor a WAL page header',
+      object,
+    );
+  }
+  if (format === 'sealed') {
+    const line = data.subarray(0, at);
+    if (data.length < at + 8) return tornLayout(format, data.length, signer);
+    const length = data.readUInt32BE(at);
+    if (!sealedLength(line, length).equals(data.subarray(0, at + 8)))
       throw partialCorrupt('partial-bad-header', 'its header length is damaged', object);
-    const headerAt = SEALED_LINE.length + 8;
-    if (data.length < headerAt + length) return torn;
+    const headerAt = at + 8;
+    if (data.length < headerAt + length) return tornLayout(format, data.length, signer);
     let header: ReturnType<typeof parseHeader>;
     try {
       header = parseHeader(data.subarray(headerAt, headerAt + length), object);
@@ -196,38 +256,9 @@ export function scanPartial(data: Buffer, object: string, segmentSize: number): 
     if (header?.length !== length)
       throw partialCorrupt('partial-bad-header', 'its age header does not have its recorded length', object);
     at = headerAt + length;
-  } else if (startsWith(data, CHECKSUMMED_LINE)) {
-    format = 'checksummed';
-    at = CHECKSUMMED_LINE.length;
-  } else if (
-    SEALED_LINE.subarray(0, data.length).equals(data) ||
-    CHECKSUMMED_LINE.subarray(0, data.length).equals(data)
-  ) {
-    // A preamble cut short (the receiver died before its first sync) holds no WAL yet.
-    return {
-      format: 'checksummed',
-      validBytes: 0,
-      framesAt: data.length,
-      frames: [],
-      tornBytes: data.length,
-    };
-  } else if (looksLikeWal(data)) {
-    return {
-      format: 'raw',
-      validBytes: Math.min(data.length, segmentSize),
-      framesAt: 0,
-      frames: [],
-      tornBytes: 0,
-    };
-  } else {
-    throw partialCorrupt(
-      'partial-bad-header',
-      'it starts with neither a format line nor a WAL page header',
-      object,
-    );
   }
   const framesAt = at;
-  const overhead = format === 'sealed' ? TAG : DIGEST;
+  const overhead = (format === 'sealed' ? TAG : DIGEST) + (signer ? FRAME_SIGNATURE : 0);
   const frames: PartialLayout['frames'] = [];
   let offset = 0;
   while (data.length - at >= FRAME_HEADER) {
@@ -268,7 +299,34 @@ export function scanPartial(data: Buffer, object: string, segmentSize: number): 
     at += FRAME_HEADER + length + overhead;
     offset += length;
   }
-  return { format, validBytes: offset, framesAt, frames, tornBytes: data.length - at };
+  return {
+    format,
+    ...(signer ? { signer } : {}),
+    overhead,
+    validBytes: offset,
+    framesAt,
+    frames,
+    tornBytes: data.length - at,
+  };
+}
+
+/** Start of a format line not yet ended: the magic so far, or the magic and a line being written. */
+function isTornLine(data: Buffer): boolean {
+  const magic = Buffer.from(`${PARTIAL_MAGIC} `);
+  if (data.length <= magic.length) return magic.subarray(0, data.length).equals(data);
+  return startsWith(data, magic) && data.length < MAX_LINE && /^[a-z0-9 /.-]*$/.test(data.toString('latin1'));
+}
+
+function tornLayout(format: PartialFormat, size: number, signer?: string): PartialLayout {
+  return {
+    format,
+    ...(signer ? { signer } : {}),
+    overhead: 0,
+    validBytes: 0,
+    framesAt: size,
+    frames: [],
+    tornBytes: size,
+  };
 }
 
 export interface OpenedPartial {
@@ -293,10 +351,22 @@ export async function openPartial(
     identities?: readonly AgeIdentity[];
     /** Open (and MAC-check) the age header even when no frame needs the key (verify). */
     checkHeader?: boolean;
+    /**
+     * With a trust set, every frame must be signed by a trusted key (an unsigned partial only
+     * under allowUnsigned), checked before any frame is opened; `systemId` is the repository's.
+     */
+    trust?: { policy: TrustPolicy; systemId: string };
   },
 ): Promise<OpenedPartial> {
   const { object, segment } = options;
   const layout = scanPartial(data, object, options.segmentSize);
+  if (options.trust)
+    assertTrustedPartial(
+      data,
+      layout,
+      { object, segment, systemId: options.trust.systemId },
+      options.trust.policy,
+    );
   if (layout.format === 'raw') {
     const wal = Buffer.from(data.subarray(0, layout.validBytes));
     return { format: 'raw', wal, validBytes: layout.validBytes, tornBytes: 0 };
@@ -305,8 +375,9 @@ export async function openPartial(
   // A complete preamble leaves fewer torn bytes than the object has (a cut one leaves all of them).
   const preamble = layout.tornBytes < data.length;
   if (layout.format === 'sealed' && (layout.frames.length > 0 || (options.checkHeader && preamble))) {
-    const headerAt = SEALED_LINE.length + 8;
-    const length = data.readUInt32BE(SEALED_LINE.length);
+    const lineLength = data.indexOf(0x0a) + 1;
+    const headerAt = lineLength + 8;
+    const length = data.readUInt32BE(lineLength);
     const header = parseHeader(data.subarray(headerAt, headerAt + length), object)!;
     const fileKey = await openHeader(header, options.identities ?? [], object);
     key = frameKey(fileKey, segment);

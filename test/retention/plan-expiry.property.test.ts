@@ -379,7 +379,10 @@ test('expiry plans keep what the rules and safety need, and only that (random hi
         assert.ok(window.gaps.some((g) => g.from === gap.from && g.to === gap.to));
       if (policy.recoveryWindowMs && newestValid) {
         const windowStart = NOW.getTime() - policy.recoveryWindowMs;
-        if (h.backups.some((b) => usable.has(b) && t(b) <= windowStart)) {
+        // Backups the window counts, as restore does: a complete chain, on the newest
+        // timeline's recorded history.
+        const counted = new Set(window.ranges.flatMap((r) => r.backups));
+        if (h.backups.some((b) => usable.has(b) && counted.has(b.id) && t(b) <= windowStart)) {
           assert.ok(
             windowAfter.earliest && Date.parse(windowAfter.earliest) <= windowStart,
             'window still reaches back',

@@ -60,7 +60,7 @@ test('WAL that follows a timeline switch through the history file is continuous'
   const result = checkWalContinuity(input());
   assert.deepEqual(result.problems, []);
   assert.deepEqual(result.walEnd, { timeline: 2, lsn: '0/6000000' });
-  assert.deepEqual(result.verdicts.get('B1'), { restorable: true, walContinuousTo: '0/6000000' });
+  assert.equal(result.continuousTo.get('B1'), '0/6000000');
 });
 
 test('a segment missing on the new timeline is a PITR gap between two commit times', () => {
@@ -73,12 +73,12 @@ test('a segment missing on the new timeline is a PITR gap between two commit tim
     gap!.breaks,
     'PITR impossible between 2026-01-01T00:03:30.000Z (LSN 0/4000000) and 2026-01-01T00:05:00.000Z (LSN 0/5000000) (backups B1 restore only to before it)',
   );
-  assert.deepEqual(result.verdicts.get('B1'), { restorable: true, walContinuousTo: '0/4000000' });
+  assert.equal(result.continuousTo.get('B1'), '0/4000000');
 });
 
-test('a segment missing inside the backup makes it unrestorable', () => {
+test('a segment missing inside the backup: a hole at its start, the backup named unrestorable', () => {
   const result = checkWalContinuity(input((r) => r.timeline === 1 && r.startLsn === '0/1000000'));
-  assert.equal(result.verdicts.get('B1')?.restorable, false);
+  assert.equal(result.continuousTo.get('B1'), '0/1000028', 'a hole right at its start');
   assert.match(result.problems[0]!.breaks, /^backup B1 unrestorable/);
   assert.equal(result.problems[0]!.object, 'wal/00000001/000000010000000000000001.zst');
 });

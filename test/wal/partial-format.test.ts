@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { X25519Identity } from '../../src/pipeline/encryption/age-keys.ts';
 import { openPartial, PartialWriter, scanPartial } from '../../src/wal/partial-format.ts';
 import { isWardenError } from '../../src/errors.ts';
+import { SigningKey } from '../../src/pipeline/signing/signing-keys.ts';
 
 const SEGMENT = 64 * 1024;
 const NAME = '000000010000000000000003';
@@ -149,4 +150,124 @@ test('with checkHeader, a changed header of a sealed partial without frames is d
       `byte ${at}`,
     );
   }
+});
+
+const SYSTEM_ID = '7311111111111111111';
+const signer = SigningKey.generate();
+const trusted = { policy: { keys: new Map([[signer.id, signer.publicKey]]) }, systemId: SYSTEM_ID };
+
+async function signedPartial(
+  sealed: boolean,
+  key = signer,
+): Promise<{ data: Buffer; wal: Buffer; ends: number[] }> {
+  const writer = await PartialWriter.create(NAME, sealed ? [alice.recipient] : undefined, {
+    key,
+    systemId: SYSTEM_ID,
+  });
+  const pieces = [randomBytes(100), randomBytes(3000), randomBytes(17)];
+  const parts = [writer.preamble];
+  const ends: number[] = [];
+  let size = writer.preamble.length;
+  for (const piece of pieces) {
+    parts.push(writer.frame(piece));
+    size += parts.at(-1)!.length;
+    ends.push(size);
+  }
+  return { data: Buffer.concat(parts), wal: Buffer.concat(pieces), ends };
+}
+
+const openTrusted = (data: Buffer, options: { segment?: string; trust?: typeof trusted } = {}) =>
+  openPartial(data, {
+    object: OBJECT,
+    segment: options.segment ?? NAME,
+    segmentSize: SEGMENT,
+    identities: [alice],
+    trust: options.trust ?? trusted,
+  });
+
+const signatureCodes = ['WARDEN_E_SIGNATURE_INVALID', 'WARDEN_E_SIGNATURE_UNTRUSTED', 'WARDEN_E_UNSIGNED'];
+
+for (const sealed of [true, false]) {
+  const kind = sealed ? 'sealed' : 'checksummed';
+
+  test(`a signed ${kind} partial names its key, reads back with a trust set, and at every cut`, async () => {
+    const { data, wal, ends } = await signedPartial(sealed);
+    assert.ok(data.toString('latin1').startsWith(`warden-partial-wal/v1 ${kind} signed ${signer.id}\n`));
+    assert.equal(scanPartial(data, OBJECT, SEGMENT).signer, signer.id);
+    assert.deepEqual((await openTrusted(data)).wal, wal);
+    // Readers without a trust set read it as before.
+    assert.deepEqual((await open(data)).wal, wal);
+    for (let cut = 0; cut <= data.length; cut += 1) {
+      const complete = ends.filter((end) => end <= cut).length;
+      const expected = [100, 3100, 3117][complete - 1] ?? 0;
+      assert.equal((await openTrusted(data.subarray(0, cut))).validBytes, expected, `cut at ${cut}`);
+    }
+  });
+
+  test(`a flipped byte anywhere in a signed ${kind} partial is refused by a reader with a trust set`, async () => {
+    const { data } = await signedPartial(sealed);
+    for (let at = 0; at < data.length; at += 1) {
+      const damaged = Buffer.from(data);
+      damaged[at]! ^= 0x01;
+      await assert.rejects(
+        openTrusted(damaged),
+        (error) =>
+          isWardenError(error) &&
+          ['WARDEN_E_REPO_CORRUPT', 'WARDEN_E_KEY_MISMATCH', ...signatureCodes].includes(error.code),
+        `byte ${at}`,
+      );
+    }
+  });
+
+  test(`a ${kind} partial signed by another key, unsigned, or under another segment name is refused with a trust set`, async () => {
+    const other = SigningKey.generate();
+    const byOther = await signedPartial(sealed, other);
+    await assert.rejects(
+      openTrusted(byOther.data),
+      (error) =>
+        isWardenError(error, 'WARDEN_E_SIGNATURE_UNTRUSTED') &&
+        error.details.object === OBJECT &&
+        error.details.key === other.id,
+    );
+    // The other key's frames under a format line naming the trusted key.
+    const claimed = Buffer.from(byOther.data.toString('latin1').replace(other.id, signer.id), 'latin1');
+    if (sealed) {
+      const lineEnd = claimed.indexOf(0x0a) + 1;
+      createHash('sha256')
+        .update(claimed.subarray(0, lineEnd + 4))
+        .digest()
+        .copy(claimed, lineEnd + 4, 0, 4);
+    }
+    await assert.rejects(
+      openTrusted(claimed),
+      (error) => isWardenError(error, 'WARDEN_E_SIGNATURE_INVALID') && error.details.frame === 0,
+    );
+    const { data } = await written(sealed);
+    await assert.rejects(openTrusted(data), (error) => isWardenError(error, 'WARDEN_E_UNSIGNED'));
+    const warned: string[] = [];
+    const lenient = {
+      ...trusted,
+      policy: { ...trusted.policy, allowUnsigned: true, onUnsigned: (o: string) => warned.push(o) },
+    };
+    assert.ok((await openTrusted(data, { trust: lenient })).validBytes > 0);
+    assert.deepEqual(warned, [OBJECT]);
+    await assert.rejects(openTrusted(claimed, { trust: lenient }), (error) =>
+      isWardenError(error, 'WARDEN_E_SIGNATURE_INVALID'),
+    );
+    const signed = await signedPartial(sealed);
+    await assert.rejects(
+      openTrusted(signed.data, { trust: { ...trusted, systemId: '7322222222222222222' } }),
+      (error) => isWardenError(error, 'WARDEN_E_SIGNATURE_INVALID'),
+    );
+    await assert.rejects(openTrusted(signed.data, { segment: '000000010000000000000004' }), (error) =>
+      isWardenError(error, 'WARDEN_E_SIGNATURE_INVALID'),
+    );
+  });
+}
+
+test('raw WAL (an unframed partial) is unsigned to a reader with a trust set', async () => {
+  const raw = Buffer.alloc(8192);
+  raw.writeUInt16LE(0xd116, 0);
+  raw.writeUInt16LE(0x0002, 2);
+  await assert.rejects(openTrusted(raw), (error) => isWardenError(error, 'WARDEN_E_UNSIGNED'));
 });

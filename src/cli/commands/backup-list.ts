@@ -2,7 +2,11 @@ import { getBackup, listBackups, type BackupRecord } from '../../repository/back
 import { backupChain } from '../../repository/backup-chain.ts';
 import { Repository } from '../../repository/repository.ts';
 import { readWalInventory } from '../../repository/wal-archive.ts';
-import { restorableWindow, type RestorableWindow } from '../../restore/restorable-window.ts';
+import {
+  restorableWindow,
+  type RestorableRange,
+  type RestorableWindow,
+} from '../../restore/restorable-window.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes, formatDuration, printJson, table } from '../render.ts';
 
@@ -77,11 +81,15 @@ function chainText(backup: BackupRecord, all: readonly BackupRecord[]): string {
 }
 
 export function describeWindow(window: RestorableWindow): string {
-  const lines = [
-    window.earliest && window.latest
-      ? `restorable window: ${window.earliest} .. ${window.latest} (timeline ${window.timeline}, WAL to ${window.latestLsn})`
-      : 'restorable window: empty (no backup with its WAL yet)',
-  ];
+  const lines: string[] = [];
+  const range = (r: RestorableRange) =>
+    `${r.earliest} .. ${r.latest} (timeline ${r.timeline}, LSN ${r.earliestLsn} .. ${r.latestLsn}; from backup${r.backups.length > 1 ? 's' : ''} ${r.backups.join(', ')})`;
+  if (window.ranges.length === 0) lines.push('restorable window: empty (no backup with its WAL yet)');
+  else if (window.ranges.length === 1) lines.push(`restorable window: ${range(window.ranges[0]!)}`);
+  else {
+    lines.push(`restorable window: ${window.ranges.length} ranges, separated by WAL gaps`);
+    for (const r of window.ranges) lines.push(`  ${range(r)}`);
+  }
   for (const gap of window.gaps)
     lines.push(
       `  WAL gap: ${gap.from} .. ${gap.to} (first missing segment ${gap.firstMissingSegment}) — PITR impossible inside it`,

@@ -48,9 +48,14 @@ export function renderStatus(c: ClusterStatus): string {
     `  RPO exposure   ${c.rpoExposureSeconds === undefined ? 'unknown' : `${describeDuration(c.rpoExposureSeconds * 1000)} (${c.rpoExposureSource})`}`,
   );
   const w = c.restorableWindow;
-  lines.push(
-    `  restorable     ${w?.earliest ? `${w.earliest} .. ${w.latest ?? '-'}` : 'nothing yet'}${w?.gaps.length ? ` (${w.gaps.length} gap(s))` : ''}`,
-  );
+  const ranges = w?.ranges ?? [];
+  if (ranges.length === 0)
+    lines.push(`  restorable     nothing yet${w?.gaps.length ? ` (${w.gaps.length} gap(s))` : ''}`);
+  // Each range on its own line: with a gap, older backups still restore up to it.
+  for (const [i, r] of ranges.entries())
+    lines.push(
+      `  ${i === 0 ? 'restorable    ' : '              '} ${r.earliest} .. ${r.latest}${r.gapAfter ? `, then WAL gap ${r.gapAfter.from}..${r.gapAfter.to}` : ''}`,
+    );
   const full = c.lastBackup.full;
   lines.push(
     `  last backup    ${full ? `full ${full.id} at ${full.endTime}` : '-'}${c.lastBackup.incremental ? `; incremental ${c.lastBackup.incremental.id} at ${c.lastBackup.incremental.endTime}` : ''}${c.lastBackup.named ? `; named: ${c.lastBackup.named.name} (${c.lastBackup.named.id})` : ''}`,

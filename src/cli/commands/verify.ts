@@ -33,9 +33,13 @@ function renderReport(report: VerifyReport): void {
     `checked ${c.objects} object(s), ${formatBytes(c.bytes)}: ${c.backups} backup(s) with ${c.manifestFiles} manifest file(s), ${c.walSegments} WAL segment(s), ${c.dumps} dump(s) in ${formatDuration(report.durationMs)}`,
   );
   for (const backup of report.backups) {
-    out(
-      `  backup ${backup.id}${backup.name ? ` (${backup.name})` : ''}: ${backup.restorable ? 'restorable' : 'UNRESTORABLE'}${backup.walContinuousTo ? `, WAL continuous to ${backup.walContinuousTo}` : ''}`,
-    );
+    const to = backup.restorableTo;
+    const verdict = !backup.restorable
+      ? `UNRESTORABLE${backup.walContinuousTo ? `, WAL continuous to ${backup.walContinuousTo}` : ''}`
+      : to?.gapAfter
+        ? `restorable up to ${to.time} (LSN ${to.lsn}), then a WAL gap to ${to.gapAfter.to}`
+        : `restorable${to ? ` up to ${to.time}` : ''}, WAL continuous to ${to?.lsn ?? backup.walContinuousTo}`;
+    out(`  backup ${backup.id}${backup.name ? ` (${backup.name})` : ''}: ${verdict}`);
   }
   const modes = report.modes;
   if (modes?.looseCount) {

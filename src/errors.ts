@@ -156,6 +156,26 @@ export function isWardenError(error: unknown, code?: ErrorCode): error is Warden
 /** Wraps anything thrown into a WardenError, keeping one that already is. */
 export function toWardenError(error: unknown, fallback: ErrorCode = 'WARDEN_E_INTERNAL'): WardenError {
   if (error instanceof WardenError) return error;
+  if (isDiskFull(error)) return diskFullError(error, 'writing');
   const message = error instanceof Error ? error.message : String(error);
   return new WardenError(fallback, message, { cause: error });
+}
+
+/** ENOSPC or EDQUOT: the filesystem being written to is full (or the user's quota is spent). */
+export function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/**
+ * A full disk as the I/O failure it is (WARDEN_E_REPO_IO, exit 8), whichever disk it was — the
+ * repository's, a restore target's — so it never passes for an internal error or for corruption.
+ */
+export function diskFullError(error: unknown, what: string): WardenError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new WardenError('WARDEN_E_REPO_IO', `${what} failed: ${code} (no space left on device)`, {
+    hint: 'Free space on that filesystem, or use one with more room.',
+    details: { errno: code },
+    cause: error,
+  });
 }

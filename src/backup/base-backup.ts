@@ -420,4 +420,9 @@ async function removeUnfinishedBackups(repository: Repository, logger: Logger): 
       await repository.store.delete(`${dir}/`);
     }
   }
+  // One killed before its first object was created: nothing above lists it.
+  for (const dir of (await repository.store.listEmptyDirectories?.('backups/')) ?? []) {
+    logger.warn({ dir }, 'removing empty backup directory');
+    await repository.store.removeEmptyDirectory?.(dir);
+  }
 }

@@ -191,7 +191,7 @@ async function runDump(
   }
 }
 
+/** Removes the attempt's directory with whatever is in it (an empty one would stay forever). */
 async function removeAttempt(store: ObjectStore, id: string): Promise<void> {
-  for (const key of await store.list(dumpPrefix(id), { includeIncomplete: true }))
-    await store.delete(key).catch(() => undefined);
+  await store.delete(dumpPrefix(id)).catch(() => undefined);
 }

@@ -74,9 +74,16 @@ export class SegmentWriter {
       signingKey ? { key: signingKey, systemId: this.repository.meta.systemId } : undefined,
     );
     if (this.keep > 0) return;
-    this.appender = await this.repository.store.openAppender(key);
-    if (this.appender.size > 0) await this.appender.truncate(0);
-    await this.appender.append(this.frames.preamble);
+    const appender = await this.repository.store.openAppender(key);
+    try {
+      if (appender.size > 0) await appender.truncate(0);
+      await appender.append(this.frames.preamble);
+    } catch (error) {
+      // Disk full on the preamble: nobody else holds this handle to close it.
+      await appender.close();
+      throw error;
+    }
+    this.appender = appender;
   }
 
   /**
@@ -158,12 +165,21 @@ export class SegmentWriter {
       await this.replaceEarlierPartial();
       return;
     }
-    if (!this.appender) return;
-    if (this.filled > this.persisted) {
-      await this.appender.append(this.frames!.frame(this.buffer.subarray(this.persisted, this.filled)));
-      this.persisted = this.filled;
+    const appender = this.appender;
+    if (!appender) return;
+    try {
+      if (this.filled > this.persisted) {
+        await appender.append(this.frames.frame(this.buffer.subarray(this.persisted, this.filled)));
+        this.persisted = this.filled;
+      }
+      await appender.sync();
+    } catch (error) {
+      // Disk full, I/O error: this partial file takes no more writes (the next session restreams
+      // the segment into a new one), so its handle is closed now, not left to the GC.
+      this.appender = undefined;
+      await appender.close();
+      throw error;
     }
-    await this.appender.sync();
   }
 
   /** A full segment: make it durable, hand it to the background archiver, start the next. */

@@ -89,7 +89,7 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
       const report = await expire({ store: deps.store, policy: plan.retention, logger: deps.logger, signal });
       return {
         status: 'succeeded',
-        detail: `${report.deleted.backups.length} backup(s) and ${report.deleted.walSegments} WAL segment(s) removed`,
+        detail: `${report.deleted.backups.length} backup(s) and ${report.deleted.walSegments} WAL segment(s) removed${report.deleted.leftovers ? `, ${report.deleted.leftovers} leftover(s) of interrupted commands` : ''}`,
       };
     },
   });

@@ -64,16 +64,39 @@ export class ObjectSink {
     this.storeDone.catch(() => undefined);
   }
 
+  /**
+   * When the store fails (disk full), its `put` stops reading, and leaving the loop over the
+   * compressed stream destroys that stream with a bare AbortError — which reaches `write` before
+   * the store's own rejection does. The store's error is the cause; the AbortError only its echo.
+   */
+  private async firstError(error: unknown): Promise<unknown> {
+    if ((error as Error | undefined)?.name !== 'AbortError') return error;
+    const storeError = await this.stored.then(
+      () => undefined,
+      (cause: unknown) => cause,
+    );
+    return storeError ?? error;
+  }
+
   async write(chunk: Buffer): Promise<void> {
     this.rawSize += chunk.length;
-    if (!this.compressor.write(chunk)) {
-      await Promise.race([once(this.compressor, 'drain'), this.storeDone]);
+    try {
+      if (!this.compressor.write(chunk)) {
+        await Promise.race([once(this.compressor, 'drain'), this.storeDone]);
+      }
+    } catch (error) {
+      throw await this.firstError(error);
     }
   }
 
   async finish(): Promise<StoredObject> {
     this.compressor.end();
-    const { size } = await this.stored;
+    let size: number;
+    try {
+      ({ size } = await this.stored);
+    } catch (error) {
+      throw await this.firstError(error);
+    }
     return {
       key: this.key,
       size,

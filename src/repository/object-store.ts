@@ -31,6 +31,16 @@ export interface ObjectStore {
   openAppender(key: string): Promise<Appender>;
   /** Creates `key` only if absent; true when this caller created it (the lock primitive). */
   createExclusive(key: string, data: Buffer): Promise<boolean>;
+  /**
+   * Directory stores only (an object store has no directories): the directories below `prefix`
+   * that hold no file at any depth, outermost only, as keys ending in `/`.
+   */
+  listEmptyDirectories?(prefix: string): Promise<string[]>;
+  /**
+   * Removes a directory listed by `listEmptyDirectories` and the empty ones inside it, never a
+   * file: a file written there meanwhile keeps it (false).
+   */
+  removeEmptyDirectory?(key: string): Promise<boolean>;
 }
 
 export interface Appender {

@@ -1,5 +1,5 @@
 import { pipeline, type Readable } from 'node:stream';
-import { WardenError } from '../errors.ts';
+import { diskFullError, isDiskFull, WardenError } from '../errors.ts';
 import { createDecompressor, type Compression } from '../pipeline/compression.ts';
 import { AgeDecryptStream } from '../pipeline/encryption/age-stream.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
@@ -38,6 +38,8 @@ export function readVerified(
     /** Turns a decompression failure into the corruption error it really is. */
     explain(error: unknown): WardenError {
       if (error instanceof WardenError) return error;
+      // The consumer's side failed (the restore target is full): the object is not to blame.
+      if (isDiskFull(error)) return diskFullError(error, `writing what ${object.key} holds`);
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
         return new WardenError(
           'WARDEN_E_REPO_CORRUPT',

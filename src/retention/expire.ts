@@ -10,6 +10,7 @@ import { abortable } from '../util/abort.ts';
 import { StepRecorder, type StepReport } from '../util/report.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { deleteBackupObjects } from './delete-backup.ts';
+import { findLeftovers, leftoverCount, removeLeftovers, type Leftovers } from './leftovers.ts';
 import { planExpiry, type ExpiryPlan } from './plan-expiry.ts';
 import { describePolicy, type RetentionPolicy } from './retention-policy.ts';
 
@@ -31,18 +32,22 @@ export interface ExpireReport {
   policyText: string;
   plan: ExpiryPlan;
   /** What was actually removed (empty on a dry run). */
-  deleted: { backups: string[]; walSegments: number };
+  deleted: { backups: string[]; walSegments: number; leftovers: number };
+  /** Leftovers of interrupted commands found (removed unless a dry run), see leftovers.ts. */
+  leftovers: Leftovers;
   steps: StepReport[];
 }
 
 /**
  * Applies a retention policy to a repository: plans with {@link planExpiry}, then (unless
- * `dryRun`) deletes under the repository's `backup` lock, so it never races a backup.
+ * `dryRun`) deletes under the repository's `backup` lock, so it never races a backup; last it
+ * removes the leftovers of interrupted commands (see leftovers.ts).
  *
  * Order matters for crash safety. Backups go first, each by removing `backup.json` (which
  * uncommits it: it is no longer listed) and then its objects; WAL goes after, oldest segment
  * first, each by removing its `.json` record and then its data. An interrupted run leaves at
- * worst unlisted leftovers and extra WAL, never a listed backup without its WAL.
+ * worst unlisted leftovers and extra WAL, never a listed backup without its WAL; the next run
+ * removes those leftovers.
  *
  * @example
  * const report = await expire({ store, policy: DEFAULT_RETENTION_POLICY, dryRun: true });
@@ -56,7 +61,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
   let lock: LockLease | undefined;
   if (dryRun) steps.skip('lock repository', 'dry run: read only');
   else lock = await steps.run('lock repository', () => acquireLock(options.store, 'backup', 'expire'));
-  const deleted = { backups: [] as string[], walSegments: 0 };
+  const deleted = { backups: [] as string[], walSegments: 0, leftovers: 0 };
   try {
     const plan = await steps.run(
       'plan',
@@ -96,6 +101,27 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
         () => `${deleted.walSegments} segment(s) deleted`,
       );
     }
+    // After the plan's deletes, so what an interrupted run of this very expire leaves is found
+    // by the next one; a dry run holds no lock, so a running backup's objects are skipped.
+    const leftovers = await steps.run(
+      'find leftovers',
+      () => findLeftovers(options.store, { holdingBackupLock: !dryRun }),
+      (found) => `${leftoverCount(found)} found`,
+    );
+    if (dryRun) steps.skip('remove leftovers', 'dry run');
+    else if (leftoverCount(leftovers) === 0) steps.skip('remove leftovers', 'none found');
+    else
+      await steps.run(
+        'remove leftovers',
+        async () => {
+          deleted.leftovers = await removeLeftovers(options.store, leftovers, () => {
+            throwIfAborted(options.signal);
+            lock?.assertHeld();
+          });
+          logger.info({ leftovers: deleted.leftovers }, 'leftovers of interrupted commands removed');
+        },
+        () => `${deleted.leftovers} removed`,
+      );
     return {
       repository: repository.location,
       dryRun,
@@ -103,6 +129,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
       policyText: describePolicy(options.policy),
       plan,
       deleted,
+      leftovers,
       steps: steps.steps,
     };
   } finally {

@@ -22,6 +22,7 @@ import {
   type WalInventory,
 } from '../repository/wal-archive.ts';
 import { restorableWindow } from '../restore/restorable-window.ts';
+import { findLeftovers, leftoverCount } from '../retention/leftovers.ts';
 import { readVerified } from '../restore/verified-reader.ts';
 import { StepRecorder } from '../util/report.ts';
 import { parseSegmentName } from '../wal/lsn.ts';
@@ -130,6 +131,14 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     () => `${checked.dumps} dump(s)`,
   );
 
+  // Not damage (no record points to them), so not problems: named so the next `expire` is known
+  // to help.
+  const leftovers = await steps.run(
+    'leftovers',
+    () => findLeftovers(store),
+    (found) => `${leftoverCount(found)} found`,
+  );
+
   const continuity = await steps.run('WAL continuity', async () =>
     checkWalContinuity({
       backups,
@@ -207,6 +216,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     ...(continuity.walEnd ? { walEnd: continuity.walEnd } : {}),
     problems,
     ...(modes ? { modes } : {}),
+    leftovers,
     steps: steps.steps,
     durationMs: Math.round(performance.now() - started),
   };

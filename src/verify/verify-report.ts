@@ -1,4 +1,5 @@
 import type { ModeAudit } from '../repository/fs/fs-access.ts';
+import type { Leftovers } from '../retention/leftovers.ts';
 import type { RestorableWindow, WalGap } from '../restore/restorable-window.ts';
 import type { StepReport } from '../util/report.ts';
 
@@ -74,6 +75,12 @@ export interface VerifyReport {
    * or owner and `repository.group`): a warning with a fix, not a problem (`ok` is unaffected).
    */
   modes?: ModeAudit;
+  /**
+   * What interrupted commands left that no record points to (uncommitted backup objects, WAL
+   * data without its record, empty directories): a finding, not a problem (`ok` is unaffected);
+   * the next `warden expire` removes them.
+   */
+  leftovers: Leftovers;
   steps: StepReport[];
   durationMs: number;
 }

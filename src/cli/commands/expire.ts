@@ -4,6 +4,7 @@ import { expire, type ExpireReport } from '../../retention/expire.ts';
 import { parseDuration, type RetentionPolicy } from '../../retention/retention-policy.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, printSteps, table } from '../render.ts';
+import { leftoverCount, type Leftovers } from '../../retention/leftovers.ts';
 
 /** Flags of `warden expire`; each replaces one field of the configured policy. */
 export interface ExpireFlags {
@@ -116,8 +117,19 @@ export function printExpireReport(report: ExpireReport): void {
   if (plan.walKept.histories.length)
     out(`  history files of timelines ${plan.walKept.histories.join(', ')} (always kept)`);
   for (const partial of plan.walKept.partials) out(`  ${partial} (segment being received; always kept)`);
+  printLeftovers(report.leftovers, report.dryRun ? 'would remove' : 'removed', out);
   out('');
   printSteps(report.steps);
+}
+
+/** Leftovers of interrupted commands, listed by expire (`verb`: what happens to them) and verify. */
+export function printLeftovers(leftovers: Leftovers, verb: string, out: (text: string) => void): void {
+  if (leftoverCount(leftovers) === 0) return;
+  out(`leftovers of interrupted commands (no record points to them; ${verb}):`);
+  for (const b of leftovers.uncommittedBackups)
+    out(`  backups/${b.id}/  uncommitted backup, ${b.objects} object(s), no backup.json`);
+  for (const key of leftovers.walWithoutRecord) out(`  ${key}  WAL data without its record`);
+  for (const key of leftovers.emptyDirectories) out(`  ${key}  empty directory`);
 }
 
 /** `warden backup delete ID|NAME [--force]`: the explicit way to delete a (named) backup. */

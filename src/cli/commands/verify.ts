@@ -1,6 +1,7 @@
 import { ERROR_CODES } from '../../errors.ts';
 import { verifyRepository, type VerifyReport } from '../../verify/repository-verify.ts';
 import type { CommandContext } from '../context.ts';
+import { printLeftovers } from './expire.ts';
 import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts';
 
 /**
@@ -47,6 +48,7 @@ function renderReport(report: VerifyReport): void {
     if (modes.looseCount > modes.loose.length) out(`  ... and ${modes.looseCount - modes.loose.length} more`);
     out(`  fix: ${modes.fix}`);
   }
+  printLeftovers(report.leftovers, '`warden expire` removes them', out);
   if (report.ok) {
     out('no problems found');
     return;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { WardenError } from '../../errors.ts';
@@ -135,17 +135,18 @@ export class FsObjectStore implements ObjectStore {
   async openAppender(key: string): Promise<Appender> {
     const target = this.pathOf(key);
     await this.access.ensureDir(path.dirname(target));
-    const handle = await open(target, 'a+', this.access.createMode);
+    let handle: FileHandle | undefined;
     try {
+      handle = await open(target, 'a+', this.access.createMode);
       // Also an existing partial segment (from before modes were set): it is rewritten anyway.
       await this.access.applyTo(handle);
+      const size = (await handle.stat()).size;
+      await fsyncPath(path.dirname(target));
+      return new FsAppender(handle, size, key);
     } catch (error) {
-      await handle.close();
+      await handle?.close().catch(() => undefined);
       throw ioError(error, `opening ${key}`);
     }
-    const size = (await handle.stat()).size;
-    await fsyncPath(path.dirname(target));
-    return new FsAppender(handle, size);
   }
 
   /**
@@ -177,6 +178,52 @@ export class FsObjectStore implements ObjectStore {
     }
   }
 
+  async listEmptyDirectories(prefix: string): Promise<string[]> {
+    const found: string[] = [];
+    // True when `dir` holds no file at any depth; only the outermost such directory is listed.
+    const holdsNoFile = async (dir: string, top: boolean): Promise<boolean> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw ioError(error, `listing ${prefix}`);
+      }
+      const empty: string[] = [];
+      let hasFile = false;
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory() && (await holdsNoFile(full, false))) empty.push(full);
+        else hasFile = true;
+      }
+      if (!hasFile && !top) return true;
+      for (const full of empty) found.push(`${path.relative(this.root, full).split(path.sep).join('/')}/`);
+      return false;
+    };
+    await holdsNoFile(this.pathOf(prefix), true);
+    return found.sort();
+  }
+
+  async removeEmptyDirectory(key: string): Promise<boolean> {
+    // rmdir, deepest first: it refuses a directory that is not empty, so no file is ever removed.
+    const remove = async (dir: string): Promise<boolean> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        if (!entry.isDirectory() || !(await remove(path.join(dir, entry.name)))) return false;
+      }
+      try {
+        await rmdir(dir);
+        return true;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return true;
+        if (code === 'ENOTEMPTY' || code === 'EEXIST') return false;
+        throw ioError(error, `removing ${key}`);
+      }
+    };
+    return remove(this.pathOf(key));
+  }
+
   /** The entries of this repository looser than its policy (reported by `warden verify`). */
   auditModes(): Promise<ModeAudit> {
     return this.access.audit(this.root);
@@ -195,6 +242,7 @@ class FsAppender implements Appender {
   constructor(
     private readonly handle: FileHandle,
     private currentSize: number,
+    private readonly key: string,
   ) {}
 
   get size(): number {
@@ -205,24 +253,32 @@ class FsAppender implements Appender {
 
   async append(data: Buffer): Promise<void> {
     let written = 0;
-    while (written < data.length) {
-      const { bytesWritten } = await this.handle.write(
-        data,
-        written,
-        data.length - written,
-        this.currentSize + written,
-      );
-      written += bytesWritten;
+    try {
+      while (written < data.length) {
+        const { bytesWritten } = await this.handle.write(
+          data,
+          written,
+          data.length - written,
+          this.currentSize + written,
+        );
+        written += bytesWritten;
+      }
+    } catch (error) {
+      throw ioError(error, `appending to ${this.key}`);
     }
     this.currentSize += data.length;
   }
 
   async sync(): Promise<void> {
-    await this.handle.datasync();
+    await this.handle.datasync().catch((error: unknown) => {
+      throw ioError(error, `syncing ${this.key}`);
+    });
   }
 
   async truncate(size: number): Promise<void> {
-    await this.handle.truncate(size);
+    await this.handle.truncate(size).catch((error: unknown) => {
+      throw ioError(error, `truncating ${this.key}`);
+    });
     this.currentSize = size;
   }
 
@@ -245,10 +301,16 @@ function ioError(error: unknown, what: string): WardenError {
     return new WardenError('WARDEN_E_ABORTED', `${what} was cancelled`, { cause: error });
   }
   const code = (error as NodeJS.ErrnoException).code;
+  const full = code === 'ENOSPC' || code === 'EDQUOT';
   return new WardenError(
     'WARDEN_E_REPO_IO',
     `repository I/O failed ${what}: ${code ?? (error as Error).message}`,
     {
+      ...(full
+        ? {
+            hint: 'The repository filesystem is full: free space there (`warden expire`) or move the repository.',
+          }
+        : {}),
       details: { errno: code },
       cause: error,
     },

@@ -2,7 +2,7 @@ import { WardenError } from '../errors.ts';
 import { BlockPool } from '../pipeline/block-pool.ts';
 import type { Appender } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
-import { archiveSegment, partialKey } from '../repository/wal-archive.ts';
+import { archiveSegment, partialKey, removePartialTemps } from '../repository/wal-archive.ts';
 import { formatLsn, segmentName, type Lsn } from '../wal/lsn.ts';
 import { PartialWriter, scanPartial } from '../wal/partial-format.ts';
 
@@ -97,9 +97,7 @@ export class SegmentWriter {
     // A replacement cut short by a kill leaves its temp object (and the partial it was to
     // replace, so this is only looked for when there is one); this writer, holding the stream
     // lock, is the only one that writes this partial, so the temp object is nobody's.
-    const dir = key.slice(0, key.lastIndexOf('/') + 1);
-    for (const stale of await store.list(dir, { includeIncomplete: true }))
-      if (stale.startsWith(`${key}.tmp-`)) await store.delete(stale);
+    await removePartialTemps(store, key);
     let validBytes: number;
     try {
       validBytes = scanPartial(await store.getBuffer(key), key, this.segmentSize).validBytes;

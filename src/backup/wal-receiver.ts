@@ -14,6 +14,7 @@ import {
   historyKey,
   historyRecordKey,
   readPartialSegment,
+  removePartialTemps,
   readWalInventory,
   storeHistory,
   type PartialSegment,
@@ -371,6 +372,7 @@ export class WalReceiver {
       if (validBytes > 0) await archiveSealedSegment(repository, partial, sealed, validBytes);
     }
     await repository.store.delete(partial.key);
+    await removePartialTemps(repository.store, partial.key);
     return true;
   }
 

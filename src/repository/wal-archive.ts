@@ -15,6 +15,7 @@ import { openPartial, scanPartial, type PartialLayout } from '../wal/partial-for
 import { assertTrustedPartial } from '../wal/partial-signature.ts';
 import type { RecordSignature, TrustPolicy } from '../pipeline/signing/record-signature.ts';
 import { checkTrusted, signedForWrite } from './record-trust.ts';
+import type { ObjectStore } from './object-store.ts';
 import type { Repository } from './repository.ts';
 
 /**
@@ -105,6 +106,16 @@ export function segmentDataKey(timeline: number, segment: string): string {
 
 export function partialKey(timeline: number, segment: string): string {
   return `${timelineDir(timeline)}${segment}.partial`;
+}
+
+/**
+ * Removes what a replacement of this partial segment cut short by a kill left (its temp object;
+ * see SegmentWriter). Only for the holder of the stream lock, the one writer of partials.
+ */
+export async function removePartialTemps(store: ObjectStore, key: string): Promise<void> {
+  const dir = key.slice(0, key.lastIndexOf('/') + 1);
+  for (const stale of await store.list(dir, { includeIncomplete: true }))
+    if (stale.startsWith(`${key}.tmp-`)) await store.delete(stale);
 }
 
 export function historyKey(timeline: number): string {

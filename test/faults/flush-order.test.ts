@@ -47,6 +47,11 @@ async function slotRestartLsn(): Promise<Lsn> {
   return parseLsn(rows[0]!.lsn);
 }
 
+/** Where the segment a partial-segment key names starts. */
+function partialStart(key: string): Lsn {
+  return parseSegmentName(key.slice(key.lastIndexOf('/') + 1, -'.partial'.length), SEGMENT_SIZE)!.startLsn;
+}
+
 /** A directory store whose partial segments report, before every sync, what the server was told. */
 class AckWatchingStore extends FsObjectStore {
   /** Everything before this LSN has been synced (the slot's position when the test began). */
@@ -56,13 +61,11 @@ class AckWatchingStore extends FsObjectStore {
 
   override async openAppender(key: string): Promise<Appender> {
     const inner = await super.openAppender(key);
-    const name = key.slice(key.lastIndexOf('/') + 1, -'.partial'.length);
-    const start = parseSegmentName(name, SEGMENT_SIZE)!.startLsn;
-    let written = Buffer.alloc(0);
+    const start = partialStart(key);
+    // Appending continues a file a replacement (putBuffer, below) may have written.
+    let written = inner.size > 0 ? await this.getBuffer(key) : Buffer.alloc(0);
     const checkAck = () => this.checkAck();
-    const synced = (end: Lsn) => {
-      if (end > this.durable) this.durable = end;
-    };
+    const synced = (end: Lsn) => this.synced(end);
     return {
       get size() {
         return inner.size;
@@ -83,6 +86,21 @@ class AckWatchingStore extends FsObjectStore {
       },
       close: () => inner.close(),
     };
+  }
+
+  /**
+   * A restream replaces an earlier run's partial segment in one atomic, synced write once it has
+   * passed it: that write makes its frames durable too.
+   */
+  override async putBuffer(key: string, data: Buffer): Promise<void> {
+    if (!key.endsWith('.partial')) return super.putBuffer(key, data);
+    await this.checkAck();
+    await super.putBuffer(key, data);
+    this.synced(partialStart(key) + BigInt(scanPartial(data, key, SEGMENT_SIZE).validBytes));
+  }
+
+  private synced(end: Lsn): void {
+    if (end > this.durable) this.durable = end;
   }
 
   /** What the server holds as flushed must already be durable, before this sync adds more. */

@@ -438,30 +438,20 @@ test(`${EXPIRE_KILLS} SIGKILLs of \`warden expire\` mid-way: everything still li
   );
 });
 
-test(
-  'the next expire removes what a killed expire left: no unlisted backup directory, no WAL data without its record',
-  {
-    todo: 'issue 11 item 9: on main only the next backup removes uncommitted backup directories, and nothing removes WAL data whose record was deleted',
-  },
-  async () => {
-    assert.deepEqual(await backupDirs(cli.repoDir), (await listed()).sort(), 'only listed backups on disk');
-    const walFiles = (await readdir(path.join(cli.repoDir, 'wal'), { recursive: true })).filter((f) =>
-      /[0-9A-F]{24}\.zst$/.test(f),
-    );
-    const orphans = [];
-    for (const file of walFiles)
-      if (!existsSync(path.join(cli.repoDir, 'wal', file.replace(/\.zst$/, '.json')))) orphans.push(file);
-    assert.deepEqual(orphans, [], 'every WAL data file has its record');
-  },
-);
+test('the next expire removes what a killed expire left: no unlisted backup directory, no WAL data without its record', async () => {
+  assert.deepEqual(await backupDirs(cli.repoDir), (await listed()).sort(), 'only listed backups on disk');
+  const walFiles = (await readdir(path.join(cli.repoDir, 'wal'), { recursive: true })).filter((f) =>
+    /[0-9A-F]{24}\.zst$/.test(f),
+  );
+  const orphans = [];
+  for (const file of walFiles)
+    if (!existsSync(path.join(cli.repoDir, 'wal', file.replace(/\.zst$/, '.json')))) orphans.push(file);
+  assert.deepEqual(orphans, [], 'every WAL data file has its record');
+});
 
-test(
-  'the next backup removes the empty directory of a backup killed right after creating it',
-  { todo: 'issue 11 item 9: an empty backup directory from a killed backup survives every later run' },
-  () => {
-    assert.deepEqual([...emptyBackupDirs], [], 'empty backup directories that survived the next backup');
-  },
-);
+test('the next backup removes the empty directory of a backup killed right after creating it', () => {
+  assert.deepEqual([...emptyBackupDirs], [], 'empty backup directories that survived the next backup');
+});
 
 test(
   'a completed run removes what killed runs left in locks/ (unfinished lock writes, take-over claims)',

@@ -30,7 +30,6 @@ before(async () => {
   const receiver = new WalReceiver({
     connection: { ...connectionFromUrl(pair.replica.url()), tls: 'disable' },
     store,
-    slotName: 'warden_tli',
     signal: abort.signal,
     onFlush: (lsn, timeline) => (flushed = { lsn, timeline }),
   });
@@ -43,7 +42,6 @@ before(async () => {
     await takeBackup({
       connection: { ...connectionFromUrl(pair.primary.url()), tls: 'disable' },
       store,
-      slotName: 'warden',
       compression: 'zstd',
       name: 'before-failover',
     })
@@ -52,9 +50,7 @@ before(async () => {
   await pair.replica.promote();
   await pair.replica.query('CREATE TABLE after_switch AS SELECT generate_series(1, 1000) AS id');
   const replicaConnection = { ...connectionFromUrl(pair.replica.url()), tls: 'disable' as const };
-  afterSwitch = (
-    await takeBackup({ connection: replicaConnection, store, slotName: 'warden', compression: 'zstd' })
-  ).backup.id;
+  afterSwitch = (await takeBackup({ connection: replicaConnection, store, compression: 'zstd' })).backup.id;
   await pair.replica.query('CREATE TABLE latest_rows AS SELECT generate_series(1, 77) AS id');
   await withClient(pair.replica.url(), async (client) => {
     const { rows } = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');

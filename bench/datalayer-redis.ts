@@ -14,10 +14,11 @@ import type { SessionData } from 'express-session';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { createClient } from 'redis';
-import { Cache } from '../src/datalayer/cache/index.ts';
-import { RateLimiter } from '../src/datalayer/ratelimit/index.ts';
-import { fromIoredis } from '../src/datalayer/redis/index.ts';
-import { ExpressSessionStore, generateSessionId } from '../src/datalayer/sessions/index.ts';
+import { Cache } from '../packages/app/src/cache/index.ts';
+import { RateLimiter } from '../packages/app/src/ratelimit/index.ts';
+import { fromIoredis } from '../packages/app/src/redis/index.ts';
+import { ExpressSessionStore } from '../packages/app/src/sessions/express-store.ts';
+import { generateSessionId } from '../packages/app/src/sessions/index.ts';
 import { startRedis } from '../test/harness/redis.ts';
 
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -136,8 +137,10 @@ async function main(): Promise<void> {
     rawPipelined,
   ]);
   const l1 = new Cache({ redis, prefix: 'bench:cache:', l1: { maxEntries: 1000 } });
+  await l1.start(); // the L1 serves only under a confirmed generation (docs/cache-coherence.md)
   const l1Hit = await median((i) => l1.getOrSet(`client:${i % 1000}`, () => value));
   rows.push(['cache hit, L1 on', 'Cache.getOrSet (L1)', l1Hit, 'raw ioredis GET', raw]);
+  await l1.stop();
 
   // sessions: a 2 KB session, get then set (what express-session does on a modified request)
   const sessionData = {

@@ -6,14 +6,17 @@
  *   node --import tsx bench/encryption.ts [--scale 20] [--runs 3]
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execFileSync } from 'node:child_process';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { takeBackup } from '../src/backup/base-backup.ts';
+import { restore } from '../src/restore/restore.ts';
 import { X25519Identity } from '../src/pipeline/encryption/age-keys.ts';
+import { inlineRunner } from '../src/pipeline/encryption/age-chunks.ts';
 import { AgeDecryptStream, AgeEncryptStream } from '../src/pipeline/encryption/age-stream.ts';
 import { FsObjectStore } from '../src/repository/fs/fs-object-store.ts';
 import { connectionFromUrl } from '../src/postgres/connection-config.ts';
@@ -26,6 +29,8 @@ const arg = (name: string, fallback: number) => {
 const SIZE = 256 * 1024 * 1024;
 const RUNS = arg('runs', 3);
 const SCALE = arg('scale', 20);
+/** --md5-rows N: back up N rows of md5 text (compresses ~2×, like bench/s3.ts) instead of pgbench data. */
+const MD5_ROWS = arg('md5-rows', 0);
 const MB = 1024 * 1024;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const spread = (xs: number[]) => `${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)}`;
@@ -59,6 +64,13 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 }
 
 const identity = X25519Identity.generate();
+const LOAD_START = os.loadavg()[0]!;
+
+/** CPU seconds of this process's main thread (Linux: its task's utime + stime, in clock ticks of 1/100 s). */
+function mainThreadCpu(): number {
+  const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 const rows: string[][] = [];
 
 async function streamThroughput() {
@@ -95,8 +107,42 @@ async function streamThroughput() {
         })),
     );
   }
-  rows.push(['warden age encrypt (stream, 64 KiB chunks)', median(enc).toFixed(0), spread(enc)]);
-  rows.push(['warden age decrypt (stream)', median(dec).toFixed(0), spread(dec)]);
+  const encInline: number[] = [];
+  const decInline: number[] = [];
+  for (let run = 0; run < RUNS; run += 1) {
+    const parts: Buffer[] = [];
+    const runner = { runner: inlineRunner };
+    encInline.push(
+      SIZE /
+        MB /
+        (await timed(() =>
+          pipeline(source(SIZE), new AgeEncryptStream([identity.recipient], runner), sink(parts)),
+        )),
+    );
+    decInline.push(
+      SIZE /
+        MB /
+        (await timed(() =>
+          pipeline(Readable.from(parts), new AgeDecryptStream({ identities: [identity], ...runner }), sink()),
+        )),
+    );
+  }
+  rows.push([
+    'warden age encrypt (stream, runs of 32 chunks on the worker pool)',
+    median(enc).toFixed(0),
+    spread(enc),
+  ]);
+  rows.push(['warden age decrypt (stream, on the worker pool)', median(dec).toFixed(0), spread(dec)]);
+  rows.push([
+    'warden age encrypt (stream, on the main thread: inlineRunner)',
+    median(encInline).toFixed(0),
+    spread(encInline),
+  ]);
+  rows.push([
+    'warden age decrypt (stream, on the main thread: inlineRunner)',
+    median(decInline).toFixed(0),
+    spread(decInline),
+  ]);
   rows.push(['bare node:crypto ChaCha20-Poly1305, 64 KiB calls', median(raw).toFixed(0), spread(raw)]);
   // the pure-JS library on a smaller buffer (it holds it all in memory)
   const lib = 64 * MB;
@@ -115,7 +161,12 @@ async function streamThroughput() {
 async function backupCost(): Promise<string[][]> {
   const cluster = await startCluster({ settings: { shared_buffers: '128MB' } });
   try {
-    execFileSync('pgbench', ['-i', '-q', '-s', String(SCALE), cluster.url()], { stdio: 'ignore' });
+    if (MD5_ROWS > 0) {
+      await cluster.query(
+        `CREATE TABLE bench AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v, now() AS t FROM generate_series(1, ${MD5_ROWS}) g`,
+      );
+      await cluster.query('CHECKPOINT');
+    } else execFileSync('pgbench', ['-i', '-q', '-s', String(SCALE), cluster.url()], { stdio: 'ignore' });
     const [total] = await cluster.query<{ size: string }>(
       'SELECT sum(pg_database_size(oid))::text AS size FROM pg_database',
     );
@@ -124,34 +175,85 @@ async function backupCost(): Promise<string[][]> {
     const result: string[][] = [];
     const modes = [
       ['zstd, no encryption', undefined],
-      ['zstd + age (X25519)', { recipients: [identity.recipient] }],
+      ['zstd + age (X25519)', { recipients: [identity.recipient], identities: [identity] }],
     ] as const;
-    const times = new Map<string, number[]>();
+    type Run = {
+      backup: number;
+      backupCpu: number;
+      backupMain: number;
+      restore: number;
+      restoreCpu: number;
+      restoreMain: number;
+    };
+    const runs = new Map<string, Run[]>();
+    // Interleaved: each round runs every mode once, so load changes hit both alike. CPU is this
+    // process's (main thread and workers), from process.cpuUsage.
+    const cpuSeconds = (start: NodeJS.CpuUsage) => {
+      const used = process.cpuUsage(start);
+      return (used.user + used.system) / 1e6;
+    };
     for (let run = 0; run < RUNS; run += 1) {
       for (const [label, keys] of modes) {
         const store = new FsObjectStore(path.join(cluster.workDir, `repo-${run}-${label.length}`));
-        const seconds = await timed(async () => {
-          await takeBackup({
+        let id = '';
+        let cpu = process.cpuUsage();
+        let main = mainThreadCpu();
+        const backup = await timed(async () => {
+          const taken = await takeBackup({
             connection,
             store,
             slotName: 'warden',
             compression: 'zstd',
-            ...(keys ? { keys } : {}),
+            ...(keys ? { keys: { recipients: keys.recipients } } : {}),
+          });
+          id = taken.backup.id;
+        });
+        const backupCpu = cpuSeconds(cpu);
+        const backupMain = mainThreadCpu() - main;
+        const targetDir = path.join(cluster.workDir, `restore-${run}-${label.length}`);
+        cpu = process.cpuUsage();
+        main = mainThreadCpu();
+        const restored = await timed(async () => {
+          await restore({
+            store,
+            target: { kind: 'backup', id },
+            targetDir,
+            ...(keys ? { keys: { identities: keys.identities } } : {}),
           });
         });
-        times.set(label, [...(times.get(label) ?? []), seconds]);
+        const restoreCpu = cpuSeconds(cpu);
+        const restoreMain = mainThreadCpu() - main;
+        rmSync(targetDir, { recursive: true, force: true });
+        runs.set(label, [
+          ...(runs.get(label) ?? []),
+          { backup, backupCpu, backupMain, restore: restored, restoreCpu, restoreMain },
+        ]);
       }
     }
+    const plain = runs.get(modes[0][0])!;
     for (const [label] of modes) {
-      const t = times.get(label)!;
+      const r = runs.get(label)!;
+      const ratio = (key: keyof Run) =>
+        (median(r.map((x) => x[key])) / median(plain.map((x) => x[key]))).toFixed(2);
       result.push([
         label,
-        median(t).toFixed(2),
-        (dataMB / median(t)).toFixed(0),
-        t.map((x) => x.toFixed(2)).join(' / '),
+        `${median(r.map((x) => x.backup)).toFixed(2)} (${r.map((x) => x.backup.toFixed(2)).join(' / ')})`,
+        `${median(r.map((x) => x.backupCpu)).toFixed(2)} / ${median(r.map((x) => x.backupMain)).toFixed(2)}`,
+        `${median(r.map((x) => x.restore)).toFixed(2)} (${r.map((x) => x.restore.toFixed(2)).join(' / ')})`,
+        `${median(r.map((x) => x.restoreCpu)).toFixed(2)} / ${median(r.map((x) => x.restoreMain)).toFixed(2)}`,
+        `${ratio('backup')} / ${ratio('restore')}`,
+        `${ratio('backupCpu')} / ${ratio('restoreCpu')}`,
       ]);
     }
-    result.push([`data set: pgbench -s ${SCALE}, ${dataMB.toFixed(0)} MB in databases`, '', '', '']);
+    result.push([
+      `data set: ${MD5_ROWS > 0 ? `${MD5_ROWS} rows of md5 text` : `pgbench -s ${SCALE}`}, ${dataMB.toFixed(0)} MB in databases`,
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+    ]);
     return result;
   } finally {
     await cluster.stop();
@@ -162,7 +264,7 @@ await streamThroughput();
 const backups = await backupCost();
 const report = `# Encryption benchmark
 
-\`node --import tsx bench/encryption.ts --scale ${SCALE} --runs ${RUNS}\` — ${new Date().toISOString().slice(0, 10)}, ${process.version}, 2-vCPU shared machine (noisy: runs vary 10–15 %).
+\`node --import tsx bench/encryption.ts ${MD5_ROWS > 0 ? `--md5-rows ${MD5_ROWS}` : `--scale ${SCALE}`} --runs ${RUNS}\` — ${new Date().toISOString().slice(0, 10)}, ${process.version}, 2-vCPU shared machine (noisy: runs vary 10–15 %).
 
 ## age STREAM throughput, 256 MB (median of ${RUNS})
 
@@ -170,13 +272,17 @@ const report = `# Encryption benchmark
 |---|---|---|
 ${rows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 
-## Full backup with and without encryption (median of ${RUNS}, each run a fresh repository)
+## Full backup and restore with and without encryption (median of ${RUNS} interleaved rounds, each a fresh repository)
 
-Encryption runs after zstd, on the compressed bytes (pgbench data compresses ~20×), so it costs a
-fraction of the raw-data rate.
+Encryption runs after zstd, on the compressed bytes (pgbench data compresses ~20×, md5 text ~2×). Backup = \`takeBackup\` (stream, compress, encrypt, WAL to the
+end, commit); restore = \`restore\` of that backup without starting the instance. Both seal and
+open age chunks on the worker pool (runs of 32 chunks), as zstd does its frames. CPU is the bench
+process's (main thread + workers, \`process.cpuUsage\`) and the main thread's alone
+(\`/proc/self/task/<pid>/stat\`). 1-min load average: ${LOAD_START.toFixed(1)} at the start,
+${os.loadavg()[0]!.toFixed(1)} at the end (2 vCPUs, shared).
 
-| mode | wall s | MB/s of data | runs |
-|---|---|---|---|
+| mode | backup wall s, median (runs) | backup CPU s: process / main thread | restore wall s, median (runs) | restore CPU s: process / main thread | wall ratio to plain, backup / restore | CPU ratio to plain, backup / restore |
+|---|---:|---:|---:|---:|---:|---:|
 ${backups.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 `;
 writeFileSync(new URL('reports/encryption.md', import.meta.url), report);

@@ -7,6 +7,6 @@ bash scripts/ensure-test-deps.sh
 if [ "$#" -gt 0 ]; then
   files=("$@")
 else
-  mapfile -t files < <(find test -name '*.test.ts' | sort)
+  mapfile -t files < <(find test packages/*/test -name '*.test.ts' | sort)
 fi
-exec node --import tsx --test --test-concurrency="${WARDEN_TEST_CONCURRENCY:-2}" --test-timeout=600000 "${files[@]}"
+exec node --import tsx --test --test-concurrency="${WARDEN_TEST_CONCURRENCY:-3}" --test-timeout=600000 "${files[@]}"

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   // configuration and usage
   WARDEN_E_CONFIG_INVALID: { exit: EXIT.usage, http: 400 },
   WARDEN_E_USAGE: { exit: EXIT.usage, http: 400 },
+  // one daemon per place: a second one would harm the first
+  WARDEN_E_ALREADY_RUNNING: { exit: EXIT.usage, http: 409 },
   // reaching and preparing a PostgreSQL server
   WARDEN_E_DB_UNREACHABLE: { exit: EXIT.server, http: 502, retryable: true },
   WARDEN_E_AUTH_FAILED: { exit: EXIT.server, http: 502 },
@@ -39,12 +41,24 @@ export const ERROR_CODES = {
   WARDEN_E_SECRET_UNAVAILABLE: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_WAL_LEVEL_MINIMAL: { exit: EXIT.server, http: 409 },
   WARDEN_E_NO_WAL_SENDERS: { exit: EXIT.server, http: 409 },
+  WARDEN_E_NO_REPLICATION_SLOTS: { exit: EXIT.server, http: 409 },
+  WARDEN_E_CLOCK_SKEW: { exit: EXIT.checkFailed, http: 409 },
   WARDEN_E_ROLE_NOT_REPLICATION: { exit: EXIT.server, http: 403 },
   WARDEN_E_SERVER_TOO_OLD: { exit: EXIT.server, http: 409 },
   WARDEN_E_PROTOCOL: { exit: EXIT.server, http: 502, retryable: true },
   WARDEN_E_SERVER_ERROR: { exit: EXIT.server, http: 502 },
   WARDEN_E_NO_SERVER_BINARIES: { exit: EXIT.server, http: 500 },
   WARDEN_E_INSTANCE_START_FAILED: { exit: EXIT.server, http: 500 },
+  // high availability: a cluster of several members, Patroni
+  WARDEN_E_PATRONI_API: { exit: EXIT.unavailable, http: 502, retryable: true },
+  WARDEN_E_SWITCHOVER_FAILED: { exit: EXIT.server, http: 502 },
+  WARDEN_E_NOT_FENCED: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_PROMOTE_CANDIDATE: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_SLOT_NOT_PERMANENT: { exit: EXIT.checkFailed, http: 409 },
+  // backups from a standby (`--from standby|NAME`)
+  WARDEN_E_NO_STANDBY: { exit: EXIT.unavailable, http: 503, retryable: true },
+  WARDEN_E_MEMBER_UNKNOWN: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_MEMBER_NOT_STANDBY: { exit: EXIT.conflict, http: 409 },
   // repository
   WARDEN_E_REPO_NOT_INITIALIZED: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_REPO_CLUSTER_MISMATCH: { exit: EXIT.conflict, http: 409 },
@@ -52,6 +66,8 @@ export const ERROR_CODES = {
   WARDEN_E_REPO_CORRUPT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_FORMAT: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_REPO_IO: { exit: EXIT.unavailable, http: 503, retryable: true },
+  // an S3 object in an archive storage class (docs/repository-s3.md#storage-classes)
+  WARDEN_E_OBJECT_ARCHIVED: { exit: EXIT.unavailable, http: 409 },
   // replication slots
   WARDEN_E_SLOT_BUSY: { exit: EXIT.conflict, http: 409, retryable: true },
   WARDEN_E_SLOT_NOT_OWNED: { exit: EXIT.conflict, http: 409 },
@@ -65,6 +81,21 @@ export const ERROR_CODES = {
   WARDEN_E_UNSIGNED: { exit: EXIT.integrity, http: 409 },
   WARDEN_E_SIGNATURE_UNTRUSTED: { exit: EXIT.integrity, http: 403 },
   WARDEN_E_SIGNATURE_INVALID: { exit: EXIT.integrity, http: 500 },
+  // guarded migrations
+  WARDEN_E_MIGRATION_LOCKED: { exit: EXIT.conflict, http: 423, retryable: true },
+  WARDEN_E_MIGRATION_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  // the native migration runner (@warden/app/migrate)
+  WARDEN_E_MIGRATION_INVALID: { exit: EXIT.usage, http: 500 },
+  WARDEN_E_MIGRATION_CHECKSUM: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_MIGRATION_ORDER: { exit: EXIT.usage, http: 500 },
+  // credential rotation (warden credentials)
+  WARDEN_E_ROLE_SHAPE: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_ROLES_NOT_SET_UP: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_ROTATION_LOCKED: { exit: EXIT.conflict, http: 423, retryable: true },
+  WARDEN_E_SECRET_SINK: { exit: EXIT.unavailable, http: 502 },
+  WARDEN_E_REDIS_ACL: { exit: EXIT.server, http: 502 },
+  // the audit log's hash chain and signed head
+  WARDEN_E_AUDIT_TAMPERED: { exit: EXIT.integrity, http: 500 },
   // backups, WAL and restore
   WARDEN_E_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_BACKUP_CHAIN_BROKEN: { exit: EXIT.integrity, http: 409 },
@@ -74,15 +105,22 @@ export const ERROR_CODES = {
   WARDEN_E_TARGET_OUTSIDE_WINDOW: { exit: EXIT.notFound, http: 422 },
   WARDEN_E_RESTORE_POINT_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
   WARDEN_E_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_TARGET_UNREACHABLE: { exit: EXIT.usage, http: 400 },
   WARDEN_E_RESTORE_INCOMPLETE: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_WAL_GAP: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_TIMELINE_COLLISION: { exit: EXIT.integrity, http: 500 },
   WARDEN_E_WAL_FORMAT: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_WAL_NOT_ARCHIVED: { exit: EXIT.checkFailed, http: 504 },
+  WARDEN_E_WAL_PUSH_CONFLICT: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_STANDBY_NOT_STREAMING: { exit: EXIT.server, http: 409 },
   WARDEN_E_RECOVERY_FAILED: { exit: EXIT.checkFailed, http: 500 },
-  WARDEN_E_VERIFICATION_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_RESTORE_CHECK_FAILED: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_DRILL_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_DRILL_MIGRATION_FAILED: { exit: EXIT.checkFailed, http: 500 },
+  WARDEN_E_DRILL_MIGRATION_TIMEOUT: { exit: EXIT.checkFailed, http: 500 },
   WARDEN_E_INSUFFICIENT_SPACE: { exit: EXIT.unavailable, http: 507 },
   WARDEN_E_PORT_IN_USE: { exit: EXIT.conflict, http: 409 },
-  WARDEN_E_VERIFY_FAILED: { exit: EXIT.integrity, http: 500 },
+  WARDEN_E_REPO_VERIFY_PROBLEMS: { exit: EXIT.integrity, http: 500 },
   // logical dumps (pg_dump / pg_restore)
   WARDEN_E_TOOL_MISSING: { exit: EXIT.server, http: 500 },
   WARDEN_E_TOOL_TOO_OLD: { exit: EXIT.server, http: 409 },
@@ -90,6 +128,16 @@ export const ERROR_CODES = {
   WARDEN_E_DUMP_FAILED: { exit: EXIT.server, http: 502 },
   WARDEN_E_DATABASE_EXISTS: { exit: EXIT.conflict, http: 409 },
   WARDEN_E_ABORTED: { exit: EXIT.interrupted, http: 499 },
+  // Redis backups (src/redis-backup)
+  WARDEN_E_REDIS_UNREACHABLE: { exit: EXIT.server, http: 502, retryable: true },
+  WARDEN_E_REDIS_AUTH_FAILED: { exit: EXIT.server, http: 502 },
+  WARDEN_E_REDIS_ERROR: { exit: EXIT.server, http: 502 },
+  WARDEN_E_REDIS_TRUNCATED: { exit: EXIT.server, http: 502, retryable: true },
+  WARDEN_E_RDB_TOO_LARGE: { exit: EXIT.server, http: 502 },
+  WARDEN_E_REDIS_SLOT_MAP: { exit: EXIT.server, http: 502 },
+  WARDEN_E_REDIS_BACKUP_NOT_FOUND: { exit: EXIT.notFound, http: 404 },
+  WARDEN_E_REDIS_TARGET_NOT_EMPTY: { exit: EXIT.conflict, http: 409 },
+  WARDEN_E_RDB_INVALID: { exit: EXIT.integrity, http: 500 },
   // application data layer
   WARDEN_E_POOL_TIMEOUT: { exit: EXIT.unavailable, http: 503, retryable: true },
   WARDEN_E_POOL_CLOSED: { exit: EXIT.unavailable, http: 503 },
@@ -104,7 +152,11 @@ export const ERROR_CODES = {
   WARDEN_E_HTTP_ROLE_DENIED: { exit: EXIT.usage, http: 403 },
   WARDEN_E_HTTP_HOST_REFUSED: { exit: EXIT.usage, http: 421 },
   WARDEN_E_HTTP_ORIGIN_REFUSED: { exit: EXIT.usage, http: 403 },
+  WARDEN_E_ALERTMANAGER_UNAVAILABLE: { exit: EXIT.unavailable, http: 502, retryable: true },
   WARDEN_E_STORE_WRONG_TYPE: { exit: EXIT.conflict, http: 500 },
+  // notifications (warden serve's webhooks)
+  WARDEN_E_NOTIFY_STATE: { exit: EXIT.unavailable, http: 503 },
+  WARDEN_E_WEBHOOK_DELIVERY: { exit: EXIT.unavailable, http: 502, retryable: true },
   // anything not foreseen
   WARDEN_E_INTERNAL: { exit: EXIT.internal, http: 500 },
 } as const satisfies Record<string, CodeInfo>;

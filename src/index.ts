@@ -1,7 +1,8 @@
 /**
  * Warden's library surface for data protection. The CLI and the daemon are thin shells over
- * these functions; application services import `warden/db`, `warden/cache`,
- * `warden/sessions` and `warden/ratelimit` instead.
+ * these functions. Application services import the separate `@warden/app` package instead
+ * (packages/app: `@warden/app/db`, `/cache`, `/sessions`, `/ratelimit`); this package does not
+ * re-export it, so installing the tool never pulls the data layer in and vice versa.
  */
 export { takeBackup, type BackupOptions, type BackupReport } from './backup/base-backup.ts';
 export { WalReceiver, type WalReceiverOptions, type WalReceiverStatus } from './backup/wal-receiver.ts';
@@ -13,7 +14,7 @@ export {
   type RestorableRange,
   type RestorableWindow,
   type WalGap,
-} from './restore/restorable-window.ts';
+} from './repository/restorable-window.ts';
 export { listBackups, getBackup, type BackupRecord } from './repository/backup-catalog.ts';
 export { Repository } from './repository/repository.ts';
 export { FsObjectStore } from './repository/fs/fs-object-store.ts';

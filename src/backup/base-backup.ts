@@ -3,6 +3,7 @@ import { WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { checkReplicationPrerequisites, serverNow } from '../postgres/preflight.ts';
+import { CopyMessage, decodeBaseBackupMessage } from '../postgres/replication-messages.ts';
 import { ReplicationClient, quoteLiteral } from '../postgres/replication-client.ts';
 import { compressionExtension, type Compression } from '../pipeline/compression.ts';
 import { encryptionRecord, type RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
@@ -21,9 +22,13 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { abortedError, throwIfAborted } from '../util/abort.ts';
-import { StepRecorder, type StepReport } from '../util/report.ts';
+import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import { parseLsn, parseSegmentSize } from '../wal/lsn.ts';
+import { elapsedMs, eventError, subjectOf, type ObservedOptions } from '../events/observed.ts';
 import { ensureWalArchived, planBackupWal, type BackupWalSource } from './wal-coverage.ts';
+import { primaryIdentity } from './standby-source.ts';
+import { DEFAULT_BACKUP_FROM, type BackupFrom } from './backup-from.ts';
+import { chooseBackupSource, type ChosenSource } from './backup-source.ts';
 import { incrementalBasis } from './incremental-basis.ts';
 import {
   incrementalUnavailable,
@@ -32,8 +37,20 @@ import {
   type IncrementalMode,
 } from './incremental-plan.ts';
 
-export interface BackupOptions {
+export interface BackupOptions extends ObservedOptions {
+  /** The primary: preflight, the WAL source (stream, slot) and the clock. */
   connection: ConnectionConfig;
+  /**
+   * Take BASE_BACKUP from this standby instead of the primary (`--from`), sparing the primary
+   * the read; checked first (standby-source.ts). The backup's WAL still comes from the primary's
+   * continuous stream or the repository's slot.
+   */
+  source?: ConnectionConfig;
+  /**
+   * `--from`: the primary, `standby` (the least-behind qualifying standby), a member by name or a
+   * standby's URL (backup-source.ts). Ignored when `source` is given.
+   */
+  from?: BackupFrom;
   store: ObjectStore;
   /** `--slot`: by default the repository's own slot (see planBackupWal for how WAL is kept). */
   slotName?: string;
@@ -72,14 +89,61 @@ export interface BackupReport {
  * the commit marker. Any failure removes what this attempt wrote.
  */
 export async function takeBackup(options: BackupOptions): Promise<BackupReport> {
+  const events = options.events;
+  if (!events) return backUp(options);
+  const subject = subjectOf(options, options.store);
+  const requested = options.incremental ? 'incremental' : 'full';
+  const started = performance.now();
+  events.emit('backup.started', { ...subject, kind: requested, at: new Date().toISOString() });
+  try {
+    const report = await backUp(options);
+    const { backup } = report;
+    events.emit('backup.succeeded', {
+      ...subject,
+      kind: backup.kind,
+      id: backup.id,
+      at: new Date().toISOString(),
+      durationMs: elapsedMs(started),
+      dataBytes: backup.archives.reduce((sum, archive) => sum + archive.rawSize, 0),
+      storedBytes: [backup.manifest, ...backup.archives].reduce((sum, object) => sum + object.size, 0),
+    });
+    return report;
+  } catch (error) {
+    events.emit('backup.failed', {
+      ...subject,
+      kind: requested,
+      at: new Date().toISOString(),
+      durationMs: elapsedMs(started),
+      error: eventError(error),
+    });
+    throw error;
+  }
+}
+
+async function backUp(options: BackupOptions): Promise<BackupReport> {
   const logger = options.logger ?? silentLogger;
   const steps = new StepRecorder();
   const facts = await steps.run('preflight', () => checkReplicationPrerequisites(options.connection));
-  let client = await ReplicationClient.connect(options.connection);
+  const from: BackupFrom = options.source
+    ? { kind: 'url', connection: options.source }
+    : (options.from ?? DEFAULT_BACKUP_FROM);
+  const chosen =
+    from.kind === 'primary'
+      ? { origin: { role: 'primary' as const } }
+      : await steps.run(
+          'check standby',
+          () => chooseBackupSource(options.connection, from, logger),
+          describeChosen,
+        );
+  const standby = chosen.connection;
+  const backupServer = standby ?? options.connection;
+  let client = await ReplicationClient.connect(backupServer);
   const onAbort = () => client.destroy();
   let lock: LockLease | undefined;
   let prefix: string | undefined;
   let walSource: BackupWalSource | undefined;
+  // The repository handle is the one way to the store; this copy is for the cleanup below.
+  let store: ObjectStore | undefined;
   try {
     const identity = await client.identifySystem();
     const repository = await Repository.openFor(
@@ -92,7 +156,8 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       options.keys,
       options.slotName,
     );
-    lock = await acquireLock(options.store, 'backup', 'base backup');
+    store = repository.store;
+    lock = await acquireLock(repository.store, 'backup', 'base backup');
     // Another process took the lock over (this one was paused or cut off): stop streaming now.
     lock.signal.addEventListener('abort', () => client.destroy(), { once: true });
     // Stopped (Ctrl-C): the same, even while the server sends nothing.
@@ -106,14 +171,21 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       () =>
         planBackupWal({
           connection: options.connection,
-          store: options.store,
-          repository,
+          repository: repository,
           ...(options.slotName !== undefined ? { slotName: options.slotName } : {}),
           logger,
         }),
       (source) =>
         source.kind === 'stream' ? 'the running WAL stream' : `${source.kind} slot ${source.name}`,
     );
+    if (standby && walSource.kind === 'temporary')
+      throw new WardenError(
+        'WARDEN_E_USAGE',
+        'a backup from a standby needs the repository’s continuous WAL',
+        {
+          hint: 'Start the WAL stream (`warden wal stream` or the daemon) first: a standby’s backup starts at its last restartpoint, older than anything a new temporary slot on the primary keeps.',
+        },
+      );
 
     let base: IncrementalBase | undefined;
     let fallback: string | undefined;
@@ -134,10 +206,17 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     let id = newBackupId(startTime, existing, base ? 'incremental' : 'full');
     prefix = backupPrefix(id);
     const started = performance.now();
+    const streamSettings: StreamSettings = {
+      compression: options.compression,
+      ...(options.compressionLevel !== undefined ? { compressionLevel: options.compressionLevel } : {}),
+      serverCompression: options.serverCompression === true,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    };
     const streamStep = (parent: IncrementalBase | undefined) =>
       steps.run(
         parent ? 'stream incremental backup' : 'stream base backup',
-        () => streamBaseBackup(client, repository, prefix!, id, options, parent),
+        () => streamBaseBackup(client, repository, prefix!, id, streamSettings, parent),
         (result) =>
           `${result.archives.length} archive(s), ${result.archives.reduce((n, a) => n + a.rawSize, 0)} bytes`,
       );
@@ -152,15 +231,25 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
       if (options.incremental === 'require') throw incrementalUnavailable('server-refused', message);
       fallback = message;
       base = undefined;
-      await options.store.delete(prefix).catch(() => undefined);
+      await repository.store.delete(prefix).catch(() => undefined);
       client.destroy();
-      client = await ReplicationClient.connect(options.connection);
+      client = await ReplicationClient.connect(backupServer);
       id = newBackupId(startTime, existing, 'full');
       prefix = backupPrefix(id);
       streamed = await streamStep(undefined);
     }
     if (fallback) logger.warn({ id, reason: fallback }, 'full backup taken instead of an incremental one');
     await client.close();
+    if (standby) {
+      // A failover during the backup: the standby's backup would end on an abandoned timeline.
+      const now = await primaryIdentity(options.connection);
+      if (now.timeline !== streamed.timeline)
+        throw new WardenError(
+          'WARDEN_E_STANDBY_NOT_STREAMING',
+          `the backup ended on timeline ${streamed.timeline}, the primary is now on ${now.timeline}`,
+          { details: { backupTimeline: streamed.timeline, primaryTimeline: now.timeline } },
+        );
+    }
     const endTime = await serverNow(options.connection);
     // PostgreSQL 17+: what a later incremental backup uploads, readable without a key.
     const basis =
@@ -176,11 +265,12 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
         : undefined;
     await steps.run('archive WAL to end of backup', () =>
       ensureWalArchived({
-        ...options,
+        connection: options.connection,
         source: walSource!,
-        repository,
+        repository: repository,
         endLsn: parseLsn(streamed.endLsn),
         logger,
+        ...(options.signal ? { signal: options.signal } : {}),
       }),
     );
     const record: BackupRecord = {
@@ -205,8 +295,15 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
         ? { encryption: encryptionRecord(repository.keys.recipients) }
         : {}),
       durationMs: Math.round(performance.now() - started),
+      takenFrom: chosen.origin,
     };
-    await steps.run('verify stored objects', () => verifyStoredSizes(options.store, record));
+    // A size check of each object (one stat each), not a read of its content: named for what it
+    // does, so "0 ms" next to it does not read as a verification that did nothing.
+    await steps.run(
+      'check stored sizes',
+      () => verifyStoredSizes(repository.store, record),
+      (count) => `${count} object(s) present with their sizes (\`warden verify\` reads the content)`,
+    );
     await steps.run('commit', () => {
       lock!.assertHeld();
       // The WAL catch-up returns when stopped, so a stop during it shows here, not as an error.
@@ -219,7 +316,7 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     );
     return { backup: record, steps: steps.steps, ...(fallback ? { fallback } : {}) };
   } catch (error) {
-    if (prefix) await options.store.delete(prefix).catch(() => undefined);
+    if (prefix) await store?.delete(prefix).catch(() => undefined);
     if (lock?.signal.aborted) throw lock.signal.reason;
     throw options.signal?.aborted ? abortedError('backup', error) : error;
   } finally {
@@ -229,6 +326,17 @@ export async function takeBackup(options: BackupOptions): Promise<BackupReport> 
     if (walSource?.kind === 'temporary') await walSource.client.close();
     await lock?.release();
   }
+}
+
+/** The `check standby` step's detail: which server, and how far behind it was. */
+function describeChosen(chosen: ChosenSource): string {
+  const { origin } = chosen;
+  if (origin.role === 'primary')
+    return `no standby qualified, the primary instead (${origin.fallback ?? ''})`;
+  const where = `${origin.host}:${origin.port}`;
+  const name = origin.member && origin.member !== where ? `${origin.member} (${where})` : where;
+  const lag = origin.replayLagBytes !== undefined ? `, ${origin.replayLagBytes} bytes behind` : '';
+  return `${name} streaming on timeline ${chosen.timeline}${lag}`;
 }
 
 interface StreamedBackup {
@@ -241,17 +349,26 @@ interface StreamedBackup {
   manifestData: Buffer;
 }
 
+/** What streaming the archives needs of the backup's options. */
+interface StreamSettings {
+  compression: Compression;
+  compressionLevel?: number;
+  serverCompression: boolean;
+  signal?: AbortSignal;
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
 async function streamBaseBackup(
   client: ReplicationClient,
   repository: Repository,
   prefix: string,
   id: string,
-  options: BackupOptions,
+  options: StreamSettings,
   base: IncrementalBase | undefined,
 ): Promise<StreamedBackup> {
   // The manifest goes up on the same connection, right before the BASE_BACKUP that uses it.
   if (base) await client.uploadManifest(base.manifest);
-  const serverCompressed = options.serverCompression === true && options.compression !== 'none';
+  const serverCompressed = options.serverCompression && options.compression !== 'none';
   const parts = [
     `LABEL ${quoteLiteral(`warden ${id}`)}`,
     'PROGRESS',
@@ -267,7 +384,9 @@ async function streamBaseBackup(
     if (options.compressionLevel !== undefined)
       parts.push(`COMPRESSION_DETAIL ${quoteLiteral(`level=${options.compressionLevel}`)}`);
   }
-  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`, { coalesceType: 0x64 /* 'd' */ });
+  const command = client.stream(`BASE_BACKUP (${parts.join(', ')})`, {
+    coalesceType: CopyMessage.ArchiveData,
+  });
   const archives: ArchiveObject[] = [];
   const tablespaces = new Map<string, string>();
   let manifest: StoredObject | undefined;
@@ -307,16 +426,16 @@ async function streamBaseBackup(
           endLsn = event.values[0] ?? '';
         }
       } else if (event.kind === 'copy-data') {
-        const type = event.data[0];
-        if (type === 0x64 /* 'd' */) {
+        const message = decodeBaseBackupMessage(event.data);
+        if (message.kind === 'archive-data') {
           // A copy first: the sink may take the (pooled) block over.
-          if (inManifest) manifestChunks.push(Buffer.from(event.data.subarray(1)));
-          await sink!.write(event.data.subarray(1));
-        } else if (type === 0x70 /* 'p' */) {
-          options.onProgress?.(Number(event.data.readBigInt64BE(1)), totalBytes);
-        } else if (type === 0x6e /* 'n' */) {
+          if (inManifest) manifestChunks.push(Buffer.from(message.payload));
+          await sink!.write(message.payload);
+        } else if (message.kind === 'progress') {
+          options.onProgress?.(message.doneBytes, totalBytes);
+        } else if (message.kind === 'new-archive') {
           await closeSink();
-          const [archiveName = '', location = ''] = readCStrings(event.data.subarray(1), 2);
+          const { name: archiveName, location } = message;
           const archive = serverCompressed
             ? archiveName
             : `${archiveName}${compressionExtension(options.compression)}`;
@@ -335,7 +454,7 @@ async function streamBaseBackup(
             options.signal,
             repository.keys.recipients,
           );
-        } else if (type === 0x6d /* 'm' */) {
+        } else if (message.kind === 'manifest') {
           await closeSink();
           inManifest = true;
           sink = new ObjectSink(
@@ -366,21 +485,10 @@ async function streamBaseBackup(
   return { startLsn, endLsn, timeline, archives, manifest, manifestData: Buffer.concat(manifestChunks) };
 }
 
-function readCStrings(data: Buffer, count: number): string[] {
-  const strings: string[] = [];
-  let offset = 0;
-  for (let i = 0; i < count && offset < data.length; i += 1) {
-    const end = data.indexOf(0, offset);
-    const stop = end === -1 ? data.length : end;
-    strings.push(data.toString('utf8', offset, stop));
-    offset = stop + 1;
-  }
-  return strings;
-}
-
 /** Before committing, check every object the record names is there with its recorded size. */
-async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Promise<void> {
-  for (const object of backupObjects(record)) {
+async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Promise<number> {
+  const objects = backupObjects(record);
+  for (const object of objects) {
     const info = await store.stat(object.key);
     if (!info || info.size !== object.size) {
       throw new WardenError(
@@ -392,6 +500,7 @@ async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Prom
       );
     }
   }
+  return objects.length;
 }
 
 async function storeIncrementalBasis(

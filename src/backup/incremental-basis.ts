@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.ts';
 import type { BackupRecord } from '../repository/backup-catalog.ts';
 import type { Repository } from '../repository/repository.ts';
-import { consumeVerified } from '../restore/verified-reader.ts';
+import { consumeVerified } from '../pipeline/object-source.ts';
 import { collect } from '../util/collect.ts';
 
 /**

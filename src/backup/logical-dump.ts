@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { elapsedMs, eventError, subjectOf, type ObservedOptions } from '../events/observed.ts';
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import { WardenError } from '../errors.ts';
@@ -13,10 +14,10 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { commitDump, dumpPrefix, listDumps, newDumpId, type DumpRecord } from '../repository/dump-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { StepRecorder, type StepReport } from '../util/report.ts';
+import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import { parseSegmentSize } from '../wal/lsn.ts';
 
-export interface DumpOptions {
+export interface DumpOptions extends ObservedOptions {
   /** The cluster; `database` says which of its databases to dump. */
   connection: ConnectionConfig;
   database: string;
@@ -53,6 +54,35 @@ interface ServerInfo {
  * const { dump } = await takeDump({ connection, database: 'waqiti', store });
  */
 export async function takeDump(options: DumpOptions): Promise<DumpReport> {
+  const events = options.events;
+  if (!events) return dump(options);
+  const subject = subjectOf(options, options.store);
+  const started = performance.now();
+  events.emit('backup.started', { ...subject, kind: 'dump', at: new Date().toISOString() });
+  try {
+    const report = await dump(options);
+    events.emit('backup.succeeded', {
+      ...subject,
+      kind: 'dump',
+      id: report.dump.id,
+      at: new Date().toISOString(),
+      durationMs: elapsedMs(started),
+      dataBytes: report.dump.object.rawSize,
+      storedBytes: report.dump.object.size,
+    });
+    return report;
+  } catch (error) {
+    const failure = {
+      at: new Date().toISOString(),
+      durationMs: elapsedMs(started),
+      error: eventError(error),
+    };
+    events.emit('backup.failed', { ...subject, kind: 'dump', ...failure });
+    throw error;
+  }
+}
+
+async function dump(options: DumpOptions): Promise<DumpReport> {
   const logger = options.logger ?? silentLogger;
   const env = options.env ?? process.env;
   const compression = options.compression ?? 'zstd';

@@ -1,5 +1,5 @@
 import { WardenError } from '../errors.ts';
-import type { ConnectionConfig } from '../postgres/connection-config.ts';
+import type { ConnectionConfig, PatroniEndpoints } from '../postgres/connection-config.ts';
 import {
   holderRepositoryId,
   readSlots,
@@ -10,7 +10,8 @@ import type { Repository } from '../repository/repository.ts';
 import { derivedSlotName, LEGACY_SLOT, slotOwnerPrefix } from '../repository/repository-meta.ts';
 import { readWalInventory, type WalInventory } from '../repository/wal-archive.ts';
 import { formatLsn, parseLsn, type Lsn } from '../wal/lsn.ts';
-import { archivedEnd } from './wal-coverage.ts';
+import { PatroniClient, permanentSlots } from '../postgres/patroni-client.ts';
+import { archivedEnd } from '../repository/archived-end.ts';
 
 export interface RepositorySlot {
   name: string;
@@ -44,15 +45,26 @@ export async function resolveRepositorySlot(options: {
   repository: Repository;
   /** `--slot`, when given. */
   requested?: string;
+  /** Patroni of the cluster, when `connection` is pinned to one of its members. */
+  patroni?: PatroniEndpoints | undefined;
 }): Promise<RepositorySlot> {
   const server = await readSlots(options.connection);
-  return resolveFrom(server, options.repository, options.requested);
+  // Patroni creates the permanent slots of its configuration itself, before Warden first streams.
+  const patroni = options.patroni ?? options.connection.patroni;
+  const patroniMade = patroni?.urls.length
+    ? await new PatroniClient(patroni)
+        .dynamicConfig()
+        .then(permanentSlots)
+        .catch(() => [])
+    : [];
+  return resolveFrom(server, options.repository, options.requested, patroniMade);
 }
 
 async function resolveFrom(
   server: ServerSlots,
   repository: Repository,
   requested: string | undefined,
+  patroniMade: readonly string[] = [],
 ): Promise<RepositorySlot> {
   const recorded = repository.meta.slot;
   if (requested !== undefined && recorded !== undefined && requested !== recorded) {
@@ -85,7 +97,29 @@ async function resolveFrom(
         : derivedSlotName(repository.id);
   }
   const info = find(name);
-  assertOwn(repository, name, info, archiveEnd);
+  // A permanent slot Patroni made is adopted by a repository that has never streamed: it holds
+  // no WAL a hole could open in, and nobody else consumed the slot (it is inactive).
+  if (
+    info?.restartLsn !== undefined &&
+    !info.active &&
+    patroniMade.includes(name) &&
+    archiveEnd === 0n &&
+    repository.meta.slotCreatedAt === undefined
+  ) {
+    await repository.recordSlot(name, info.restartLsn);
+    return { name, info, currentLsn: server.currentLsn, archiveEnd };
+  }
+  // On a member Patroni promoted, its copy of a permanent slot stands where Patroni last advanced
+  // it from the old leader's: up to the old leader's last records (a shutdown checkpoint), which
+  // may be past what Warden had made durable. Within a segment of the repository's end that is
+  // Patroni's doing, and the member still has that WAL; beyond, the gap check at resume names it.
+  const advancedByPatroni =
+    patroniMade.includes(name) &&
+    info?.restartLsn !== undefined &&
+    !info.active &&
+    archiveEnd > 0n &&
+    parseLsn(info.restartLsn) - archiveEnd <= BigInt(repository.meta.walSegmentSize);
+  if (!advancedByPatroni) assertOwn(repository, name, info, archiveEnd);
   if (recorded === undefined) await repository.recordSlot(name);
   return { name, ...(info ? { info } : {}), currentLsn: server.currentLsn, archiveEnd };
 }

@@ -4,12 +4,12 @@ import { isWardenError, WardenError } from '../errors.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { ReplicationClient } from '../postgres/replication-client.ts';
 import { holderName, readSlot } from '../postgres/replication-slots.ts';
-import type { ObjectStore } from '../repository/object-store.ts';
 import type { Repository } from '../repository/repository.ts';
 import { lockHolder } from '../repository/repository-lock.ts';
-import { readWalInventory, type WalInventory } from '../repository/wal-archive.ts';
+import { archivedEnd } from '../repository/archived-end.ts';
+import { readWalInventory } from '../repository/wal-archive.ts';
 import { sleep } from '../util/backoff.ts';
-import { formatLsn, parseLsn, type Lsn } from '../wal/lsn.ts';
+import { formatLsn, type Lsn } from '../wal/lsn.ts';
 import { WalReceiver } from './wal-receiver.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 
@@ -20,21 +20,6 @@ const SLOT_APPEAR_MS = 30_000;
 const STILL_WAITING_MS = 10_000;
 /** Catch-up through the repository's slot: 4 attempts (waits of 0.5, 1 and 2 s, ±50 %), then fail. */
 const CATCH_UP_ATTEMPTS = 4;
-
-/** The highest LSN before which the archive holds every byte, per timeline (complete + partial). */
-export function archivedEnd(inventory: WalInventory, timeline: number, segmentSize: number): Lsn {
-  let end = 0n;
-  for (const record of inventory.segments.get(timeline) ?? []) {
-    const segmentEnd = parseLsn(record.startLsn) + BigInt(record.validBytes);
-    if (segmentEnd > end) end = segmentEnd;
-  }
-  for (const partial of inventory.partials) {
-    if (partial.timeline === timeline && partial.startLsn + BigInt(partial.validBytes) > end) {
-      end = partial.startLsn + BigInt(partial.validBytes);
-    }
-  }
-  return end > 0n || segmentSize > 0 ? end : 0n;
-}
 
 /**
  * Where a backup's WAL comes from, decided before BASE_BACKUP starts (so the server keeps that
@@ -54,14 +39,13 @@ export type BackupWalSource =
 /** Decides the backup's WAL source; fails fast (WARDEN_E_SLOT_BUSY) when its slot is held elsewhere. */
 export async function planBackupWal(options: {
   connection: ConnectionConfig;
-  store: ObjectStore;
   repository: Repository;
   /** `--slot`, when given. */
   slotName?: string;
   logger: Logger;
 }): Promise<BackupWalSource> {
   const { repository, logger } = options;
-  if (await lockHolder(options.store, 'wal-stream')) {
+  if (await lockHolder(repository.store, 'wal-stream')) {
     // A stream that has just started (the daemon's first start) may not have created its slot
     // yet; one created after BASE_BACKUP's checkpoint would start after the backup. Wait for it
     // (at most 30 s, polling every 200 ms), then rely on the stream either way.
@@ -109,7 +93,6 @@ export async function planBackupWal(options: {
  */
 export async function ensureWalArchived(options: {
   connection: ConnectionConfig;
-  store: ObjectStore;
   source: BackupWalSource;
   repository: Repository;
   endLsn: Lsn;
@@ -120,7 +103,7 @@ export async function ensureWalArchived(options: {
   const { source } = options;
   // A stream of this repository that started during the backup (a daemon taking over) holds the
   // wal-stream lock a catch-up needs: wait for it instead, as when it ran from the start.
-  if (source.kind === 'stream' || (await lockHolder(options.store, 'wal-stream'))) {
+  if (source.kind === 'stream' || (await lockHolder(options.repository.store, 'wal-stream'))) {
     options.logger.info(
       { endLsn: formatLsn(options.endLsn), timeoutMs: WAIT_FOR_RECEIVER_MS },
       "waiting for the running WAL stream to archive the backup's WAL",
@@ -134,7 +117,7 @@ export async function ensureWalArchived(options: {
       if (timelines.some((tli) => archivedEnd(inventory, tli, segmentSize) >= options.endLsn)) return;
       if (!told && Date.now() - started >= STILL_WAITING_MS) {
         told = true;
-        const holder = await lockHolder(options.store, 'wal-stream');
+        const holder = await lockHolder(options.repository.store, 'wal-stream');
         options.logger.warn(
           {
             endLsn: formatLsn(options.endLsn),
@@ -156,12 +139,15 @@ export async function ensureWalArchived(options: {
   }
   const receiver = new WalReceiver({
     connection: options.connection,
-    store: options.store,
+    store: options.repository.store,
     ...(source.kind === 'slot'
       ? { slotName: source.name, maxAttempts: CATCH_UP_ATTEMPTS }
       : { temporarySlot: { client: source.client, name: source.name } }),
     logger: options.logger,
     stopAtLsn: options.endLsn,
+    // The backup being taken starts after any gap found here: it is the remedy, so a gap is
+    // recorded (status and verify show it) but does not fail the backup.
+    continueAfterGap: true,
     // The backup's own keys: its recipients encrypt the segments, its signing key signs their records.
     keys: options.repository.keys,
     ...(options.signal ? { signal: options.signal } : {}),

@@ -1,18 +1,20 @@
 import type { Logger } from 'pino';
 import { isWardenError, WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
-import type { ConnectionConfig } from '../postgres/connection-config.ts';
+import { isClusterConnection, type ConnectionConfig } from '../postgres/connection-config.ts';
+import { locate } from '../postgres/connect.ts';
 import { ReplicationClient, quoteIdent } from '../postgres/replication-client.ts';
 import { holderName } from '../postgres/replication-slots.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { META_KEY } from '../repository/repository-meta.ts';
+import { LEGACY_SLOT, META_KEY } from '../repository/repository-meta.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import {
   archiveSealedSegment,
   archiveSegment,
   historyKey,
   historyRecordKey,
+  readHistory,
   readPartialSegment,
   removePartialTemps,
   readWalInventory,
@@ -23,14 +25,26 @@ import {
 } from '../repository/wal-archive.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
 import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '../wal/lsn.ts';
-import { decodeKeepalive, decodeXLogData, encodeStatusUpdate, pgTimeToDate } from './replication-messages.ts';
+import {
+  CopyMessage,
+  decodeKeepalive,
+  decodeXLogData,
+  encodeStatusUpdate,
+  pgTimeToDate,
+} from '../postgres/replication-messages.ts';
 import { SegmentWriter } from './segment-writer.ts';
 import { scanPartial } from '../wal/partial-format.ts';
 import { resolveRepositorySlot, slotBusy } from './repository-slot.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import type { TrustPolicy } from '../pipeline/signing/record-signature.ts';
+import { recordWalGap, type WalGapCause, type WalGapRecord } from '../repository/wal-gap-incidents.ts';
+import { gapAtResume } from './wal-gap-detection.ts';
+import { eventError, subjectOf, type ObservedOptions } from '../events/observed.ts';
+import type { EventSubject, WardenEventMap } from '../events/warden-events.ts';
+import { parseTimelineHistory } from '../wal/timeline-history.ts';
+import { walGapError } from './wal-gap-incident.ts';
 
-export interface WalReceiverOptions {
+export interface WalReceiverOptions extends ObservedOptions {
   connection: ConnectionConfig;
   store: ObjectStore;
   /**
@@ -57,6 +71,15 @@ export interface WalReceiverOptions {
   signal?: AbortSignal;
   /** Called after each flush with the durable position (used for metrics and tests). */
   onFlush?: (flushedLsn: Lsn, timeline: number) => void;
+  /**
+   * What to do when resuming would leave a WAL gap (always recorded in the repository first,
+   * see wal-gap-incidents.ts): stop with `WARDEN_E_WAL_GAP` (default, `wal stream`), or go on
+   * from the server's position (`--continue-after-gap`, the daemon, a backup's catch-up); an
+   * invalidated slot is then dropped and created again.
+   */
+  continueAfterGap?: boolean;
+  /** Called with each gap recorded (the daemon takes a new full backup at once). */
+  onGap?: (gap: WalGapRecord) => void;
 }
 
 export type WalReceiverState = 'idle' | 'connecting' | 'streaming' | 'reconnecting' | 'stopped' | 'failed';
@@ -68,6 +91,8 @@ export interface WalReceiverStatus {
   /** While reconnecting: what the receiver waits for and when it tries again. */
   waitingFor?: string;
   timeline?: number;
+  /** The member streamed from (`host:port`), once connected; it changes with the primary. */
+  server?: string;
   flushedLsn?: string;
   lastMessageAt?: string;
   caughtUpAt?: string;
@@ -97,6 +122,8 @@ const FATAL_CODES = new Set([
   'WARDEN_E_ABORTED',
   'WARDEN_E_SLOT_NOT_OWNED',
   'WARDEN_E_SLOT_INVALIDATED',
+  'WARDEN_E_WAL_GAP',
+  'WARDEN_E_TIMELINE_COLLISION',
 ]);
 
 /**
@@ -115,9 +142,30 @@ export class WalReceiver {
   private highestFlushed: Lsn = 0n;
   /** When the current session started streaming (undefined while it is not streaming). */
   private streamingSince: number | undefined;
+  private readonly subject: EventSubject;
+  /** The stream state last published, so each change is published once. */
+  private published: WardenEventMap['wal.stream']['state'] | undefined;
+  /** The connection of the current session, pinned to one member of a cluster. */
+  private connection: ConnectionConfig;
+  /** The newest timeline streamed in this process, for `timeline.changed`. */
+  private lastTimeline: number | undefined;
 
   constructor(private readonly options: WalReceiverOptions) {
     this.logger = options.logger ?? silentLogger;
+    this.subject = subjectOf(options, options.store);
+    this.connection = options.connection;
+  }
+
+  /** Publishes a change of the stream's state (a repeated state is not published again). */
+  private publishState(state: WardenEventMap['wal.stream']['state'], error?: unknown): void {
+    if (!this.options.events || (state === this.published && error === undefined)) return;
+    this.published = state;
+    this.options.events.emit('wal.stream', {
+      ...this.subject,
+      state,
+      at: new Date().toISOString(),
+      ...(error !== undefined ? { error: eventError(error) } : {}),
+    });
   }
 
   status(): WalReceiverStatus {
@@ -132,6 +180,23 @@ export class WalReceiver {
       `WAL receiver, slot ${this.options.temporarySlot?.name ?? this.options.slotName ?? "(the repository's own)"}`,
     );
     this.lockLost = lock.signal;
+    const events = this.options.events;
+    if (events) {
+      const name = 'wal-stream';
+      events.emit('lock.acquired', { ...this.subject, lock: name, at: new Date().toISOString() });
+      lock.signal.addEventListener(
+        'abort',
+        () =>
+          events.emit('lock.lost', {
+            ...this.subject,
+            lock: name,
+            at: new Date().toISOString(),
+            reason: eventError(lock.signal.reason).message,
+          }),
+        { once: true },
+      );
+    }
+    this.publishState('starting');
     // A temporary slot dies with its connection: there is nothing to reconnect to.
     const maxAttempts = this.options.temporarySlot ? 1 : this.options.maxAttempts;
     try {
@@ -152,6 +217,7 @@ export class WalReceiver {
             ? reason
             : new WardenError('WARDEN_E_PROTOCOL', String(reason), { cause: reason });
           this.current.lastError = { code: wrapped.code, message: wrapped.message };
+          this.publishState('failed', wrapped);
           if (FATAL_CODES.has(wrapped.code)) {
             this.current.state = 'failed';
             throw wrapped;
@@ -170,8 +236,14 @@ export class WalReceiver {
                 })
               : wrapped;
           }
-          // Backoff schedule: 0.5 s, 1 s, 2 s, ... capped at 30 s, each with ±50 % jitter.
-          const delay = backoffDelay(attempt, 500, 30_000);
+          // Backoff schedule: 0.5 s, 1 s, 2 s, ... capped at 30 s, each with ±50 % jitter; for a
+          // cluster (several hosts, Patroni) capped at 2 s, so the stream follows a new primary
+          // within seconds of its election, however long the failover took.
+          const delay = backoffDelay(
+            attempt,
+            500,
+            isClusterConnection(this.options.connection) ? 2_000 : 30_000,
+          );
           this.current.state = 'reconnecting';
           this.current.waitingFor = `${wrapped.code === 'WARDEN_E_SLOT_BUSY' ? 'the slot to be released' : 'the server'}; next attempt in ${(delay / 1000).toFixed(1)} s`;
           this.logger.warn(
@@ -186,7 +258,9 @@ export class WalReceiver {
         }
       }
     } finally {
-      this.current.state = 'stopped';
+      if (this.published !== 'failed') this.publishState('stopped');
+      // A receiver that gave up says so (status, the daemon's findings); a clean stop is stopped.
+      if (this.current.state !== 'failed') this.current.state = 'stopped';
       await lock.release();
     }
   }
@@ -196,13 +270,25 @@ export class WalReceiver {
     const temporary = this.options.temporarySlot;
     // The walsender's application_name names the repository, so another repository (and
     // `warden slot list`) can tell whose the active slot is. A new repository is created first.
+    // A cluster's primary is found once per session: the slot is looked up on the same member.
+    const located = isClusterConnection(this.options.connection)
+      ? await locate(this.options.connection, 'primary')
+      : undefined;
+    const connection = located?.connection ?? this.options.connection;
+    if (located)
+      this.logger.info(
+        { server: `${connection.host}:${connection.port}`, member: located.member.name },
+        "the cluster's primary located: streaming from it",
+      );
+    this.connection = connection;
     const repositoryId = temporary ? undefined : await this.repositoryId();
     const client =
       temporary?.client ??
       (await ReplicationClient.connect({
-        ...this.options.connection,
+        ...connection,
         applicationName: holderName(repositoryId!),
       }));
+    this.current.server = `${connection.host}:${connection.port}`;
     const onAbort = () => client.destroy();
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
     this.lockLost?.addEventListener('abort', onAbort, { once: true });
@@ -219,14 +305,58 @@ export class WalReceiver {
         this.options.keys,
       );
       await this.archiveHistories(client, repository, identity.timeline);
-      const slotName = temporary ? temporary.name : await this.ownSlot(client, repository);
+      const own = temporary
+        ? { name: temporary.name }
+        : await this.ownSlot(client, repository, identity.timeline, parseLsn(identity.xlogpos));
+      const slotName = own.name;
       this.current.slot = slotName;
       const slot = await client.readSlot(slotName);
       const slotLsn = slot?.restartLsn ? parseLsn(slot.restartLsn) : parseLsn(identity.xlogpos);
-      let { timeline, startLsn } = await this.startPoint(repository, identity.timeline, slotLsn, segmentSize);
+      const cutShort = new Set<string>();
+      let { timeline, startLsn } = await this.startPoint(
+        repository,
+        identity.timeline,
+        slotLsn,
+        segmentSize,
+        new Set(),
+        cutShort,
+      );
+      if (!temporary && timeline < identity.timeline) {
+        const forked = await this.pastTheFork(client, repository, identity.timeline, timeline, startLsn);
+        if (forked) ({ timeline, startLsn } = forked);
+      }
+      // A backup's temporary slot starts a new WAL range by design (see startPoint), and so does
+      // the first stream of a repository that only had backups: no incident.
+      if (!temporary) {
+        const gap = gapAtResume(await readWalInventory(repository), timeline, startLsn, segmentSize);
+        if (gap && own.firstStream)
+          this.logger.info(
+            { from: formatLsn(gap.from), to: formatLsn(gap.to) },
+            "the repository's first WAL stream: its WAL continues from here, a new range",
+          );
+        else if (gap) {
+          const cause: WalGapCause =
+            own.cause ??
+            (cutShort.has(`${gap.timeline}:${segmentStart(gap.from, segmentSize)}`)
+              ? 'partial-cut-short'
+              : 'server-removed-wal');
+          await this.gapFound(repository, { ...gap, cause, slot: slotName });
+        }
+      }
+      this.logger.info(
+        {
+          server: this.current.server,
+          timeline,
+          from: formatLsn(startLsn),
+          serverTimeline: identity.timeline,
+        },
+        'WAL stream starts',
+      );
       this.current.state = 'streaming';
+      this.publishState('streaming');
       delete this.current.waitingFor;
       this.streamingSince = Date.now();
+      this.timelineReached(timeline);
       for (;;) {
         const next = await this.streamTimeline(client, repository, timeline, startLsn, slotName);
         if (next === 'stop') return true;
@@ -237,6 +367,7 @@ export class WalReceiver {
         );
         timeline = next.timeline;
         startLsn = segmentStart(next.switchLsn, segmentSize);
+        this.timelineReached(timeline);
       }
     } finally {
       this.options.signal?.removeEventListener('abort', onAbort);
@@ -245,10 +376,59 @@ export class WalReceiver {
     }
   }
 
+  /** Publishes `timeline.changed` when the stream reaches a newer timeline than it had. */
+  private timelineReached(timeline: number): void {
+    this.current.timeline = timeline;
+    const from = this.lastTimeline;
+    this.lastTimeline = timeline;
+    if (from === undefined || timeline <= from) return;
+    this.options.events?.emit('timeline.changed', {
+      ...this.subject,
+      from,
+      to: timeline,
+      at: new Date().toISOString(),
+    });
+  }
+
+  /**
+   * After an asynchronous failover the repository can hold WAL of the old timeline past the
+   * point where the new primary's timeline forked off it (the old primary had sent it to Warden,
+   * not to the replica that won). The server refuses to stream the old timeline from there. That
+   * WAL is archived as it is (cut short: a restore along the old timeline still reaches it) and
+   * the stream goes on from the fork, on the timeline that follows it in the server's history.
+   */
+  private async pastTheFork(
+    client: ReplicationClient,
+    repository: Repository,
+    serverTimeline: number,
+    timeline: number,
+    startLsn: Lsn,
+  ): Promise<{ timeline: number; startLsn: Lsn } | undefined> {
+    const history = parseTimelineHistory(
+      (await client.timelineHistory(serverTimeline)).content.toString('utf8'),
+    );
+    const index = history.findIndex((entry) => entry.timeline === timeline);
+    if (index < 0) return undefined;
+    const fork = history[index]!.switchLsn;
+    if (startLsn <= fork) return undefined;
+    const segmentSize = repository.meta.walSegmentSize;
+    const beyond = (await readWalInventory(repository)).partials.filter(
+      (p) => p.timeline === timeline && p.startLsn > fork,
+    );
+    for (const partial of beyond) await this.archiveLeftover(repository, partial);
+    const next = history[index + 1]?.timeline ?? serverTimeline;
+    this.logger.warn(
+      { timeline, fork: formatLsn(fork), heldUpTo: formatLsn(startLsn), next },
+      `the repository holds WAL of timeline ${timeline} past where timeline ${next} forked off it (${formatLsn(fork)}): ` +
+        'commits the old primary had and the new one lacks; kept on the old timeline, streaming goes on from the fork',
+    );
+    return { timeline: next, startLsn: segmentStart(fork, segmentSize) };
+  }
+
   /** The id of the repository, creating it (on a short connection of its own) when it does not exist. */
   private async repositoryId(): Promise<string> {
     if (!(await this.options.store.stat(META_KEY))) {
-      const client = await ReplicationClient.connect(this.options.connection);
+      const client = await ReplicationClient.connect(this.connection);
       try {
         const identity = await client.identifySystem();
         await Repository.openFor(
@@ -268,20 +448,94 @@ export class WalReceiver {
     return (await Repository.open(this.options.store, this.options.keys)).id;
   }
 
-  /** The repository's own slot, checked to be its own, created when missing. */
-  private async ownSlot(client: ReplicationClient, repository: Repository): Promise<string> {
-    const slot = await resolveRepositorySlot({
-      connection: this.options.connection,
-      repository,
-      ...(this.options.slotName !== undefined ? { requested: this.options.slotName } : {}),
-    });
+  /**
+   * The repository's own slot, checked to be its own, created when missing. `cause` says why a
+   * gap at the resume point would be there: the slot was created again, or replaced after the
+   * server invalidated it (recorded and refused here unless continuing after gaps).
+   */
+  private async ownSlot(
+    client: ReplicationClient,
+    repository: Repository,
+    serverTimeline: number,
+    serverLsn: Lsn,
+  ): Promise<{ name: string; cause?: WalGapCause; firstStream?: boolean }> {
+    const resolve = () =>
+      resolveRepositorySlot({
+        connection: this.connection,
+        patroni: this.options.connection.patroni,
+        repository,
+        ...(this.options.slotName !== undefined ? { requested: this.options.slotName } : {}),
+      });
+    let slot: Awaited<ReturnType<typeof resolve>>;
+    let invalidated = false;
+    try {
+      slot = await resolve();
+    } catch (error) {
+      if (!isWardenError(error, 'WARDEN_E_SLOT_INVALIDATED')) throw error;
+      const name = String(error.details.slot);
+      const segmentSize = repository.meta.walSegmentSize;
+      const gap = gapAtResume(
+        await readWalInventory(repository),
+        serverTimeline,
+        segmentStart(serverLsn, segmentSize),
+        segmentSize,
+      );
+      // Recorded before anything changes on the server; without --continue-after-gap that is all.
+      if (gap) await this.gapFound(repository, { ...gap, cause: 'slot-invalidated', slot: name });
+      if (!gap && !this.options.continueAfterGap) throw error;
+      this.logger.warn({ slot: name }, `dropping invalidated slot ${name} and creating it again`);
+      await client.dropSlot(name);
+      invalidated = true;
+      slot = await resolve();
+    }
     if (slot.info?.active) throw slotBusy(repository, slot);
+    let created = false;
+    // A repository that never had a slot of its own (only backups, each through a temporary
+    // slot; a legacy repository adopted `warden`, which it had streamed through) starts its
+    // WAL stream here: WAL before it was never promised.
+    const firstStream =
+      !invalidated &&
+      !slot.info &&
+      repository.meta.slotCreatedAt === undefined &&
+      repository.meta.slot !== LEGACY_SLOT;
     if (!slot.info) {
       await client.ensureSlot(slot.name);
-      const created = await client.readSlot(slot.name);
-      if (created?.restartLsn) await repository.recordSlot(slot.name, created.restartLsn);
+      const made = await client.readSlot(slot.name);
+      if (made?.restartLsn) await repository.recordSlot(slot.name, made.restartLsn);
+      created = true;
     }
-    return slot.name;
+    const cause: WalGapCause | undefined = invalidated
+      ? 'slot-invalidated'
+      : created
+        ? 'slot-recreated'
+        : undefined;
+    return { name: slot.name, ...(cause ? { cause } : {}), ...(firstStream ? { firstStream } : {}) };
+  }
+
+  /**
+   * Records a gap as an incident in the repository, then stops with WARDEN_E_WAL_GAP unless
+   * continuing after gaps (the record is written either way, so status and verify show it).
+   */
+  private async gapFound(
+    repository: Repository,
+    gap: { timeline: number; from: Lsn; to: Lsn; cause: WalGapCause; slot: string },
+  ): Promise<void> {
+    const { record, created } = await recordWalGap(repository, gap);
+    this.options.events?.emit('wal.gap', {
+      ...this.subject,
+      timeline: record.timeline,
+      from: record.from,
+      to: record.to,
+      cause: record.cause,
+      at: new Date().toISOString(),
+    });
+    const error = walGapError(repository, record);
+    if (!this.options.continueAfterGap) throw error;
+    this.logger.error(
+      { code: error.code, ...gap, from: record.from, to: record.to, newIncident: created },
+      `${error.message} Streaming goes on from ${record.to}.`,
+    );
+    this.options.onGap?.(record);
   }
 
   /** Where to resume: the start of the partial segment, after the last archived one, or the slot. */
@@ -291,6 +545,8 @@ export class WalReceiver {
     slotLsn: Lsn,
     segmentSize: number,
     kept = new Set<string>(),
+    /** Collects `<timeline>:<segment start>` of the leftovers archived with less than a segment. */
+    cutShort = new Set<string>(),
   ): Promise<{ timeline: number; startLsn: Lsn }> {
     const inventory = await readWalInventory(repository);
     const slotStart = segmentStart(slotLsn, segmentSize);
@@ -305,8 +561,9 @@ export class WalReceiver {
     if (leftovers.length > 0) {
       for (const partial of leftovers) {
         if (!(await this.archiveLeftover(repository, partial))) kept.add(partial.key);
+        else if (partial.validBytes < segmentSize) cutShort.add(`${partial.timeline}:${partial.startLsn}`);
       }
-      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize, kept);
+      return this.startPoint(repository, serverTimeline, slotLsn, segmentSize, kept, cutShort);
     }
     if (newest) return { timeline: newest.timeline, startLsn: newest.startLsn };
     let best: { timeline: number; startLsn: Lsn } | undefined;
@@ -330,7 +587,7 @@ export class WalReceiver {
       // this repository (no stream of its own ran), so this is the expected start of a new range.
       if (this.options.temporarySlot)
         this.logger.info(fields, "no WAL stream ran since the repository's WAL ends: a new WAL range starts");
-      else this.logger.warn(fields, 'WAL gap: the server no longer has WAL the repository lacks');
+      else this.logger.warn(fields, 'the server no longer has WAL the repository lacks: a WAL gap');
       return { timeline: serverTimeline, startLsn: slotStart };
     }
     return best ?? { timeline: serverTimeline, startLsn: slotStart };
@@ -384,7 +641,10 @@ export class WalReceiver {
     for (let timeline = 2; timeline <= upTo; timeline += 1) {
       // The record is written after the file: without it (a crash between, or a repository from
       // before history records) the server's copy is fetched again, so the record is the server's.
-      if (await repository.store.stat(historyRecordKey(timeline))) continue;
+      if (await repository.store.stat(historyRecordKey(timeline))) {
+        await this.assertSameHistory(client, repository, timeline);
+        continue;
+      }
       const stored = await repository.store.stat(historyKey(timeline));
       try {
         const { content } = await client.timelineHistory(timeline);
@@ -399,6 +659,49 @@ export class WalReceiver {
         );
       }
     }
+  }
+
+  /**
+   * The server's history of `timeline` must be the one the repository holds under that ID. Two
+   * different histories under one ID (a member promoted without seeing the newest timeline's
+   * history: no shared archive) would put two clusters' WAL under the same segment names, and a
+   * restore along that timeline would replay one's WAL on the other's data. Streaming stops
+   * (fatal) naming both fork points. A server that no longer has the file is not compared.
+   */
+  private async assertSameHistory(
+    client: ReplicationClient,
+    repository: Repository,
+    timeline: number,
+  ): Promise<void> {
+    let server: Buffer;
+    try {
+      server = (await client.timelineHistory(timeline)).content;
+    } catch (error) {
+      if (isWardenError(error) && error.code !== 'WARDEN_E_REPO_IO') return;
+      throw error;
+    }
+    const held = await readHistory(repository, timeline);
+    if (held.equals(server)) return;
+    const forkOf = (content: Buffer) => {
+      try {
+        const entries = parseTimelineHistory(content.toString('utf8'));
+        const last = entries.at(-1);
+        return last ? `timeline ${last.timeline} at ${formatLsn(last.switchLsn)}` : 'nothing';
+      } catch {
+        return 'an unreadable history';
+      }
+    };
+    throw new WardenError(
+      'WARDEN_E_TIMELINE_COLLISION',
+      `the server's timeline ${timeline} is not the repository's timeline ${timeline}: the server's forked from ${forkOf(server)}, the repository's from ${forkOf(held)}`,
+      {
+        hint:
+          'A member was promoted without seeing the newest timeline (give every member the repository as restore_command: ' +
+          '`warden wal get %f %p`). Stream this cluster into a new repository and take a full backup there; ' +
+          'this repository keeps the other history and restores along it.',
+        details: { timeline, server: forkOf(server), repository: forkOf(held) },
+      },
+    );
   }
 
   /**
@@ -454,6 +757,16 @@ export class WalReceiver {
         this.options.onFlush?.(flushed, timeline);
         // Everything the server had when it last reported is durable now.
         if (serverEnd && flushed >= serverEnd.walEnd) caughtUpAt = serverEnd.sendTime;
+        this.options.events?.emit('wal.flushed', {
+          ...this.subject,
+          lsn: formatLsn(flushed),
+          timeline,
+          at: new Date().toISOString(),
+          ...(serverEnd
+            ? { lagBytes: serverEnd.walEnd > flushed ? Number(serverEnd.walEnd - flushed) : 0 }
+            : {}),
+          ...(caughtUpAt ? { caughtUpAt: caughtUpAt.toISOString() } : {}),
+        });
       }
       if (!serverEnded && !stopping) {
         command.sendCopyData(encodeStatusUpdate(flushed, flushed, replyNow));
@@ -515,7 +828,7 @@ export class WalReceiver {
           const type = event.data[0];
           this.current.lastMessageAt = new Date().toISOString();
           lastMessageAt = Date.now();
-          if (type === 0x77 /* 'w' */) {
+          if (type === CopyMessage.XLogData) {
             const message = decodeXLogData(event.data);
             await segment.write(message.dataStart, message.payload);
             const reachedStop =
@@ -524,7 +837,7 @@ export class WalReceiver {
             if ((reachedStop && !stopping) || (!stopping && dueForFlush())) await flush(false);
             else scheduleTick();
             noteServerEnd(message.walEnd, pgTimeToDate(message.sendTime));
-          } else if (type === 0x6b /* 'k' */) {
+          } else if (type === CopyMessage.PrimaryKeepalive) {
             const keepalive = decodeKeepalive(event.data);
             if (keepalive.replyRequested || Date.now() - lastStatusAt > STATUS_INTERVAL_MS)
               await flush(keepalive.replyRequested);

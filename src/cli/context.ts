@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../logger.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { openObjectStore } from '../repository/open-object-store.ts';
 import { EMBEDDED_STATE_FILE, type EmbeddedState } from '../embedded/embedded-state.ts';
+import { processLiveness } from '../util/process-identity.ts';
 import type { EncryptionFlags } from '../config/encryption-config.ts';
 import type { PasswordFlags } from '../config/connection-settings.ts';
 import { hidePasswordsFromProcessList } from './hide-password.ts';
@@ -103,8 +104,11 @@ function warnUnsigned(object: string): void {
     );
 }
 
-function readEmbeddedState(): EmbeddedState | undefined {
+/** The running embedded default's record; none while it starts, or when its owner has died. */
+function readEmbeddedState(): (EmbeddedState & { connection: ConnectionConfig }) | undefined {
   const file = path.resolve(EMBEDDED_STATE_FILE);
   if (!existsSync(file)) return undefined;
-  return JSON.parse(readFileSync(file, 'utf8')) as EmbeddedState;
+  const state = JSON.parse(readFileSync(file, 'utf8')) as EmbeddedState;
+  if (!state.connection || processLiveness(state) === 'dead') return undefined;
+  return { ...state, connection: state.connection };
 }

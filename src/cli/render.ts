@@ -1,5 +1,5 @@
 import { isWardenError, toWardenError } from '../errors.ts';
-import type { StepReport } from '../util/report.ts';
+import type { StepReport } from '../util/step-recorder.ts';
 
 export function printJson(value: unknown): void {
   process.stdout.write(

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { daemonSectionSchema, type DaemonSection } from '../daemon/daemon-config.ts';
+import { credentialsSectionSchema, type CredentialsSection } from '../credentials/credentials-config.ts';
 import { WardenError } from '../errors.ts';
 import { COMPRESSIONS, type Compression } from '../pipeline/compression.ts';
 import { describeS3, resolveS3Repository, s3SectionSchema, type S3RepositoryConfig } from './s3-config.ts';
@@ -19,6 +20,8 @@ import {
   connectionFromUrl,
   type ConnectionConfig,
 } from '../postgres/connection-config.ts';
+import type { BackupFrom } from '../backup/backup-from.ts';
+import { backupSectionSchema, resolveBackupFrom } from '../backup/backup-from-config.ts';
 import { warnOnce } from '../util/security-warning.ts';
 import {
   connectionFields,
@@ -47,6 +50,8 @@ const connectionSchema = z
       .string()
       .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only')
       .optional(),
+    /** Where `warden backup` and scheduled backups run (docs/standby-backups.md). */
+    backup: backupSectionSchema.optional(),
   })
   .strict();
 
@@ -90,6 +95,8 @@ const fileSchema = z
       .optional(),
     /** `warden serve`: profiles, schedules, objectives, checks, clusters (src/daemon/daemon-config.ts). */
     daemon: daemonSectionSchema.optional(),
+    /** `warden credentials`: roles and Redis users whose passwords Warden rotates (docs/credential-rotation.md). */
+    credentials: credentialsSectionSchema.optional(),
   })
   .strict();
 
@@ -100,6 +107,8 @@ export interface WardenConfig {
   cluster?: ConnectionConfig;
   /** `--slot`/WARDEN_SLOT/cluster.slot; unset: each repository's own slot (warden-repo.json). */
   slot?: string;
+  /** WARDEN_BACKUP_FROM/cluster.backup.from (default primary); `--from` overrides it per command. */
+  backupFrom: BackupFrom;
   repository: {
     path: string;
     compression: Compression;
@@ -120,6 +129,8 @@ export interface WardenConfig {
   retention: RetentionPolicy;
   /** The `daemon:` section as written, and the directory its relative paths are resolved against. */
   daemon: { section?: DaemonSection; baseDir: string };
+  /** The `credentials:` section as written (resolved by src/credentials/credentials-config.ts). */
+  credentials?: CredentialsSection;
   /** Where each value came from, for `--json` diagnostics. */
   sources: Record<string, 'flag' | 'env' | 'file' | 'default'>;
 }
@@ -222,9 +233,16 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
     file.config.cluster?.slot,
     undefined,
   );
+  const backupFrom = resolveBackupFrom(
+    env,
+    file.config.cluster?.backup?.from,
+    `${file.path ?? 'config'}: cluster.backup.from`,
+  );
+  sources.backupFrom = backupFrom.source;
   return Object.freeze({
     ...(cluster ? { cluster } : {}),
     ...(slot !== undefined ? { slot } : {}),
+    backupFrom: backupFrom.from,
     repository: {
       path: s3 ? describeS3(s3) : path.resolve(file.path ? path.dirname(file.path) : cwd, repoPath),
       ...(s3 ? { s3 } : {}),
@@ -252,6 +270,7 @@ export function loadConfig({ flags, env, cwd }: ConfigInputs): WardenConfig {
       ...(file.config.daemon ? { section: file.config.daemon } : {}),
       baseDir: file.path ? path.dirname(file.path) : cwd,
     },
+    ...(file.config.credentials ? { credentials: file.config.credentials } : {}),
     sources,
   });
 }

@@ -22,6 +22,20 @@ export const connectionFields = {
   tls: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
   /** PEM file of the CA that signed the server certificate (relative to the config file). */
   tlsCa: z.string().optional(),
+  /** Patroni REST endpoints: the authority on which member is the primary (docs/high-availability.md). */
+  patroni: z
+    .object({
+      urls: z
+        .array(
+          z
+            .string()
+            .url()
+            .regex(/^https?:\/\//i, 'an http:// or https:// URL'),
+        )
+        .min(1),
+    })
+    .strict()
+    .optional(),
 };
 
 export type ConnectionSettings = {
@@ -69,13 +83,17 @@ export function connectionFromSettings(
     host: input.host ?? base?.host ?? '127.0.0.1',
     port: input.port ?? base?.port ?? 5432,
     user: input.user ?? base?.user ?? 'postgres',
-    password: input.password ?? (ownSource ? undefined : (base?.password ?? env.PGPASSWORD)),
+    password: input.password ?? (ownSource ? undefined : (base?.password ?? (env.PGPASSWORD || undefined))),
     ...(passwordFile ? { passwordFile } : {}),
     ...(passwordCommand ? { passwordCommand } : {}),
     database: input.database ?? base?.database ?? 'postgres',
     tls: input.tls ? parseTlsMode(input.tls, `${field}.tls`) : (base?.tls ?? 'prefer'),
     tlsCa: input.tlsCa ? path.resolve(baseDir, input.tlsCa) : base?.tlsCa,
     applicationName: 'warden',
+    // A host given on its own replaces the URL's host list.
+    ...(base?.hosts && input.host === undefined && input.port === undefined ? { hosts: base.hosts } : {}),
+    ...(base?.targetSessionAttrs ? { targetSessionAttrs: base.targetSessionAttrs } : {}),
+    ...(input.patroni ? { patroni: { urls: input.patroni.urls } } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { WalReceiver, type WalReceiverStatus } from '../backup/wal-receiver.ts';
 import { isWardenError } from '../errors.ts';
+import type { EventPublisher, EventSubject } from '../events/warden-events.ts';
 import type { Compression } from '../pipeline/compression.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
@@ -10,8 +11,11 @@ import { AdvisoryJobLock } from '../scheduler/job-lock.ts';
 import { Scheduler, type JobStatus } from '../scheduler/scheduler.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
 import type { ClusterPlan } from './daemon-config.ts';
-import { HeartbeatWriter } from './heartbeat.ts';
-import { buildJobs } from './jobs.ts';
+import { HeartbeatWriter } from '../postgres/heartbeat.ts';
+import { buildGapBackupJob, buildJobs, GAP_BACKUP_JOB, unresolvedWalGaps } from './jobs.ts';
+import { describeGap, type WalGapRecord } from '../repository/wal-gap-incidents.ts';
+import { META_KEY } from '../repository/repository-meta.ts';
+import { recordObjectives } from './recorded-objectives.ts';
 
 export interface SupervisorOptions {
   plan: ClusterPlan;
@@ -23,6 +27,8 @@ export interface SupervisorOptions {
   tickMs?: number;
   retryBaseMs?: number;
   daemonId?: string;
+  /** Where this cluster's use cases publish (subject: the cluster's name and repository). */
+  events?: EventPublisher;
 }
 
 /**
@@ -37,15 +43,22 @@ export class ClusterSupervisor {
   private readonly heartbeat: HeartbeatWriter | undefined;
   private receiver: WalReceiver | undefined;
   private receiverLoop: Promise<void> | undefined;
+  private recording: Promise<void> | undefined;
   private standby: string | undefined;
   private receiverError: { code: string; message: string } | undefined;
   private started = false;
+  /** Who this cluster's events are about. */
+  readonly subject: EventSubject;
 
   constructor(private readonly options: SupervisorOptions) {
     const logger = options.logger.child({ cluster: options.plan.name });
     this.lock = new AdvisoryJobLock(options.connection, options.store.location);
+    this.subject = { cluster: options.plan.name, repository: options.store.location };
+    const observed = options.events ? { events: options.events, eventSubject: this.subject } : {};
     this.scheduler = new Scheduler({
-      jobs: buildJobs({ ...options, logger }),
+      jobs: buildJobs({ ...options, logger, ...observed }),
+      onDemand: [buildGapBackupJob({ ...options, logger, ...observed })],
+      ...observed,
       store: options.store,
       lock: this.lock,
       logger,
@@ -60,10 +73,29 @@ export class ClusterSupervisor {
     return this.options.plan;
   }
 
+  /** The cluster's repository store, the one its jobs and WAL stream use. */
+  get store(): ObjectStore {
+    return this.options.store;
+  }
+
   start(): void {
     if (this.started) return;
     this.started = true;
     if (this.options.plan.walStreaming) this.receiverLoop = this.keepReceiving();
+    // A gap recorded before this start (a stream stopped with it, or a daemon stopped before
+    // its backup) is resolved now, not at the next scheduled full backup.
+    void unresolvedWalGaps(this.options.store)
+      .then((gaps) => {
+        if (gaps.length > 0 && !this.controller.signal.aborted)
+          this.scheduler.requestRun(
+            GAP_BACKUP_JOB,
+            `unresolved WAL gap ${gaps.map((g) => `${g.from}..${g.to}`).join(', ')}: a full backup after it makes restores reach past it`,
+          );
+      })
+      .catch((error: unknown) =>
+        this.options.logger.warn({ error: String(error) }, 'could not read recorded WAL gaps'),
+      );
+    this.recording = this.recordObjectivesOnce();
     this.heartbeat?.start();
     this.scheduler.start();
   }
@@ -73,6 +105,7 @@ export class ClusterSupervisor {
     this.controller.abort();
     await this.scheduler.stop();
     await this.receiverLoop;
+    await this.recording;
     await this.heartbeat?.stop();
     await this.lock.close();
   }
@@ -90,6 +123,33 @@ export class ClusterSupervisor {
     return this.scheduler.status();
   }
 
+  private gapRecorded(gap: WalGapRecord): void {
+    this.scheduler.requestRun(
+      GAP_BACKUP_JOB,
+      `${describeGap(gap)} recorded: a full backup now, so restores reach past it`,
+    );
+  }
+
+  /**
+   * Records this daemon's profile and objectives in the repository (once it exists: the stream
+   * or the first backup creates it), so `warden status` without this config judges by them too.
+   */
+  private async recordObjectivesOnce(): Promise<void> {
+    const signal = this.controller.signal;
+    const { store, plan } = this.options;
+    while (!signal.aborted) {
+      try {
+        if (await store.stat(META_KEY)) {
+          await recordObjectives(store, plan);
+          return;
+        }
+      } catch (error) {
+        this.options.logger.warn({ err: (error as Error).message }, 'could not record the objectives');
+      }
+      await sleep(2_000, signal).catch(() => undefined);
+    }
+  }
+
   private async keepReceiving(): Promise<void> {
     const signal = this.controller.signal;
     const logger = this.options.logger.child({ cluster: this.options.plan.name, component: 'wal' });
@@ -101,6 +161,10 @@ export class ClusterSupervisor {
         ...(this.options.keys ? { keys: this.options.keys } : {}),
         logger,
         signal,
+        // The daemon never stops streaming over a gap: it records it and takes a full backup.
+        continueAfterGap: true,
+        onGap: (gap) => this.gapRecorded(gap),
+        ...(this.options.events ? { events: this.options.events, eventSubject: this.subject } : {}),
       });
       let delay: number;
       try {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { WardenError } from '../errors.ts';
-import { parseDuration } from '../scheduler/duration.ts';
+import { parseDuration } from '../util/duration.ts';
 import { canonicalHost, isLoopbackHost } from '../util/loopback.ts';
 
 /** Roles of the HTTP API, weakest first: an operator may do everything a viewer may. */

@@ -10,15 +10,18 @@ import { listBackups } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
-import { restorableWindow } from '../restore/restorable-window.ts';
+import { restorableWindow } from '../repository/restorable-window.ts';
 import { expire } from '../retention/expire.ts';
-import type { JobDefinition, JobOutcome } from '../scheduler/scheduler.ts';
-import { describeDuration } from '../scheduler/duration.ts';
+import type { JobDefinition, JobOutcome, OnDemandJob } from '../scheduler/scheduler.ts';
+import { assessWalGaps, listWalGaps, type WalGapState } from '../repository/wal-gap-incidents.ts';
+import { describeDuration } from '../util/duration.ts';
 import { recordDrill, runDrill } from '../verify/drill.ts';
 import { listVerifications, recordVerification, verifyRestore } from '../verify/restore-check.ts';
 import type { ClusterPlan } from './daemon-config.ts';
+import type { ObservedOptions } from '../events/observed.ts';
+import { redisBackupJobs } from './redis-backup-jobs.ts';
 
-export interface JobDeps {
+export interface JobDeps extends ObservedOptions {
   plan: ClusterPlan;
   connection: ConnectionConfig;
   store: ObjectStore;
@@ -44,11 +47,13 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
         connection: deps.connection,
         store: deps.store,
         slotName: plan.slot,
+        from: plan.backupFrom,
         compression: deps.compression,
         ...(incremental ? { incremental: 'prefer' as const } : {}),
         ...(deps.keys ? { keys: deps.keys } : {}),
         logger: deps.logger,
         signal,
+        ...observed(deps),
       });
       const { id, kind, parent } = report.backup;
       const what = kind === 'incremental' ? `incremental backup ${id} on ${parent}` : `full backup ${id}`;
@@ -78,15 +83,23 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
           logger: deps.logger,
           signal,
           ...(deps.keys ? { keys: deps.keys } : {}),
+          ...observed(deps),
         });
         ids.push(`${database}: ${report.dump.id}`);
       }
       return { status: 'succeeded', detail: ids.join(', ') };
     },
   });
+  jobs.push(...redisBackupJobs(deps));
   add('retention', {
     run: async ({ signal }) => {
-      const report = await expire({ store: deps.store, policy: plan.retention, logger: deps.logger, signal });
+      const report = await expire({
+        store: deps.store,
+        policy: plan.retention,
+        logger: deps.logger,
+        signal,
+        ...observed(deps),
+      });
       return {
         status: 'succeeded',
         detail: `${report.deleted.backups.length} backup(s) and ${report.deleted.walSegments} WAL segment(s) removed${report.deleted.leftovers ? `, ${report.deleted.leftovers} leftover(s) of interrupted commands` : ''}`,
@@ -107,6 +120,7 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
         ...(deps.keys ? { keys: deps.keys } : {}),
         logger: deps.logger,
         signal,
+        ...observed(deps),
       });
       const key = await recordVerification(deps.store, report);
       const failed = report.checks.filter((c) => c.status === 'failed').map((c) => c.name);
@@ -115,7 +129,7 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
         : {
             status: 'failed',
             detail: `backup ${report.backupId ?? '-'}: ${failed.join(', ')} failed (${key})`,
-            error: { code: 'WARDEN_E_VERIFICATION_FAILED', message: `checks failed: ${failed.join(', ')}` },
+            error: { code: 'WARDEN_E_RESTORE_CHECK_FAILED', message: `checks failed: ${failed.join(', ')}` },
           };
     },
   });
@@ -130,11 +144,16 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
         cluster: plan.name,
         profile: plan.profile,
         ...(deps.keys ? { keys: deps.keys } : {}),
+        ...(plan.drillMigration ? { migration: plan.drillMigration } : {}),
         logger: deps.logger,
         signal,
+        ...observed(deps),
       });
       const key = await recordDrill(deps.store, report);
-      const measured = `RTO ${describeDuration(report.measured.rtoMs)}, RPO ${report.measured.rpoMs === undefined ? '-' : describeDuration(report.measured.rpoMs)}`;
+      const migrated = report.migration
+        ? `, migration ${report.migration.program} ${report.migration.status}${report.migration.error ? ` ${report.migration.error.code}` : ''}`
+        : '';
+      const measured = `RTO ${describeDuration(report.measured.rtoMs)}, RPO ${report.measured.rpoMs === undefined ? '-' : describeDuration(report.measured.rpoMs)}${migrated}`;
       return report.passed
         ? { status: 'succeeded', detail: `${measured} (${key})` }
         : {
@@ -145,6 +164,61 @@ export function buildJobs(deps: JobDeps): JobDefinition[] {
     },
   });
   return jobs;
+}
+
+/** The events options of a use case run by a job: the daemon's hub and the cluster as subject. */
+function observed(deps: JobDeps): ObservedOptions {
+  return {
+    ...(deps.events ? { events: deps.events } : {}),
+    ...(deps.eventSubject ? { eventSubject: deps.eventSubject } : {}),
+  };
+}
+
+/** The on-demand job the daemon runs when a WAL gap was recorded (see `unresolvedWalGaps`). */
+export const GAP_BACKUP_JOB = 'gap-backup';
+
+/**
+ * A full backup taken at once after a WAL gap (not at the next schedule): restores reach past
+ * the gap only from a backup that started after it. Skipped when no gap is unresolved any more
+ * (another daemon's or a manual full backup came first).
+ */
+export function buildGapBackupJob(deps: JobDeps): OnDemandJob {
+  return {
+    name: GAP_BACKUP_JOB,
+    satisfied: async () => {
+      const gaps = await unresolvedWalGaps(deps.store);
+      return gaps.length === 0 ? 'no unresolved WAL gap: a full backup after it exists' : undefined;
+    },
+    run: async ({ signal }) => {
+      const gaps = await unresolvedWalGaps(deps.store);
+      const report = await takeBackup({
+        connection: deps.connection,
+        store: deps.store,
+        slotName: deps.plan.slot,
+        from: deps.plan.backupFrom,
+        compression: deps.compression,
+        ...(deps.keys ? { keys: deps.keys } : {}),
+        logger: deps.logger,
+        signal,
+        ...observed(deps),
+      });
+      return {
+        status: 'succeeded',
+        detail: `full backup ${report.backup.id} after WAL gap(s) ${gaps.map((g) => `${g.from}..${g.to}`).join(', ')}`,
+      };
+    },
+  };
+}
+
+/** The recorded WAL gaps no full backup has resolved yet. */
+export async function unresolvedWalGaps(store: ObjectStore): Promise<WalGapState[]> {
+  const repository = await Repository.open(store).catch(() => undefined);
+  if (!repository) return [];
+  const { gaps } = await listWalGaps(repository);
+  if (gaps.length === 0) return [];
+  return assessWalGaps(gaps, await listBackups(repository), await readWalInventory(repository)).filter(
+    (g) => g.state === 'unresolved',
+  );
 }
 
 /** Every database a logical dump can cover (templates and databases refusing connections aside). */

@@ -1,4 +1,4 @@
-import { describeDuration } from '../scheduler/duration.ts';
+import { describeDuration } from '../util/duration.ts';
 import { longestCombinedGapMs, type Schedule } from '../scheduler/schedule.ts';
 import type { ClusterPlan } from './daemon-config.ts';
 

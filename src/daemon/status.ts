@@ -1,3 +1,5 @@
+import { collectTopology, slotSurvival } from '../postgres/cluster-topology.ts';
+import { isClusterConnection } from '../postgres/connection-config.ts';
 import type { WalReceiverStatus } from '../backup/wal-receiver.ts';
 import { toWardenError } from '../errors.ts';
 import { connect } from '../postgres/connect.ts';
@@ -8,74 +10,24 @@ import { Repository } from '../repository/repository.ts';
 import { LEGACY_SLOT } from '../repository/repository-meta.ts';
 import { lockHolder } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
-import { restorableWindow, type RestorableWindow } from '../restore/restorable-window.ts';
+import { restorableWindow } from '../repository/restorable-window.ts';
 import { readAllJobStates } from '../scheduler/job-state.ts';
 import type { JobStatus } from '../scheduler/scheduler.ts';
-import { describeDuration } from '../scheduler/duration.ts';
+import { describeDuration } from '../util/duration.ts';
 import { listDrills } from '../verify/drill.ts';
 import { listVerifications, type VerificationReport } from '../verify/restore-check.ts';
 import { parseLsn } from '../wal/lsn.ts';
 import type { ClusterPlan } from './daemon-config.ts';
 import { JOB_NAMES } from './profiles.ts';
+import { GAP_BACKUP_JOB } from './jobs.ts';
+import { redisJobName } from './redis-backup-config.ts';
+import { assessWalGaps, listWalGaps } from '../repository/wal-gap-incidents.ts';
+import { chooseObjectives, readRecordedObjectives, type ObjectivesChoice } from './recorded-objectives.ts';
+import { statusFindings } from './status-findings.ts';
+import { protectionOf } from './protection.ts';
+import type { BackupSummary, ClusterStatus, CheckError } from './cluster-status.ts';
 
-export interface ClusterStatus {
-  name: string;
-  profile: string;
-  repository: { location: string; reachable: boolean; error?: { code: string; message: string } };
-  objectives: { rto: string; rpo: string; rtoMs: number; rpoMs: number };
-  walStream: {
-    state: string;
-    flushedLsn?: string;
-    caughtUpAt?: string;
-    /** Bytes the server has written that the repository does not have yet. */
-    lagBytes?: number;
-    holder?: string;
-    lastError?: { code: string; message: string };
-    /** The repository's replication slot and the server's view of it. */
-    slot?: { name: string; active?: boolean; retainedBytes?: number; walStatus?: string };
-    /** While the receiver reconnects: what it waits for. */
-    waitingFor?: string;
-  };
-  /** Seconds of committed data not yet durable in the repository. */
-  rpoExposureSeconds?: number;
-  rpoExposureSource?: 'server' | 'stream-state';
-  restorableWindow?: RestorableWindow;
-  /** Newest backup of each kind (full, PostgreSQL 17 incremental) and the newest named one. */
-  lastBackup: { full?: BackupSummary; incremental?: BackupSummary; named?: BackupSummary };
-  lastVerification?: {
-    backupId?: string;
-    startedAt: string;
-    passed: boolean;
-    failed: string[];
-    /** Why each failed check failed (e.g. `prepare`: WARDEN_E_INSUFFICIENT_SPACE). */
-    errors: CheckError[];
-  };
-  lastDrill?: {
-    startedAt: string;
-    passed: boolean;
-    rtoMs: number;
-    rpoMs?: number;
-    objectives: { rtoMs: number; rpoMs: number };
-    failures: string[];
-    errors: CheckError[];
-  };
-  jobs: JobStatus[];
-  /** What needs a person: failed verification or drill, unreachable repository, stopped stream. */
-  alerts: string[];
-}
-
-export interface CheckError {
-  check: string;
-  code: string;
-  message: string;
-}
-
-interface BackupSummary {
-  id: string;
-  name?: string;
-  endTime: string;
-  durationMs: number;
-}
+export type { ClusterStatus, DaemonStatus, CheckError } from './cluster-status.ts';
 
 export interface StatusInputs {
   plan: ClusterPlan;
@@ -98,16 +50,15 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
     name: plan.name,
     profile: plan.profile,
     repository: { location: store.location, reachable: true },
-    objectives: {
-      rto: describeDuration(plan.objectives.rtoMs),
-      rpo: describeDuration(plan.objectives.rpoMs),
-      rtoMs: plan.objectives.rtoMs,
-      rpoMs: plan.objectives.rpoMs,
-    },
+    objectives: describeObjectives(chooseObjectives(plan, {})),
+    server: { checked: false },
     walStream: { state: inputs.live?.receiver?.state ?? 'unknown' },
     lastBackup: {},
+    walGaps: [],
     jobs: inputs.live?.jobs ?? [],
     alerts,
+    findings: [],
+    protection: 'protected',
   };
   const live = inputs.live?.receiver;
   if (live) {
@@ -141,6 +92,12 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
     if (full) status.lastBackup.full = summary(full);
     if (incremental) status.lastBackup.incremental = summary(incremental);
     if (named) status.lastBackup.named = summary(named);
+    const recordedGaps = await listWalGaps(repository);
+    status.walGaps = assessWalGaps(recordedGaps.gaps, backups, inventory).filter(
+      (g) => g.state !== 'obsolete',
+    );
+    // Unresolved and unreadable records are findings (status-findings.ts: recordedWalGaps).
+    if (recordedGaps.unreadable.length > 0) status.unreadableGaps = recordedGaps.unreadable;
     const stream = inventory.streamState;
     caughtUpAt ??= stream?.caughtUpAt;
     flushedLsn ??= stream?.flushedLsn;
@@ -160,12 +117,15 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
         failed: verification.checks.filter((c) => c.status === 'failed').map((c) => c.name),
         errors: checkErrors(verification),
       };
-      if (!verification.passed)
-        alerts.push(
-          `verification of ${verification.backupId ?? 'the latest backup'} at ${verification.startedAt} FAILED: ${describeFailed(verification)}`,
-        );
     }
     const drill = (await listDrills(store)).at(-1);
+    const recorded = await readRecordedObjectives(store);
+    const chosen = chooseObjectives(plan, {
+      ...(recorded ? { daemon: recorded } : {}),
+      ...(drill ? { drill } : {}),
+    });
+    status.profile = chosen.profile;
+    status.objectives = describeObjectives(chosen);
     if (drill) {
       status.lastDrill = {
         startedAt: drill.startedAt,
@@ -176,7 +136,6 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
         failures: drill.failures,
         errors: checkErrors(drill.verification),
       };
-      if (!drill.passed) alerts.push(`DR drill at ${drill.startedAt} FAILED: ${drill.failures.join('; ')}`);
     }
     if (!inputs.live?.jobs) status.jobs = await jobsFromRepository(plan, store, now);
   } catch (error) {
@@ -186,10 +145,29 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
       reachable: false,
       error: { code: wrapped.code, message: wrapped.message },
     };
-    alerts.push(`repository ${store.location} unreachable: ${wrapped.message}`);
     if (!inputs.live?.jobs) status.jobs = jobsFromSchedules(plan, now);
   }
-  const server = inputs.connection ? await serverPosition(inputs.connection, slotName) : undefined;
+  let server: ServerPosition | undefined;
+  if (inputs.connection) {
+    const target = `${inputs.connection.host}:${inputs.connection.port}`;
+    const reached = await serverPosition(inputs.connection, slotName);
+    if ('error' in reached) status.server = { checked: true, target, reachable: false, error: reached.error };
+    else {
+      status.server = { checked: true, target, reachable: true };
+      server = reached;
+    }
+  }
+  if (inputs.connection && isClusterConnection(inputs.connection)) {
+    const topology = await collectTopology(inputs.connection, slotName ? { slot: slotName } : {});
+    status.topology = topology;
+    const primary = topology.members.find((m) => m.role === 'primary');
+    if (primary && status.server.checked)
+      status.server.target = `${primary.host}:${primary.port} (${primary.name})`;
+    if (slotName) {
+      const survival = slotSurvival(topology, slotName);
+      if (!survival.ok) status.slotSurvival = survival.problems;
+    }
+  }
   if (server && slotName) {
     status.walStream.slot = {
       name: slotName,
@@ -219,19 +197,28 @@ export async function collectClusterStatus(inputs: StatusInputs): Promise<Cluste
     status.rpoExposureSeconds = Math.max(0, Math.round((now.getTime() - Date.parse(caughtUpAt)) / 1000));
     status.rpoExposureSource = 'stream-state';
   }
-  if (plan.walStreaming && ['not running', 'stopped', 'failed'].includes(status.walStream.state))
-    alerts.push(`WAL stream ${status.walStream.state}: RPO exposure grows until it runs`);
-  if (status.rpoExposureSeconds !== undefined && status.rpoExposureSeconds * 1000 > plan.objectives.rpoMs)
-    alerts.push(
-      `RPO exposure ${describeDuration(status.rpoExposureSeconds * 1000)} exceeds the objective ${status.objectives.rpo}`,
-    );
   for (const job of status.jobs) {
     if (job.lastRun?.status === 'failed' && !['verification', 'drill'].includes(job.name))
       alerts.push(
         `job ${job.name} failed at ${job.lastRun.finishedAt}: ${job.lastRun.error?.message ?? job.lastRun.detail ?? ''}`,
       );
   }
+  status.findings = statusFindings({ status, plan, now });
+  // Alerts: every finding, then what needs a person without making the probe fail.
+  status.alerts = [...status.findings.map((f) => f.message), ...alerts];
+  status.protection = protectionOf(status.findings, status.alerts.length);
   return status;
+}
+
+function describeObjectives(chosen: ObjectivesChoice): ClusterStatus['objectives'] {
+  return {
+    rto: describeDuration(chosen.rtoMs),
+    rpo: describeDuration(chosen.rpoMs),
+    rtoMs: chosen.rtoMs,
+    rpoMs: chosen.rpoMs,
+    origin: chosen.origin,
+    source: chosen.source,
+  };
 }
 
 function checkErrors(report: VerificationReport): CheckError[] {
@@ -240,17 +227,11 @@ function checkErrors(report: VerificationReport): CheckError[] {
   );
 }
 
-/** `prepare (WARDEN_E_INSUFFICIENT_SPACE: /scratch has … free)`: the failed checks with their causes. */
-function describeFailed(report: VerificationReport): string {
-  return report.checks
-    .filter((c) => c.status === 'failed')
-    .map((c) => (c.error ? `${c.name} (${c.error.code}: ${c.error.message})` : c.name))
-    .join(', ');
-}
-
 function jobsFromSchedules(plan: ClusterPlan, now: Date): JobStatus[] {
-  return JOB_NAMES.flatMap((name) => {
-    const schedule = plan.schedules[name];
+  // Each configured Redis backup is a job of its own, named after the Redis.
+  const redis = (plan.redisBackups ?? []).map((r) => [redisJobName(r.name), r.schedule] as const);
+  const scheduled = [...JOB_NAMES.map((name) => [name, plan.schedules[name]] as const), ...redis];
+  return scheduled.flatMap(([name, schedule]) => {
     if (!schedule) return [];
     const next = schedule.next(now);
     return [
@@ -267,7 +248,12 @@ function jobsFromSchedules(plan: ClusterPlan, now: Date): JobStatus[] {
 
 async function jobsFromRepository(plan: ClusterPlan, store: ObjectStore, now: Date): Promise<JobStatus[]> {
   const states = new Map((await readAllJobStates(store)).map((state) => [state.job, state]));
-  return jobsFromSchedules(plan, now).map((job) => {
+  // The full backup the daemon takes after a WAL gap has no schedule: listed once it ran.
+  const gapBackup = states.get(GAP_BACKUP_JOB);
+  const onDemand: JobStatus[] = gapBackup
+    ? [{ name: GAP_BACKUP_JOB, schedule: 'on demand', timezone: '-', running: false }]
+    : [];
+  return [...jobsFromSchedules(plan, now), ...onDemand].map((job) => {
     const state = states.get(job.name);
     return {
       ...job,
@@ -288,7 +274,7 @@ interface ServerPosition {
 async function serverPosition(
   connection: ConnectionConfig,
   slot: string | undefined,
-): Promise<ServerPosition | undefined> {
+): Promise<ServerPosition | { error: { code: string; message: string; reason?: string } }> {
   try {
     const client = await connect(
       { ...connection, applicationName: 'warden status' },
@@ -328,7 +314,16 @@ async function serverPosition(
     } finally {
       await client.end().catch(() => undefined);
     }
-  } catch {
-    return undefined;
+  } catch (error) {
+    const wrapped = toWardenError(error, 'WARDEN_E_SERVER_ERROR');
+    // The machine-readable cause where the error has one (`no-password` for WARDEN_E_AUTH_FAILED).
+    const reason = wrapped.details.reason;
+    return {
+      error: {
+        code: wrapped.code,
+        message: wrapped.message,
+        ...(typeof reason === 'string' ? { reason } : {}),
+      },
+    };
   }
 }

@@ -7,7 +7,9 @@ import { serverRunAs, type RunAs } from '../postgres/os-user.ts';
 import { findServerBinaries } from '../postgres/server-binaries.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { freePort } from '../util/free-port.ts';
-import { EMBEDDED_DIR, EMBEDDED_STATE_FILE, type EmbeddedState } from './embedded-state.ts';
+import { claimOwnerRecord, type OwnerClaim } from '../util/owner-record.ts';
+import type { ProcessIdentity } from '../util/process-identity.ts';
+import { EMBEDDED_DIR, EMBEDDED_STATE_NAME, type EmbeddedState } from './embedded-state.ts';
 
 export interface EmbeddedCluster {
   instance: LocalInstance;
@@ -23,10 +25,34 @@ const SUPERUSER = 'warden';
  * run (with a generated 32-character password kept in ./.warden/credentials.json, mode 0600),
  * starts on a free loopback port, and stops on exit.
  */
-export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<EmbeddedCluster> {
+export async function startEmbeddedCluster(
+  baseDir = EMBEDDED_DIR,
+  /** Called once this process owns the state folder, before the (slow) start. */
+  onOwned?: () => void,
+): Promise<EmbeddedCluster> {
   const root = path.resolve(baseDir);
   const runAs = serverRunAs();
   await makeStateDirPrivate(root, runAs);
+  // One owner per state folder, claimed before anything in it is touched: a second run while
+  // the first lives stops here (WARDEN_E_ALREADY_RUNNING) instead of stopping the first's server.
+  const claim = await claimOwnerRecord(
+    path.join(root, EMBEDDED_STATE_NAME),
+    `the embedded default in ${root}`,
+  );
+  try {
+    onOwned?.();
+    return await startClaimed(root, runAs, claim);
+  } catch (error) {
+    await claim.release();
+    throw error;
+  }
+}
+
+async function startClaimed(
+  root: string,
+  runAs: RunAs | undefined,
+  claim: OwnerClaim,
+): Promise<EmbeddedCluster> {
   const dataDir = path.join(root, 'pgdata');
   const credentialsFile = path.join(root, 'credentials.json');
   const binaries = await findServerBinaries();
@@ -57,7 +83,8 @@ export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<Embe
     password = (JSON.parse(await readFile(credentialsFile, 'utf8')) as { password: string }).password;
   }
   if (instance.isRunning()) {
-    // A previous run died without stopping its server: stop that one first.
+    // The claim succeeded, so the run that started this server is provably dead (or there
+    // was none on record): the server is an orphan of this folder. Stop it first.
     await instance.stop({ mode: 'fast' });
     await rm(path.join(dataDir, 'postmaster.pid'), { force: true });
   }
@@ -71,15 +98,15 @@ export async function startEmbeddedCluster(baseDir = EMBEDDED_DIR): Promise<Embe
     tls: 'disable',
     applicationName: 'warden',
   };
-  const state: EmbeddedState = { pid: process.pid, connection };
-  await writeFile(path.resolve(EMBEDDED_STATE_FILE), JSON.stringify(state), { mode: 0o600 });
-  await chmod(path.resolve(EMBEDDED_STATE_FILE), 0o600);
+  const state: Omit<EmbeddedState, keyof ProcessIdentity> = { connection };
+  await claim.update(state);
+  await chmod(claim.file, 0o600);
   return {
     instance,
     connection,
     created,
     async stop() {
-      await rm(path.resolve(EMBEDDED_STATE_FILE), { force: true });
+      await claim.release();
       await instance.stop({ mode: 'fast' });
     },
   };

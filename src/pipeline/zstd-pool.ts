@@ -2,7 +2,9 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import { WardenError } from '../errors.ts';
 import { BLOCK_BYTES, BlockPool } from './block-pool.ts';
+import { AGE_WORKER_SOURCE } from './encryption/age-worker-source.ts';
 
 /** Input memory for one frame: what a block of incompressible data compresses to, and some. */
 const FRAME_INPUT_BYTES = BLOCK_BYTES + 64 * 1024;
@@ -12,9 +14,12 @@ const FRAME_INPUT_BYTES = BLOCK_BYTES + 64 * 1024;
 // hands transferred input memory back, so neither side accumulates garbage block-sized buffers between
 // GCs. An input whose frame may not fit the scratch buffer (a 16 MiB WAL segment) is compressed
 // as a stream through it, so the worker never allocates more than one block's worth. It also
-// decompresses whole frames whose size the header gives (restore reads archives in parallel).
+// decompresses whole frames whose size the header gives (restore reads archives in parallel), and
+// seals and opens runs of age STREAM chunks (encrypted backups and restores).
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+${AGE_WORKER_SOURCE}
 const binding = require(workerData.bindingPath);
 const cctx = new binding.CCtx();
 cctx.setParameter(binding.CParameter.checksumFlag, 1);
@@ -53,11 +58,20 @@ function decompress(input, size, into) {
   if (length !== size) throw new Error('frame decompressed to ' + length + ' bytes, its header says ' + size);
   return output;
 }
-parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred }) => {
+parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred, key, counter, final }) => {
   try {
     const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     let output;
-    if (op === 'decompress') {
+    if (op === 'open') {
+      // Opened in place: the memory goes back as the output (all of it when a chunk failed).
+      const { length, failed } = ageOpen(key, counter, final, input);
+      output = new Uint8Array(data.buffer, data.byteOffset, failed === undefined ? length : data.byteLength);
+      parentPort.postMessage({ id, output, failed }, [output.buffer]);
+      return;
+    }
+    if (op === 'seal') {
+      output = new Uint8Array(into, 0, ageSeal(key, counter, final, input, Buffer.from(into)));
+    } else if (op === 'decompress') {
       output = decompress(input, size, into);
     } else {
       if (wanted !== level) {
@@ -77,11 +91,18 @@ parentPort.on('message', ({ id, op, data, level: wanted, size, into, transferred
 `;
 
 interface Job {
-  resolve(output: Buffer): void;
+  resolve(output: Buffer, failed?: number): void;
   reject(error: Error): void;
   /** The output is BlockPool memory (a block decompressed or a frame compressed into it). */
   pooledOutput: boolean;
+  worker: Worker;
+  op: WorkerOp;
 }
+
+type WorkerOp = 'compress' | 'decompress' | 'seal' | 'open';
+
+/** A run of age chunks opened on a worker: `plain`, or the chunk that failed authentication. */
+export type OpenedChunks = { plain: Buffer; failed?: undefined } | { failed: number; sealed: Buffer };
 
 /**
  * A small pool of worker threads compressing independent blocks into zstd frames. A stream of
@@ -100,35 +121,60 @@ export class ZstdPool {
     private readonly blocks: BlockPool,
   ) {
     const require = createRequire(import.meta.url);
-    const bindingPath = require.resolve('zstd-napi/binding.js');
-    for (let i = 0; i < size; i += 1) {
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { bindingPath, blockBytes: BLOCK_BYTES },
-      });
-      worker.unref();
-      worker.on(
-        'message',
-        (message: { id: number; output?: Uint8Array; input?: ArrayBuffer; error?: string }) => {
-          if (message.input) this.blocks.giveBack(message.input);
-          const job = this.jobs.get(message.id);
-          this.jobs.delete(message.id);
-          if (!job) return;
-          if (message.error !== undefined || !message.output)
-            job.reject(new Error(`zstd worker: ${message.error}`));
-          else {
-            const { buffer, byteOffset, byteLength } = message.output;
-            if (job.pooledOutput) this.blocks.adopt(buffer as ArrayBuffer);
-            job.resolve(Buffer.from(buffer, byteOffset, byteLength));
-          }
-        },
-      );
-      worker.on('error', (error) => {
-        for (const job of this.jobs.values()) job.reject(error);
-        this.jobs.clear();
-      });
-      this.workers.push(worker);
-    }
+    this.bindingPath = require.resolve('zstd-napi/binding.js');
+    for (let i = 0; i < size; i += 1) this.workers.push(this.spawn());
+  }
+
+  private readonly bindingPath: string;
+
+  private spawn(): Worker {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { bindingPath: this.bindingPath, blockBytes: BLOCK_BYTES },
+    });
+    worker.unref();
+    worker.on(
+      'message',
+      (message: {
+        id: number;
+        output?: Uint8Array;
+        input?: ArrayBuffer;
+        error?: string;
+        failed?: number;
+      }) => {
+        if (message.input) this.blocks.giveBack(message.input);
+        const job = this.jobs.get(message.id);
+        this.jobs.delete(message.id);
+        if (!job) return;
+        if (message.error !== undefined || !message.output)
+          job.reject(new Error(`zstd worker: ${message.error}`));
+        else {
+          const { buffer, byteOffset, byteLength } = message.output;
+          if (job.pooledOutput) this.blocks.adopt(buffer as ArrayBuffer);
+          job.resolve(Buffer.from(buffer, byteOffset, byteLength), message.failed);
+        }
+      },
+    );
+    // A worker that dies (an uncaught error, out of memory, terminated) fails exactly the jobs it
+    // held, with an error naming the operation, and is replaced: later jobs never wait on it.
+    const failJobs = (cause: Error | undefined, exitCode?: number) => {
+      for (const [id, job] of this.jobs) {
+        if (job.worker !== worker) continue;
+        this.jobs.delete(id);
+        job.reject(
+          new WardenError(
+            'WARDEN_E_INTERNAL',
+            `a pipeline worker thread ${exitCode === undefined ? 'failed' : `exited (code ${exitCode})`} during ${job.op}`,
+            { details: { problem: 'worker-failed', op: job.op, exitCode }, ...(cause ? { cause } : {}) },
+          ),
+        );
+      }
+      const index = this.workers.indexOf(worker);
+      if (index !== -1) this.workers[index] = this.spawn();
+    };
+    worker.on('error', (error) => failJobs(error));
+    worker.on('exit', (code) => failJobs(undefined, code));
+    return worker;
   }
 
   /** One pool per process, one worker per core (at least two). */
@@ -176,19 +222,68 @@ export class ZstdPool {
     return this.run({ op: 'decompress', data, size: contentSize, transferred: true, into });
   }
 
-  private run(message: {
-    op: 'compress' | 'decompress';
-    data: Buffer;
-    level?: number;
-    size?: number;
-    transferred: boolean;
-    /** Decompress into this BlockPool block (transferred, and back as the output). */
-    into?: ArrayBufferLike;
-  }): Promise<Buffer> {
+  /**
+   * Seals a run of age STREAM chunks (`plain`: whole 64 KiB chunks, the last one may be short)
+   * starting at `counter`; `final` marks the run's last chunk as the file's last. `plain` is
+   * handed over (a BlockPool block goes back to the pool); the sealed run is BlockPool memory
+   * that its last consumer may give back.
+   */
+  seal(key: Buffer, counter: number, final: boolean, plain: Buffer): Promise<Buffer> {
+    const chunks = Math.max(1, Math.ceil(plain.length / AGE_CHUNK));
+    // One size for every run of a block or less, so the pool keeps a few buffers of one size.
+    const into =
+      chunks <= AGE_RUN_CHUNKS
+        ? this.blocks.take(sealedRunBytes(AGE_RUN_CHUNKS)).buffer
+        : new ArrayBuffer(sealedRunBytes(chunks));
+    const memory = plain.buffer as ArrayBuffer;
+    const transferred =
+      this.blocks.owns(plain) || (plain.byteOffset === 0 && plain.byteLength === memory.byteLength);
+    return this.run({ op: 'seal', data: plain, transferred, into, key, counter, final });
+  }
+
+  /**
+   * Opens a run of sealed age chunks (see `seal`). `sealed` must own its memory (it is
+   * transferred, decrypted in place and comes back as the plaintext).
+   */
+  async open(key: Buffer, counter: number, final: boolean, sealed: Buffer): Promise<OpenedChunks> {
+    let failed: number | undefined;
+    const output = await this.run(
+      { op: 'open', data: sealed, transferred: true, key, counter, final },
+      (index) => {
+        failed = index;
+      },
+    );
+    return failed === undefined ? { plain: output } : { failed, sealed: output };
+  }
+
+  private run(
+    message: {
+      op: WorkerOp;
+      data: Buffer;
+      level?: number;
+      size?: number;
+      transferred: boolean;
+      /** Decompress into this BlockPool block (transferred, and back as the output). */
+      into?: ArrayBufferLike;
+      key?: Buffer;
+      counter?: number;
+      final?: boolean;
+    },
+    onFailedChunk?: (index: number) => void,
+  ): Promise<Buffer> {
     const id = this.nextId++;
     const worker = this.workers[this.nextWorker++ % this.workers.length]!;
     return new Promise<Buffer>((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject, pooledOutput: message.into !== undefined });
+      this.jobs.set(id, {
+        resolve: (output, failed) => {
+          if (failed !== undefined) onFailedChunk?.(failed);
+          resolve(output);
+        },
+        reject,
+        pooledOutput: message.into !== undefined,
+        worker,
+        op: message.op,
+      });
       worker.ref();
       const transfer = [
         ...(message.transferred ? [message.data.buffer as ArrayBuffer] : []),
@@ -199,6 +294,14 @@ export class ZstdPool {
       if (this.jobs.size === 0) for (const w of this.workers) w.unref();
     });
   }
+}
+
+const AGE_CHUNK = 64 * 1024;
+/** age chunks per run on a worker: one block of plaintext. */
+export const AGE_RUN_CHUNKS = BLOCK_BYTES / AGE_CHUNK;
+/** Bytes of a run of `chunks` sealed age chunks at most (each chunk gains a 16-byte tag). */
+export function sealedRunBytes(chunks: number): number {
+  return chunks * (AGE_CHUNK + 16);
 }
 
 /** A BlockPool block at least this full is compressed in place rather than copied. */

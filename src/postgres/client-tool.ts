@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { WardenError } from '../errors.ts';
-import type { ConnectionConfig } from './connection-config.ts';
+import { isClusterConnection, type ConnectionConfig } from './connection-config.ts';
+import { locate } from './connect.ts';
 import { resolvePassword } from './password-source.ts';
 import { clientTool, findServerBinaries } from './server-binaries.ts';
 import { planTls } from './tls-policy.ts';
@@ -76,10 +77,12 @@ export function serverMajor(serverVersionNum: number): number {
  * 16+; older tools fall back to libpq's ~/.postgresql/root.crt).
  */
 export async function libpqEnv(
-  connection: ConnectionConfig,
+  target: ConnectionConfig,
   env: NodeJS.ProcessEnv = process.env,
   toolMajor?: number,
 ): Promise<NodeJS.ProcessEnv> {
+  // A cluster: the tool gets the member Warden located (the primary), not the first host.
+  const connection = isClusterConnection(target) ? (await locate(target)).connection : target;
   const plan = planTls(connection.host, connection.port, connection.tls, connection.tlsCa);
   const sslmode =
     plan.kind === 'plain'

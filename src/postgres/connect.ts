@@ -2,7 +2,8 @@ import net from 'node:net';
 import pg from 'pg';
 import { WardenError } from '../errors.ts';
 import { warnOnce } from '../util/security-warning.ts';
-import { describeConnection, type ConnectionConfig } from './connection-config.ts';
+import { locateMember, type LocatedMember, type MemberWanted } from './cluster-locator.ts';
+import { describeConnection, isClusterConnection, type ConnectionConfig } from './connection-config.ts';
 import { passwordSourceOf, passwordSourcesHint, resolvePassword } from './password-source.ts';
 import { recyclingSocket } from './recycling-socket.ts';
 import { planTls } from './tls-policy.ts';
@@ -34,6 +35,16 @@ export async function serverOffersTls(
       reject(unreachable(config, Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })));
     });
     socket.once('error', (error) => reject(unreachable(config, error)));
+    // Closed with no answer and no error (a proxy or load balancer with no server behind it
+    // accepts, then hangs up): a destroyed socket never times out, so this must settle it.
+    socket.once('close', () =>
+      reject(
+        unreachable(
+          config,
+          Object.assign(new Error('connection closed by the server'), { code: 'ECONNRESET' }),
+        ),
+      ),
+    );
   });
 }
 
@@ -46,7 +57,10 @@ export interface ConnectOptions {
  * Opens a connection (a plain SQL session, or a physical replication session), with TLS as
  * `planTls` decides for the host. The password is looked up only if the server asks for one.
  */
-export async function connect(config: ConnectionConfig, options: ConnectOptions = {}): Promise<pg.Client> {
+export async function connect(target: ConnectionConfig, options: ConnectOptions = {}): Promise<pg.Client> {
+  // A cluster (several hosts, Patroni): the member it wants is found first, on every connection,
+  // so whatever reconnects follows a switchover or a failover.
+  const config = isClusterConnection(target) ? (await locate(target)).connection : target;
   const tls = await decideTls(config);
   const replication = options.replication === true;
   const client = new pg.Client({
@@ -56,7 +70,8 @@ export async function connect(config: ConnectionConfig, options: ConnectOptions 
     // A function, so pg never falls back to its own (deprecated) .pgpass lookup.
     password: async () => {
       const password = await resolvePassword(config, { replication });
-      if (password === undefined) throw missingPassword(config);
+      // An empty password is none (libpq's rule); pg would fail SCRAM with an error of no code.
+      if (password === undefined || password === '') throw missingPassword(config);
       return password;
     },
     database: config.database,
@@ -76,6 +91,21 @@ export async function connect(config: ConnectionConfig, options: ConnectOptions 
     throw mapConnectError(config, error, options.replication === true);
   }
   return client;
+}
+
+/**
+ * The member of a cluster connection that `wanted` names (default: as its target_session_attrs
+ * say, the primary unless told otherwise), and the connection pinned to it.
+ */
+export async function locate(
+  config: ConnectionConfig,
+  wanted?: MemberWanted,
+): Promise<{ connection: ConnectionConfig; member: LocatedMember }> {
+  return locateMember(
+    config,
+    (pinned, timeoutMs) => connect(pinned, { connectTimeoutMs: timeoutMs }),
+    wanted,
+  );
 }
 
 /**

@@ -28,7 +28,8 @@ export async function resolvePassword(
   if (config.password !== undefined) return config.password;
   if (config.passwordFile) return readPasswordFile(config.passwordFile);
   if (config.passwordCommand) return runPasswordCommand(config.passwordCommand);
-  if (env.PGPASSWORD !== undefined) return env.PGPASSWORD;
+  // An empty PGPASSWORD is no password, as for libpq: the password file is asked next.
+  if (env.PGPASSWORD) return env.PGPASSWORD;
   return lookupPgpass(pgpassPath(env), {
     host: config.host,
     port: config.port,
@@ -45,7 +46,7 @@ export function passwordSourceOf(config: PasswordTarget, env: NodeJS.ProcessEnv 
   if (config.password !== undefined) return 'the connection URL or config';
   if (config.passwordFile) return `passwordFile ${config.passwordFile}`;
   if (config.passwordCommand) return `passwordCommand ${config.passwordCommand[0]}`;
-  if (env.PGPASSWORD !== undefined) return 'PGPASSWORD';
+  if (env.PGPASSWORD) return 'PGPASSWORD';
   return `the password file ${pgpassPath(env)}`;
 }
 

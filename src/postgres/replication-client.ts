@@ -185,7 +185,12 @@ export class StreamingCommand {
     this.detach();
     this.events.end();
   }
+  /** Called once the command ended (ready for the next, or failed): the owner unhooks from it. */
+  onSettled: (() => void) | undefined;
+
   private detach(): void {
+    this.onSettled?.();
+    this.onSettled = undefined;
     this.tap?.uninstall();
     this.connection?.removeListener('copyDone', this.onCopyDone);
   }
@@ -221,11 +226,14 @@ export class ReplicationClient {
     const socket = (this.client as unknown as { connection: WireConnection }).connection.stream;
     const flow = { pause: () => socket.pause(), resume: () => socket.resume() };
     const command = new StreamingCommand(sql, flow, options);
-    this.client.on('end', () =>
+    const onEnd = () =>
       command.events.fail(
         new WardenError('WARDEN_E_PROTOCOL', 'the server closed the replication connection'),
-      ),
-    );
+      );
+    this.client.on('end', onEnd);
+    // Each command unhooks when it ends: a long-lived connection runs many (a listener each
+    // would pile up on the client).
+    command.onSettled = () => this.client.removeListener('end', onEnd);
     void this.client.query(command as unknown as pg.QueryConfig).catch?.(() => undefined);
     return command;
   }

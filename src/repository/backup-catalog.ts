@@ -31,6 +31,19 @@ export interface ArchiveObject extends StoredObject {
  * `backups/<id>/backup.json`: the commit marker of a backup. Written last, after every object
  * it lists is durable; a backup directory without it is an unfinished attempt and ignored.
  */
+/** Where a backup was taken (`warden backup --from`, docs/standby-backups.md). */
+export interface BackupOrigin {
+  role: 'primary' | 'standby';
+  /** Patroni's member name, or `host:port` of a member found in the connection's host list. */
+  member?: string;
+  host?: string;
+  port?: number;
+  /** Standby: bytes of WAL it had not replayed yet when it was chosen. */
+  replayLagBytes?: number;
+  /** `standby-or-primary` found no standby that qualified: why. */
+  fallback?: string;
+}
+
 export interface BackupRecord {
   format: 1;
   id: string;
@@ -64,6 +77,8 @@ export interface BackupRecord {
   /** Recipients every object of this backup is encrypted to; absent when not encrypted. */
   encryption?: ObjectEncryption;
   durationMs: number;
+  /** Where BASE_BACKUP ran: the primary, or which standby (`--from`; absent in older records). */
+  takenFrom?: BackupOrigin;
   /** Ed25519 signature of the writer's signing key over the rest of the record (docs/security.md). */
   signature?: RecordSignature;
 }

@@ -55,6 +55,19 @@ function parseHolder(raw: Buffer): LockHolder | undefined {
   }
 }
 
+/**
+ * Tokens of the leases this process lost (not renewed in time, or taken over). Their lock objects
+ * can outlive them until their lease runs out, and would block this same process's next
+ * acquisition (a WAL receiver restarting after a repository outage) although it knows they are
+ * dead: no holder in this process carries those tokens any more.
+ */
+const lostHere = new Set<string>();
+
+/** True when `holder` is a lease of this process that it has lost: stale, whatever its lease says. */
+export function lostByThisProcess(holder: LockHolder): boolean {
+  return holder.pid === process.pid && holder.token !== undefined && lostHere.has(holder.token);
+}
+
 export function encodeHolder(holder: LockHolder): Buffer {
   return Buffer.from(JSON.stringify(holder));
 }
@@ -211,6 +224,7 @@ export class LockLease {
   private lose(reason: WardenError): void {
     if (this.stopped) return;
     this.stopped = true;
+    lostHere.add(this.holder.token);
     this.clearTimers();
     this.controller.abort(reason);
   }

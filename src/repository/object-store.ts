@@ -1,18 +1,14 @@
 import type { Readable } from 'node:stream';
 
 /**
- * The storage port: what a repository backend (a directory, later an S3 bucket) must do.
+ * The storage port: what a repository backend (a directory: fs/, an S3 bucket: s3/) must do.
  * Keys are `/`-separated relative paths. `put` is atomic: a reader sees the whole object or
  * nothing, and once it resolves the object is durable.
  */
 export interface ObjectStore {
   /** Human description for messages (`/var/backups/warden`, `s3://bucket/prefix`). */
   readonly location: string;
-  put(
-    key: string,
-    source: Readable | AsyncIterable<Buffer>,
-    options?: { signal?: AbortSignal },
-  ): Promise<{ size: number }>;
+  put(key: string, source: Readable | AsyncIterable<Buffer>, options?: PutOptions): Promise<{ size: number }>;
   /**
    * True when `put` has written each chunk of its source before it takes the next, so the
    * producer may reuse a chunk's memory once the next one is asked for (recycled compression
@@ -41,6 +37,24 @@ export interface ObjectStore {
    * file: a file written there meanwhile keeps it (false).
    */
   removeEmptyDirectory?(key: string): Promise<boolean>;
+  /**
+   * Stores with storage classes only (S3): each object's class under `prefix` as the listing
+   * reports it (`STANDARD` when the listing names none).
+   */
+  listStorageClasses?(prefix: string): Promise<Map<string, string>>;
+  /** Stores with storage classes only: one object's class as the object itself reports it. */
+  storageClassOf?(key: string): Promise<string>;
+  /** Stores with storage classes only: rewrites the object onto itself in `storageClass`. */
+  setStorageClass?(key: string, storageClass: string): Promise<void>;
+}
+
+export interface PutOptions {
+  signal?: AbortSignal;
+  /**
+   * The storage class to store the object in (S3: `x-amz-storage-class`, e.g. `STANDARD_IA`);
+   * stores without classes ignore it.
+   */
+  storageClass?: string;
 }
 
 export interface Appender {

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { WardenError } from '../errors.ts';
 import { backupObjects, backupPrefix, listBackups, type StoredObject } from './backup-catalog.ts';
 import type { ObjectStore } from './object-store.ts';
+import { dumpRecordKey, listDumps } from './dump-catalog.ts';
+import { dataObjectTimes } from './object-ages.ts';
+import { storageClassFor, type StorageClassRule } from './storage-class-rules.ts';
 import { Repository } from './repository.ts';
 import { throwIfAborted } from '../util/abort.ts';
 import { signedForWrite } from './record-trust.ts';
@@ -29,6 +32,8 @@ export interface CopyReport {
   backups: string[];
   segments: number;
   histories: number;
+  /** Dump ids copied now. */
+  dumps: string[];
   /** Other repository files copied (e.g. wrapped keys under keys/). */
   others: number;
   bytes: number;
@@ -43,8 +48,13 @@ const PLAIN_PREFIXES = ['keys/'];
  * committed backup (its objects first, each checked against the size and SHA-256 its record
  * names, then `backup.json` last, so a copy cut off halfway is an unfinished attempt and never
  * listed), every archived WAL segment (data first, its `.json` record last) and the timeline
- * history files. Objects are copied byte for byte, so encrypted repositories stay encrypted.
- * Unfinished backups and the partial segment being received are not copied.
+ * history files, then every committed dump (object first, `dump.json` last). Objects are copied byte for byte, so encrypted
+ * repositories stay encrypted. Unfinished backups and dumps and the partial segment being
+ * received are not copied. WAL goes before the backups, so a backup that appears in the target
+ * already has the WAL it needs to be consistent.
+ *
+ * With `options.storageClasses` (an S3 target), each data object is uploaded straight into the
+ * class its age calls for (docs/repository-s3.md#storage-classes); records stay in the default.
  *
  * With `options.keys.trust`, every record of the source (metadata, backups, WAL, histories,
  * stream state) must be signed by a trusted key: all are read and checked before the first
@@ -62,6 +72,10 @@ export async function copyRepository(
     signingKey?: SigningKey;
     /** Stops between objects (WARDEN_E_ABORTED); a backup being copied is removed from the target. */
     signal?: AbortSignal;
+    /** The target's age rules: objects already old enough are written in their class. */
+    storageClasses?: readonly StorageClassRule[];
+    /** The clock the ages are measured against (default: now). */
+    now?: Date;
   } = {},
 ): Promise<CopyReport> {
   const { signal } = options;
@@ -69,6 +83,14 @@ export async function copyRepository(
   const source = await Repository.open(from, options.keys);
   const inventory = await readWalInventory(source);
   const backups = await listBackups(source);
+  const dumps = await listDumps(source);
+  const rules = options.storageClasses ?? [];
+  const times = rules.length ? dataObjectTimes({ backups, dumps, segments: inventory.segments }) : new Map();
+  const nowMs = (options.now ?? new Date()).getTime();
+  const classOf = (key: string): string | undefined => {
+    const at = times.get(key);
+    return storageClassFor(at ? nowMs - at.getTime() : undefined, rules);
+  };
   await openTarget(source, to, options.signingKey);
   const report: CopyReport = {
     from: from.location,
@@ -76,6 +98,7 @@ export async function copyRepository(
     backups: [],
     segments: 0,
     histories: 0,
+    dumps: [],
     others: 0,
     bytes: 0,
     durationMs: 0,
@@ -109,6 +132,7 @@ export async function copyRepository(
         to,
         { key: dataKey, size: record.size, sha256: record.sha256 },
         signal,
+        classOf(dataKey),
       );
       await to.putBuffer(recordKey, await from.getBuffer(recordKey));
       report.segments += 1;
@@ -121,7 +145,7 @@ export async function copyRepository(
     try {
       for (const object of backupObjects(backup)) {
         throwIfAborted(signal, 'repo copy');
-        report.bytes += await copyVerified(from, to, object, signal);
+        report.bytes += await copyVerified(from, to, object, signal, classOf(object.key));
       }
       await to.putBuffer(marker, await from.getBuffer(marker));
     } catch (error) {
@@ -130,6 +154,16 @@ export async function copyRepository(
     }
     report.backups.push(backup.id);
   }
+
+  for (const dump of dumps) {
+    const marker = dumpRecordKey(dump.id);
+    if (present.has(marker)) continue;
+    throwIfAborted(signal, 'repo copy');
+    report.bytes += await copyVerified(from, to, dump.object, signal, classOf(dump.object.key));
+    await to.putBuffer(marker, await from.getBuffer(marker));
+    report.dumps.push(dump.id);
+  }
+
   report.durationMs = Math.round(performance.now() - started);
   return report;
 }
@@ -160,6 +194,7 @@ async function copyVerified(
   to: ObjectStore,
   object: Pick<StoredObject, 'key' | 'size' | 'sha256'>,
   signal: AbortSignal | undefined,
+  storageClass?: string,
 ): Promise<number> {
   const hash = createHash('sha256');
   const source = from.get(object.key);
@@ -171,7 +206,7 @@ async function copyVerified(
         yield chunk;
       }
     })(),
-    signal ? { signal } : {},
+    { ...(signal ? { signal } : {}), ...(storageClass ? { storageClass } : {}) },
   );
   const digest = hash.digest('hex');
   if (size !== object.size || digest !== object.sha256) {

@@ -8,11 +8,13 @@ import {
   encodeHolder,
   leaseExpired,
   LockLease,
+  lostByThisProcess,
   readLock,
   type LockHolder,
   type StoredLock,
 } from './lock-lease.ts';
 import type { ObjectStore } from './object-store.ts';
+import { hostTag, tempWriter } from './temp-name.ts';
 
 export { LockLease, type LockHolder } from './lock-lease.ts';
 
@@ -37,8 +39,8 @@ const UNREADABLE_GRACE_MS = 1_000;
  * the same writer (two backups, two WAL receivers) against one repository, from any host.
  *
  * The lock is a lease that its holder renews (see `LockLease`). A lock is stale when its lease
- * ran out by this host's clock, or when its holder was a process on this host that is gone; a
- * stale lock is taken over (see `takeOver`). A live one throws `WARDEN_E_REPO_LOCKED` naming its
+ * ran out by this host's clock, when its holder was a process on this host that is gone, or when
+ * it is a lease this very process lost (see `lostByThisProcess`); a stale lock is taken over (see `takeOver`). A live one throws `WARDEN_E_REPO_LOCKED` naming its
  * holder. Locks written before leases existed have no expiry: only the same-host rule applies.
  *
  * @example
@@ -73,7 +75,7 @@ export async function acquireLock(
     };
     const writtenAt = performance.now();
     if (await createConfirmed(store, key, me.token, encodeHolder(me))) {
-      return LockLease.hold(store, key, me, writtenAt);
+      return holdAndTidy(store, key, me, writtenAt);
     }
     const current = await readLock(store, key);
     if (!current) continue; // released in the meantime
@@ -93,12 +95,72 @@ export async function acquireLock(
     }
     if (!stale) throw locked(store, name, current.holder, host);
     const outcome = await takeOver(store, key, current, me, leaseMs);
-    if (outcome === 'taken') return LockLease.hold(store, key, me, writtenAt);
+    if (outcome === 'taken') return holdAndTidy(store, key, me, writtenAt);
     // Another process is taking it over right now: look again shortly (10, 20, 40 ms ... 640 ms).
     if (outcome === 'busy') await sleep(10 * 2 ** Math.min(round, 6));
   }
   const last = await readLock(store, key);
   throw locked(store, name, last?.holder, host);
+}
+
+/** Holds the lock just acquired, after removing what killed processes left in `locks/`. */
+async function holdAndTidy(
+  store: ObjectStore,
+  key: string,
+  me: Parameters<typeof LockLease.hold>[2],
+  writtenAt: number,
+): Promise<LockLease> {
+  const lease = LockLease.hold(store, key, me, writtenAt);
+  // Best effort: a leftover that cannot be removed now is removed by a later acquisition.
+  await removeStaleLockLeftovers(store).catch(() => undefined);
+  return lease;
+}
+
+/**
+ * Removes from `locks/` what killed processes left and no later run would otherwise remove,
+ * only what is provably dead:
+ * - a temp object of an unfinished lock or claim write (`*.tmp-<host>-<pid>-<random>`, see
+ *   temp-name.ts) whose writer was a process on this host that is gone (one of another host, or
+ *   named before writers were named, cannot be told from a write under way: it stays);
+ * - a take-over claim `locks/<name>.takeover.<id>.<n>` whose claimant is stale (its lease ran
+ *   out, or its process on this host is gone) AND whose `<id>` is not the hash of the lock's
+ *   current bytes. Such a claim can no longer win: a claimant goes on only while the lock still
+ *   has the bytes it hashed, and a lock's bytes never come back (each write has a new token and
+ *   times). A claim on the current bytes stays even when its claimant is dead: removing it would
+ *   let a new contender take claim `<n>` while another holds `<n + 1>`, and both could take the
+ *   lock over. The lock's bytes are read again right before each removal, so a lock that went
+ *   stale meanwhile keeps the claims on it.
+ */
+export async function removeStaleLockLeftovers(store: ObjectStore): Promise<number> {
+  const host = os.hostname();
+  const ownTag = hostTag(host);
+  let removed = 0;
+  for (const key of await store.list('locks/', { includeIncomplete: true })) {
+    if (key.includes('.tmp-')) {
+      const writer = tempWriter(key);
+      if (writer && writer.hostTag === ownTag && !processAlive(writer.pid)) {
+        await store.delete(key);
+        removed += 1;
+      }
+      continue;
+    }
+    const claim = TAKEOVER_CLAIM.exec(key);
+    if (!claim) continue;
+    const holder = (await readLock(store, key))?.holder;
+    if (!holder || !isStale(holder, host)) continue;
+    const lock = await readLock(store, `${claim[1]}.lock`);
+    if (lock && lockBytesId(lock.raw) === claim[2]) continue;
+    await store.delete(key);
+    removed += 1;
+  }
+  return removed;
+}
+
+const TAKEOVER_CLAIM = /^(locks\/.+)\.takeover\.([0-9a-f]{16})\.\d+$/;
+
+/** The `<id>` of take-over claims on a lock with these exact bytes. */
+function lockBytesId(raw: Buffer): string {
+  return createHash('sha256').update(raw).digest('hex').slice(0, 16);
 }
 
 /**
@@ -116,7 +178,9 @@ function lockKey(name: string): string {
 }
 
 function isStale(holder: LockHolder, host: string): boolean {
-  return leaseExpired(holder) || (holder.host === host && !processAlive(holder.pid));
+  return (
+    leaseExpired(holder) || (holder.host === host && (!processAlive(holder.pid) || lostByThisProcess(holder)))
+  );
 }
 
 /**
@@ -138,7 +202,7 @@ async function takeOver(
   me: LockHolder & { token: string },
   leaseMs: number,
 ): Promise<'taken' | 'busy' | 'changed'> {
-  const id = createHash('sha256').update(stale.raw).digest('hex').slice(0, 16);
+  const id = lockBytesId(stale.raw);
   const claimKey = (n: number) => `${key.replace(/\.lock$/, '')}.takeover.${id}.${n}`;
   const claimedAt = performance.now();
   const claimBody = encodeHolder({
@@ -207,7 +271,8 @@ function locked(store: ObjectStore, name: string, holder: LockHolder | undefined
   );
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of this host with that pid exists (EPERM: it does, as another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

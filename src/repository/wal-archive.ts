@@ -17,6 +17,7 @@ import type { RecordSignature, TrustPolicy } from '../pipeline/signing/record-si
 import { checkTrusted, signedForWrite } from './record-trust.ts';
 import type { ObjectStore } from './object-store.ts';
 import type { Repository } from './repository.ts';
+import { claimSegment } from './segment-claim.ts';
 
 /**
  * The WAL archive inside a repository:
@@ -51,6 +52,13 @@ export interface SegmentRecord {
   sha256: string;
   /** Bytes of real WAL; less than the segment size only for a segment cut by a timeline switch. */
   validBytes: number;
+  /**
+   * SHA-256 of the raw segment (all of its bytes, before compression and encryption): the stored
+   * bytes differ at each write (a fresh encryption key), this does not, so a second writer of the
+   * same segment (`warden wal push` beside the stream) can tell "same" from "different" without a
+   * decryption key. Absent in records written before it existed.
+   */
+  walSha256?: string;
   firstCommitTime?: string;
   lastCommitTime?: string;
   lastCommitLsn?: string;
@@ -130,6 +138,11 @@ export function segmentRecordKey(timeline: number, segment: string): string {
   return `${timelineDir(timeline)}${segment}.json`;
 }
 
+/** The claim a writer of this segment holds while it stores data and record (segment-claim.ts). */
+export function segmentClaimKey(timeline: number, segment: string): string {
+  return `${timelineDir(timeline)}${segment}.claim`;
+}
+
 /** Stores a timeline history file, then its record (signed when the handle holds a signing key). */
 export async function storeHistory(repository: Repository, timeline: number, content: Buffer): Promise<void> {
   await repository.store.putBuffer(historyKey(timeline), content);
@@ -206,10 +219,83 @@ export async function archiveSegment(
   segment: string,
   raw: Buffer,
   validBytes: number,
+  options: ArchiveOptions = {},
 ): Promise<SegmentRecord> {
   const segmentSize = repository.meta.walSegmentSize;
   const parsed = parseSegmentName(segment, segmentSize);
   if (!parsed) throw new WardenError('WARDEN_E_INTERNAL', `bad segment name ${segment}`);
+  const walSha256 = sha256(raw);
+  const release = await claimSegment(repository.store, segmentClaimKey(timeline, segment), options.signal);
+  try {
+    const existing = await readStoredRecord(repository, timeline, segment);
+    if (existing?.walSha256 === walSha256) return existing; // archived already, by this path or the other
+    if (existing && options.onDifferent === 'refuse') {
+      if (existing.walSha256 === undefined && (await storedRawSha(repository, existing)) === walSha256)
+        return existing;
+      throw pushConflict(segment, existing, walSha256);
+    }
+    return await storeSegment(repository, timeline, segment, parsed.startLsn, raw, validBytes, walSha256);
+  } finally {
+    await release();
+  }
+}
+
+export interface ArchiveOptions {
+  /**
+   * A stored segment of the same name with other content: `replace` it (the receiver, which
+   * rewrites what it streamed before a crash) or `refuse` (`warden wal push`:
+   * WARDEN_E_WAL_PUSH_CONFLICT). An identical one is kept as it is either way.
+   */
+  onDifferent?: 'replace' | 'refuse';
+  signal?: AbortSignal;
+}
+
+/** The stored record of a segment, or undefined when it has none. */
+export async function readStoredRecord(
+  repository: Repository,
+  timeline: number,
+  segment: string,
+): Promise<SegmentRecord | undefined> {
+  const key = segmentRecordKey(timeline, segment);
+  if (!(await repository.store.stat(key))) return undefined;
+  return parseJson(await repository.store.getBuffer(key), key) as SegmentRecord;
+}
+
+/** A record from before `walSha256`: its raw bytes' hash, when this handle can read them. */
+async function storedRawSha(repository: Repository, record: SegmentRecord): Promise<string | undefined> {
+  try {
+    return sha256(await readSegment(repository, record));
+  } catch {
+    return undefined; // no key to open it, or damaged: not provably the same
+  }
+}
+
+function pushConflict(segment: string, existing: SegmentRecord, walSha256: string): WardenError {
+  return new WardenError(
+    'WARDEN_E_WAL_PUSH_CONFLICT',
+    `the repository already holds WAL segment ${segment} with other content`,
+    {
+      hint: 'Another cluster (or a reused timeline) archived a segment of this name here; nothing was overwritten. Give each cluster its own repository.',
+      details: {
+        file: segment,
+        storedWalSha256: existing.walSha256 ?? 'not recorded (written by an older Warden)',
+        pushedWalSha256: walSha256,
+      },
+    },
+  );
+}
+
+async function storeSegment(
+  repository: Repository,
+  timeline: number,
+  segment: string,
+  startLsn: Lsn,
+  raw: Buffer,
+  validBytes: number,
+  walSha256: string,
+): Promise<SegmentRecord> {
+  const segmentSize = repository.meta.walSegmentSize;
+  const parsed = { startLsn };
   const summary = safeSummary(raw, parsed.startLsn, timeline, segmentSize, validBytes);
   // Off the event loop (a worker thread), so the WAL receiver keeps receiving meanwhile.
   // `raw` is handed over (transferred when it owns its memory): callers give up the buffer.
@@ -226,6 +312,7 @@ export async function archiveSegment(
     size: stored.length,
     sha256: sha256(stored),
     validBytes,
+    walSha256,
     commits: summary?.commits ?? 0,
     ...(summary?.firstCommitTime ? { firstCommitTime: summary.firstCommitTime.toISOString() } : {}),
     ...(summary?.lastCommitTime ? { lastCommitTime: summary.lastCommitTime.toISOString() } : {}),
@@ -503,4 +590,27 @@ export async function readPartialSegment(
   const raw = Buffer.alloc(segmentSize);
   opened.wal.copy(raw);
   return { raw, validBytes: opened.validBytes, format: opened.format };
+}
+
+/**
+ * A partial segment's WAL, or the archived segment's when the receiver archived it since the
+ * listing: it commits the archived copy first and removes the partial after, so a reader that
+ * listed the partial (a verification or drill restore right after a backup) finds the archived
+ * one in its place — verified as any archived segment is — instead of failing on a gone object.
+ */
+export async function readPartialOrArchived(
+  repository: Repository,
+  partial: Pick<PartialSegment, 'key' | 'segment' | 'timeline'>,
+): Promise<Buffer> {
+  try {
+    return (await readPartialSegment(repository, partial)).raw;
+  } catch (error) {
+    if (await repository.store.stat(partial.key)) throw error;
+    const recordKey = segmentRecordKey(partial.timeline, partial.segment);
+    if (!(await repository.store.stat(recordKey))) throw error;
+    const record = parseJson(await repository.store.getBuffer(recordKey), recordKey) as SegmentRecord;
+    checkTrusted(repository, recordKey, record);
+    if (record.timeline !== partial.timeline || record.segment !== partial.segment) throw error;
+    return readSegment(repository, record);
+  }
 }

@@ -11,9 +11,9 @@ import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { getDump } from '../repository/dump-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
-import { StepRecorder, type StepReport } from '../util/report.ts';
+import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
-import { readVerified } from './verified-reader.ts';
+import { readVerified } from '../pipeline/object-source.ts';
 
 export interface DumpRestoreOptions {
   /** The cluster to restore into (any database of it to connect to for CREATE DATABASE). */

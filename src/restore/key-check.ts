@@ -1,11 +1,7 @@
 import { keyMismatch, keyMissing } from '../pipeline/encryption/age-errors.ts';
 import { probeHeader } from '../pipeline/encryption/age-stream.ts';
-import {
-  identitiesMatch,
-  type ObjectEncryption,
-  type RepositoryKeys,
-} from '../pipeline/encryption/repository-keys.ts';
-import type { ObjectStore } from '../repository/object-store.ts';
+import { identitiesMatch, type ObjectEncryption } from '../pipeline/encryption/repository-keys.ts';
+import type { Repository } from '../repository/repository.ts';
 
 /**
  * Before a restore writes anything: every encrypted object it needs must be encrypted to one of
@@ -14,8 +10,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
  * Fails with WARDEN_E_KEY_MISSING or WARDEN_E_KEY_MISMATCH naming the object.
  */
 export async function checkRestoreKeys(
-  store: ObjectStore,
-  keys: RepositoryKeys,
+  repository: Pick<Repository, 'store' | 'keys'>,
   objects: ReadonlyArray<{ key: string; encryption?: ObjectEncryption; container?: string }>,
 ): Promise<{ encryptedObjects: number }> {
   const groups = new Map<string, { encryption: ObjectEncryption; keys: string[]; probe?: string }>();
@@ -29,7 +24,7 @@ export async function checkRestoreKeys(
     groups.set(id, group);
   }
   if (groups.size === 0) return { encryptedObjects: 0 };
-  const identities = keys.identities ?? [];
+  const identities = repository.keys.identities ?? [];
   const first = [...groups.values()][0]!;
   if (identities.length === 0) throw keyMissing(first.keys[0], first.encryption.recipients);
   for (const group of groups.values()) {
@@ -44,6 +39,7 @@ export async function checkRestoreKeys(
     }
   }
   for (const group of groups.values())
-    if (group.probe) await probeHeader(store.get(group.probe), { identities, object: group.probe });
+    if (group.probe)
+      await probeHeader(repository.store.get(group.probe), { identities, object: group.probe });
   return { encryptedObjects: [...groups.values()].reduce((n, g) => n + g.keys.length, 0) };
 }

@@ -10,12 +10,17 @@ import {
   type RestorableRange,
   type RestorableWindow,
   describeRanges,
-} from './restorable-window.ts';
-import { chainSegments, timelineChain } from './timeline-chain.ts';
+} from '../repository/restorable-window.ts';
+import { chainSegments, timelineChain } from '../repository/timeline-chain.ts';
 
 export type RestoreTarget =
   | { kind: 'time'; time: Date }
-  | { kind: 'lsn'; lsn: Lsn }
+  /**
+   * Up to this WAL position. `before: true` stops before the first record that starts at or after
+   * it (recovery_target_inclusive = off): what a repository durable up to `lsn` holds, which is
+   * how a drill pins its restore to the moment of the simulated loss.
+   */
+  | { kind: 'lsn'; lsn: Lsn; before?: boolean }
   | { kind: 'name'; name: string }
   | { kind: 'latest' }
   /** Only as far as the chosen backup's consistency point. */
@@ -109,9 +114,14 @@ export function planRestore(
       recovery.recovery_target_time = target.time.toISOString().replace('T', ' ').replace('Z', '+00');
       if (commitAfter) stopLsn = parseLsn(commitAfter.startLsn) + BigInt(segmentSize);
     }
+  } else if (target.kind === 'lsn' && target.before && target.lsn >= rangeEnd) {
+    // Nothing was archived past the position: replaying all of it stops there, and PostgreSQL
+    // would otherwise stop with "recovery ended before target was reached".
   } else if (target.kind === 'lsn') {
     recovery.recovery_target_lsn = formatLsn(target.lsn);
-    stopLsn = target.lsn + 1n;
+    if (target.before) recovery.recovery_target_inclusive = 'off';
+    // With `before`, a record may straddle the position: its end lies in the next segment.
+    stopLsn = target.lsn + (target.before ? BigInt(segmentSize) : 1n);
   } else if (target.kind === 'name') {
     recovery.recovery_target_name = target.name;
     // Through the segment holding the restore point's record (which lies wholly inside it).
@@ -251,11 +261,12 @@ function chooseForRestorePoint(
   const matches = points.filter((rp) => rp.name === name);
   if (matches.length === 0) {
     const knownNames = [...new Set(points.map((rp) => rp.name))];
+    const known = points.map((rp) => `"${rp.name}" (${rp.time.toISOString()})`).join(', ');
     throw new WardenError(
       'WARDEN_E_RESTORE_POINT_NOT_FOUND',
-      `no restore point named "${name}" in the archived WAL${knownNames.length ? ` (known: ${knownNames.map((n) => `"${n}"`).join(', ')})` : ''}`,
+      `no restore point named "${name}" in the archived WAL; ${points.length ? `known: ${known}` : 'the archived WAL holds no restore point at all'}`,
       {
-        hint: 'Restore points are created with pg_create_restore_point(); check the name, or wait until the WAL holding it is archived.',
+        hint: "Restore points are created with SELECT pg_create_restore_point('NAME'); check the name, or wait until the WAL holding it is archived.",
         details: { name, knownNames },
       },
     );

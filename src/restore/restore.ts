@@ -23,7 +23,7 @@ import { Repository } from '../repository/repository.ts';
 import {
   historyKey,
   checkPartialTrusted,
-  readPartialSegment,
+  readPartialOrArchived,
   readHistory,
   readSegment,
   segmentDataKey,
@@ -32,20 +32,24 @@ import {
   type SegmentRecord,
 } from '../repository/wal-archive.ts';
 import { freePort, portInUse } from '../util/free-port.ts';
-import { StepRecorder, type StepReport } from '../util/report.ts';
+import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import { summarizeSegment, type SegmentSummary } from '../wal/segment-summary.ts';
 import { setDataDirectoryMode } from './data-dir-mode.ts';
+import { elapsedMs, eventError, subjectOf, type ObservedOptions } from '../events/observed.ts';
+import { formatLsn } from '../wal/lsn.ts';
 import { planRestore, type RestorePlan, type RestoreTarget } from './restore-planner.ts';
 import { extractTar } from './tar-extract.ts';
 import { openNoFollow, readNoFollow, refuseEntry, writeNoFollow } from './confined-dir.ts';
 import { syncTree } from '../util/sync-tree.ts';
 import { applyIncrementalTar, fullBackupLabel, pruneUnseen } from './incremental-apply.ts';
-import { consumeVerified } from './verified-reader.ts';
+import { consumeVerified } from '../pipeline/object-source.ts';
 import { waitForPromotion } from './recovery-wait.ts';
+import { readRecoveredPoint, type RecoveredPoint } from './recovered-point.ts';
 import { checkRestoreKeys } from './key-check.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import { writeStandbyConfig, type StandbySettings } from './standby-settings.ts';
 
-export interface RestoreOptions {
+export interface RestoreOptions extends ObservedOptions {
   store: ObjectStore;
   target: RestoreTarget;
   targetDir: string;
@@ -62,6 +66,12 @@ export interface RestoreOptions {
   cleanIncomplete?: boolean;
   /** Stops the restore (WARDEN_E_ABORTED); the target is returned to how it was found. */
   signal?: AbortSignal;
+  /**
+   * Materialize a standby instead of a recovered copy (standby-settings.ts): standby.signal, no
+   * recovery target, WAL fetched by `restore_command` (`warden wal get`) rather than placed in
+   * pg_wal, then streamed from the primary. `start` is not for standbys.
+   */
+  standby?: StandbySettings;
 }
 
 export interface RestoreReport {
@@ -71,6 +81,12 @@ export interface RestoreReport {
   recovery: Record<string, string>;
   walSegments: number;
   port?: number;
+  /** With `start`: what recovery reached (see recovered-point.ts). */
+  recovered?: RecoveredPoint;
+  /** The OS user the server runs as when it is not this process's (Warden runs as root). */
+  serverUser?: string;
+  /** Where pg_ctl of the backup's major version is, when found. */
+  binDir?: string;
   /** Wall time from start of restore until the instance serves (or until files are in place). */
   restoreMs: number;
   steps: StepReport[];
@@ -87,14 +103,51 @@ export interface RestoreReport {
  * was found.
  */
 export async function restore(options: RestoreOptions): Promise<RestoreReport> {
+  const events = options.events;
+  if (!events) return restoreUnobserved(options);
+  const subject = subjectOf(options, options.store);
+  const started = performance.now();
+  try {
+    const report = await restoreUnobserved(options);
+    events.emit('restore.succeeded', {
+      ...subject,
+      at: new Date().toISOString(),
+      durationMs: elapsedMs(started),
+      backupId: report.backupId,
+      target: describeTarget(report.target),
+    });
+    return report;
+  } catch (error) {
+    const at = new Date().toISOString();
+    events.emit('restore.failed', {
+      ...subject,
+      at,
+      durationMs: elapsedMs(started),
+      error: eventError(error),
+    });
+    throw error;
+  }
+}
+
+/** The target as events show it: `latest`, a time or an LSN (no path, nothing secret). */
+function describeTarget(target: RestoreTarget): string {
+  if (target.kind === 'latest') return 'latest';
+  if (target.kind === 'time') return target.time.toISOString();
+  if (target.kind === 'lsn') return formatLsn(target.lsn);
+  if (target.kind === 'name') return `restore point ${target.name}`;
+  return `backup ${target.id}`;
+}
+
+async function restoreUnobserved(options: RestoreOptions): Promise<RestoreReport> {
   const started = performance.now();
   const logger = options.logger ?? silentLogger;
   const { signal } = options;
   const targetDir = path.resolve(options.targetDir);
   const steps = new StepRecorder();
+  const runAs = serverRunAs();
   const target = await steps.run(
     'check target',
-    () => claimTarget(targetDir, { cleanIncomplete: options.cleanIncomplete === true }),
+    () => claimTarget(targetDir, { cleanIncomplete: options.cleanIncomplete === true, runAs }),
     (claimed) => (claimed.cleaned ? 'an incomplete restore found there was removed first' : ''),
   );
   let instance: LocalInstance | undefined;
@@ -134,7 +187,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       'check keys',
       () =>
         abortable(
-          checkRestoreKeys(options.store, repository.keys, [
+          checkRestoreKeys(repository, [
             ...plan.chain.flatMap((backup) => [...backup.archives, backup.manifest]),
             ...plan.segments.map((s) => ({ ...s, key: segmentDataKey(s.timeline, s.segment) })),
           ]),
@@ -143,18 +196,36 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
         ),
       (r) => (r.encryptedObjects ? `${r.encryptedObjects} encrypted object(s) open` : 'not encrypted'),
     );
+    if (options.standby && options.start)
+      throw new WardenError('WARDEN_E_USAGE', 'a standby is not started by the restore', {
+        hint: 'Start it with pg_ctl (or let Patroni start it) once restored.',
+      });
     const port = options.start ? await choosePort(options.port) : options.port;
     await steps.run(
       plan.chain.length > 1
         ? `restore base backup and ${plan.chain.length - 1} incremental(s)`
         : 'restore base backup',
-      () => restoreFiles(options.store, plan.chain, targetDir, repository.keys, signal),
+      () => restoreFiles(repository, plan.chain, targetDir, signal),
     );
-    await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, signal));
-    throwIfAborted(signal, 'restore');
-    await steps.run('write recovery settings', () => writeRecoveryConfig(targetDir, plan, port, repository));
+    if (options.standby) {
+      // Timeline history files only: the standby's restore_command fetches the segments it needs.
+      await steps.run('restore timeline history', () => placeHistories(repository, plan, targetDir));
+      await steps.run('write standby settings', () =>
+        writeStandbyConfig(
+          targetDir,
+          options.standby!,
+          port,
+          `backup ${plan.backup.id} from ${repository.location}`,
+        ),
+      );
+    } else {
+      await steps.run('restore WAL', () => placeWal(repository, plan, targetDir, signal));
+      throwIfAborted(signal, 'restore');
+      await steps.run('write recovery settings', () =>
+        writeRecoveryConfig(targetDir, plan, port, repository),
+      );
+    }
     await setDataDirectoryMode(targetDir, path.join(targetDir, HELD_BACK.get('PG_VERSION')!));
-    const runAs = serverRunAs();
     await chownTree(targetDir, runAs);
     await steps.run(
       'sync to disk',
@@ -171,15 +242,33 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       () => target.complete(),
       () => 'PG_VERSION and global/pg_control in place',
     );
+    let recovered: RecoveredPoint | undefined;
+    let binDir: string | undefined;
     if (options.start) {
       const binaries = await findServerBinaries(process.env, {
         major: majorOfVersion(plan.backup.serverVersion),
       });
+      binDir = binaries.bindir;
       instance = new LocalInstance({ binaries, dataDir: targetDir, port: port!, runAs });
       await steps.run('start and recover', async () => {
         await instance!.start({ timeoutSeconds: 3600 });
         await abortable(waitForPromotion(instance!), signal, 'restore');
       });
+      // What it reached is worth showing, not worth failing a restore that succeeded.
+      recovered = await steps
+        .run(
+          'read recovered point',
+          () => readRecoveredPoint(targetDir, repository, plan),
+          (point) => (point ? `LSN ${point.lsn}` : 'no new timeline found'),
+        )
+        .catch((error: unknown) => {
+          logger.warn({ err: error }, 'could not read what recovery reached');
+          return undefined;
+        });
+    } else {
+      binDir = await findServerBinaries(process.env, { major: majorOfVersion(plan.backup.serverVersion) })
+        .then((binaries) => binaries.bindir)
+        .catch(() => undefined);
     }
     const report: RestoreReport = {
       backupId: plan.backup.id,
@@ -188,6 +277,9 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
       recovery: plan.recovery,
       walSegments: plan.segments.length + plan.partials.length,
       ...(port !== undefined ? { port } : {}),
+      ...(recovered ? { recovered } : {}),
+      ...(runAs ? { serverUser: runAs.user } : {}),
+      ...(binDir ? { binDir } : {}),
       restoreMs: Math.round(performance.now() - started),
       steps: steps.steps,
     };
@@ -197,14 +289,31 @@ export async function restore(options: RestoreOptions): Promise<RestoreReport> {
     // Leave nothing half-restored behind: the target goes back to how we found it.
     if (instance) await instance.stop({ mode: 'immediate' }).catch(() => undefined);
     await target.giveBack();
-    throw signal?.aborted ? abortedError('restore', error) : error;
+    throw signal?.aborted ? abortedError('restore', error) : withoutRemovedFiles(error, targetDir);
   }
+}
+
+/**
+ * A failure after the target was given back must not send the user to a file inside it: the
+ * server's log (warden-server.log) went with it. Its tail is in `details.log` (the CLI prints it).
+ */
+function withoutRemovedFiles(error: unknown, targetDir: string): unknown {
+  if (!isWardenError(error) || !error.hint?.includes(targetDir)) return error;
+  const hint =
+    typeof error.details.log === 'string' && error.details.log.trim()
+      ? "The server log's last lines are below (its file was removed with the target, which is as it was before the restore)."
+      : 'The target was returned to how it was before the restore (the server log went with it).';
+  return new WardenError(error.code, error.message, {
+    hint,
+    details: error.details,
+    cause: error.cause ?? error,
+  });
 }
 
 async function choosePort(requested: number | undefined): Promise<number> {
   if (requested === undefined) return freePort();
   if (await portInUse(requested)) {
-    throw new WardenError('WARDEN_E_USAGE', `port ${requested} is already in use`, {
+    throw new WardenError('WARDEN_E_PORT_IN_USE', `port ${requested} on 127.0.0.1 is already in use`, {
       hint: 'Pick a free port with --port, or omit it to get one.',
       details: { port: requested },
     });
@@ -219,10 +328,9 @@ async function choosePort(requested: number | undefined): Promise<number> {
  * them (a full backup): an incremental one lists INCREMENTAL.* files instead.
  */
 async function restoreFiles(
-  store: ObjectStore,
+  repository: Repository,
   chain: readonly BackupRecord[],
   targetDir: string,
-  keys: RepositoryKeys,
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const [full, ...incrementals] = chain;
@@ -230,16 +338,14 @@ async function restoreFiles(
     const dir = archiveDir(targetDir, full!, archive);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const options = extractOptions(full!, archive);
-    await readArchive(store, archive, keys, signal, (stream) =>
-      extractTar(stream, dir, archive.key, options),
-    );
+    await readArchive(repository, archive, signal, (stream) => extractTar(stream, dir, archive.key, options));
   }
   for (const backup of incrementals) {
     for (const archive of backup.archives) {
       const dir = archiveDir(targetDir, backup, archive);
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const options = extractOptions(backup, archive);
-      const applied = await readArchive(store, archive, keys, signal, (stream) =>
+      const applied = await readArchive(repository, archive, signal, (stream) =>
         applyIncrementalTar(stream, dir, archive.key, options),
       );
       // Not in any archive, and kept until the restore completed.
@@ -258,7 +364,7 @@ async function restoreFiles(
     const labelFile = path.join(targetDir, 'backup_label');
     await writeNoFollow(labelFile, fullBackupLabel(await readNoFollow(labelFile)));
   } else {
-    await writeManifest(store, last.manifest, targetDir, keys);
+    await writeManifest(repository, last.manifest, targetDir);
   }
   // Tablespaces are restored beside the target, never over the source's locations: the map is
   // always Warden's own, and an archive's map (which names the source's locations) never stays.
@@ -310,15 +416,14 @@ function extractOptions(
  * the stream, so the extractor stops writing (and has settled) before the target is emptied.
  */
 async function readArchive<T>(
-  store: ObjectStore,
+  repository: Repository,
   archive: ArchiveObject,
-  keys: RepositoryKeys,
   signal: AbortSignal | undefined,
   consume: (stream: Readable) => Promise<T>,
 ): Promise<T> {
   throwIfAborted(signal, 'restore');
   const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
-  return consumeVerified(store, archive, compression, keys, async (stream) => {
+  return consumeVerified(repository.store, archive, compression, repository.keys, async (stream) => {
     const stop = () => stream.destroy(abortedError('restore'));
     signal?.addEventListener('abort', stop, { once: true });
     try {
@@ -331,23 +436,18 @@ async function readArchive<T>(
 
 /** PostgreSQL's backup_manifest beside the files, for pg_verifybackup and incremental backups. */
 async function writeManifest(
-  store: ObjectStore,
+  repository: Repository,
   manifest: StoredObject,
   targetDir: string,
-  keys: RepositoryKeys,
 ): Promise<void> {
   const file = await openNoFollow(path.join(targetDir, 'backup_manifest'));
-  await consumeVerified(store, manifest, 'zstd', keys, (stream) =>
+  await consumeVerified(repository.store, manifest, 'zstd', repository.keys, (stream) =>
     pipeline(stream, file.createWriteStream()),
   );
 }
 
-async function placeWal(
-  repository: Repository,
-  plan: RestorePlan,
-  targetDir: string,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+/** The timeline history files up to the plan's timeline, into pg_wal (returned). */
+async function placeHistories(repository: Repository, plan: RestorePlan, targetDir: string): Promise<string> {
   const walDir = path.join(targetDir, 'pg_wal');
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   for (let timeline = 2; timeline <= plan.timeline; timeline += 1) {
@@ -360,6 +460,16 @@ async function placeWal(
       );
     }
   }
+  return walDir;
+}
+
+async function placeWal(
+  repository: Repository,
+  plan: RestorePlan,
+  targetDir: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const walDir = await placeHistories(repository, plan, targetDir);
   // Decompress the next segment while the current one is written. A read-ahead that fails
   // (corrupt segment) is reported when awaited; until then it must not count as unhandled.
   const readAhead = (record: SegmentRecord) => {
@@ -377,7 +487,7 @@ async function placeWal(
   }
   // Each partial under its own name: with two (one being archived), each holds its own bytes.
   for (const partial of plan.partials) {
-    const { raw } = await abortable(readPartialSegment(repository, partial), signal, 'restore');
+    const raw = await abortable(readPartialOrArchived(repository, partial), signal, 'restore');
     await writeNoFollow(path.join(walDir, partial.segment), raw);
   }
 }
@@ -393,7 +503,7 @@ async function readNewestPartial(
   partial: PartialSegment,
 ): Promise<Buffer | undefined> {
   try {
-    return (await readPartialSegment(repository, partial)).raw;
+    return await readPartialOrArchived(repository, partial);
   } catch (error) {
     if (isWardenError(error)) return undefined;
     throw error;

@@ -3,7 +3,9 @@ import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } f
 import os from 'node:os';
 import path from 'node:path';
 import { WardenError } from '../errors.ts';
+import type { RunAs } from '../postgres/os-user.ts';
 import { fsyncPath } from '../util/sync-tree.ts';
+import { checkServerCanReach, createParents, missingParents, removeParents } from './target-parents.ts';
 
 /**
  * The file that says a directory is a restore that has not completed: written before anything
@@ -32,6 +34,8 @@ interface FoundState {
   gid?: number;
   /** `DIR_tablespaces` existed: it is left in place (only what the restore made goes). */
   tablespacesExisted: boolean;
+  /** Directories above the target the restore created, outermost first (removed on failure). */
+  createdParents?: string[];
 }
 
 interface MarkerBody {
@@ -60,8 +64,10 @@ export interface ClaimedTarget {
  */
 export async function claimTarget(
   dir: string,
-  options: { cleanIncomplete?: boolean } = {},
+  options: { cleanIncomplete?: boolean; runAs?: RunAs | undefined } = {},
 ): Promise<ClaimedTarget> {
+  // Before anything is written: the server's OS user must be able to reach the target.
+  await checkServerCanReach(dir, options.runAs);
   let found: FoundState;
   let cleaned = false;
   const entries = await listDir(dir);
@@ -82,7 +88,13 @@ export async function claimTarget(
       details: { targetDir: dir, entries: entries.slice(0, 5) },
     });
   }
-  if (!found.existed || !(await exists(dir))) await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (!found.existed || !(await exists(dir))) {
+    const parents = await missingParents(dir);
+    await createParents(parents, options.runAs);
+    if (parents.length)
+      found = { ...found, createdParents: [...new Set([...(found.createdParents ?? []), ...parents])] };
+    await mkdir(dir, { mode: 0o700 });
+  }
   const body: MarkerBody = {
     note:
       'A Warden restore into this directory has not completed (it is running, or was interrupted). ' +
@@ -165,6 +177,7 @@ async function returnToFound(dir: string, found: FoundState | undefined): Promis
       await chown(dir, found.uid, found.gid).catch(() => undefined);
   }
   if (!found.tablespacesExisted) await rm(tablespacesDir(dir), { recursive: true, force: true });
+  if (found.createdParents) await removeParents(found.createdParents);
 }
 
 /** Tablespaces are restored beside the target (see restore.ts). */

@@ -7,7 +7,7 @@ import { Repository } from '../repository/repository.ts';
 import { completeChains } from '../repository/backup-chain.ts';
 import { acquireLock } from '../repository/repository-lock.ts';
 import { readWalInventory } from '../repository/wal-archive.ts';
-import { isRestorable } from './plan-expiry.ts';
+import { isRestorable } from './backup-restorability.ts';
 import { throwIfAborted } from '../util/abort.ts';
 
 /**

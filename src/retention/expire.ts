@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { WardenError } from '../errors.ts';
+import { subjectOf, type ObservedOptions } from '../events/observed.ts';
 import { silentLogger } from '../logger.ts';
 import { listBackups } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
@@ -7,14 +8,14 @@ import { Repository } from '../repository/repository.ts';
 import { acquireLock, type LockLease } from '../repository/repository-lock.ts';
 import { historyKey, readWalInventory } from '../repository/wal-archive.ts';
 import { abortable } from '../util/abort.ts';
-import { StepRecorder, type StepReport } from '../util/report.ts';
+import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import { parseTimelineHistory, type TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import { deleteBackupObjects } from './delete-backup.ts';
 import { findLeftovers, leftoverCount, removeLeftovers, type Leftovers } from './leftovers.ts';
 import { planExpiry, type ExpiryPlan } from './plan-expiry.ts';
 import { describePolicy, type RetentionPolicy } from './retention-policy.ts';
 
-export interface ExpireOptions {
+export interface ExpireOptions extends ObservedOptions {
   store: ObjectStore;
   policy: RetentionPolicy;
   /** Plan and report only; nothing is deleted and no lock is taken. */
@@ -54,6 +55,21 @@ export interface ExpireReport {
  * for (const b of report.plan.expire) console.log(b.id, b.rule);
  */
 export async function expire(options: ExpireOptions): Promise<ExpireReport> {
+  const { report, removedBytes } = await expireUnobserved(options);
+  if (options.events && !report.dryRun)
+    options.events.emit('expire.finished', {
+      ...subjectOf(options, options.store),
+      at: new Date().toISOString(),
+      removedBackups: report.deleted.backups.length,
+      removedBytes,
+    });
+  return report;
+}
+
+/** The report, and the stored bytes of the backups it deleted (for the event). */
+async function expireUnobserved(
+  options: ExpireOptions,
+): Promise<{ report: ExpireReport; removedBytes: number }> {
   const logger = (options.logger ?? silentLogger).child({ component: 'expire' });
   const dryRun = options.dryRun === true;
   const steps = new StepRecorder();
@@ -62,12 +78,13 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
   if (dryRun) steps.skip('lock repository', 'dry run: read only');
   else lock = await steps.run('lock repository', () => acquireLock(options.store, 'backup', 'expire'));
   const deleted = { backups: [] as string[], walSegments: 0, leftovers: 0 };
+  let removedBytes = 0;
   try {
-    const plan = await steps.run(
+    const { plan, sizes } = await steps.run(
       'plan',
       // Only reads: a stalled store must not hold the lock past a Ctrl-C.
       () => abortable(planFor(repository, options), options.signal, 'expire'),
-      (p) =>
+      ({ plan: p }) =>
         `${p.keep.length} backup(s) stay, ${p.expire.length} go; ${p.walToDelete.length} WAL segment(s) go`,
     );
     if (dryRun) {
@@ -82,6 +99,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
             lock?.assertHeld();
             await deleteBackupObjects(options.store, backup.id);
             deleted.backups.push(backup.id);
+            removedBytes += sizes.get(backup.id) ?? 0;
             logger.info({ id: backup.id, rule: backup.rule }, 'backup expired');
           }
         },
@@ -122,7 +140,7 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
         },
         () => `${deleted.leftovers} removed`,
       );
-    return {
+    const report: ExpireReport = {
       repository: repository.location,
       dryRun,
       policy: options.policy,
@@ -132,17 +150,27 @@ export async function expire(options: ExpireOptions): Promise<ExpireReport> {
       leftovers,
       steps: steps.steps,
     };
+    return { report, removedBytes };
   } finally {
     await lock?.release();
   }
 }
 
-async function planFor(repository: Repository, options: ExpireOptions): Promise<ExpiryPlan> {
+/** The plan, and each backup's stored bytes (what deleting it frees). */
+async function planFor(
+  repository: Repository,
+  options: ExpireOptions,
+): Promise<{ plan: ExpiryPlan; sizes: Map<string, number> }> {
   const inventory = await readWalInventory(repository);
-  return planExpiry(await listBackups(repository), inventory, options.policy, options.now ?? new Date(), {
+  const backups = await listBackups(repository);
+  const plan = planExpiry(backups, inventory, options.policy, options.now ?? new Date(), {
     segmentSize: repository.meta.walSegmentSize,
     histories: await readHistories(options.store, inventory.histories),
   });
+  const sizes = new Map(
+    backups.map((b) => [b.id, [b.manifest, ...b.archives].reduce((sum, o) => sum + o.size, 0)]),
+  );
+  return { plan, sizes };
 }
 
 /** Parsed history files by timeline; an unreadable one is left out (its timeline then keeps more WAL). */

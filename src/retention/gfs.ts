@@ -1,5 +1,5 @@
 import type { BackupRecord } from '../repository/backup-catalog.ts';
-import type { KeepReason } from './plan-expiry.ts';
+import type { KeepReason } from './keep-rules.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 

@@ -1,3 +1,4 @@
+import { isValidTimeZone } from '../util/time-zone.ts';
 import { Cron } from 'croner';
 import { WardenError } from '../errors.ts';
 
@@ -56,14 +57,7 @@ export class Schedule {
   }
 }
 
-export function isValidTimeZone(timezone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isValidTimeZone };
 
 /** Longest gap between slots of any of the schedules merged (how stale the newest backup can get). */
 export function longestCombinedGapMs(schedules: readonly Schedule[], from: Date, count = 200): number {

@@ -1,8 +1,9 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { isWardenError, toWardenError } from '../errors.ts';
+import { isWardenError, toWardenError, WardenError } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
+import { subjectOf, type ObservedOptions } from '../events/observed.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
 import type { JobLock } from './job-lock.ts';
 import { readJobState, recordJobRun, type JobRun } from './job-state.ts';
@@ -23,8 +24,13 @@ export interface JobDefinition {
   satisfied?(slot: Date): Promise<string | undefined>;
 }
 
-export interface SchedulerOptions {
+/** A job without a schedule, run when asked (`requestRun`): e.g. the full backup after a WAL gap. */
+export type OnDemandJob = Omit<JobDefinition, 'schedule'>;
+
+/** `events`: a `job.finished` for every run that finished (succeeded, failed, skipped). */
+export interface SchedulerOptions extends ObservedOptions {
   jobs: readonly JobDefinition[];
+  onDemand?: readonly OnDemandJob[];
   store: ObjectStore;
   lock: JobLock;
   logger?: Logger;
@@ -45,6 +51,8 @@ export interface JobStatus {
   running: boolean;
   lastRun?: JobRun;
   lastSuccess?: JobRun;
+  /** An on-demand job asked for and not yet run: when and why. */
+  requested?: { at: string; reason: string };
   /** Set while a transiently failed slot waits to be retried. */
   retry?: { at: string; attempt: number; error: { code: string; message: string } };
 }
@@ -70,6 +78,7 @@ export class Scheduler {
   private readonly stopController = new AbortController();
   private loop: Promise<void> | undefined;
   private runningJob: string | undefined;
+  private readonly requested = new Map<string, { at: number; reason: string }>();
   readonly daemonId: string;
 
   constructor(private readonly options: SchedulerOptions) {
@@ -90,7 +99,50 @@ export class Scheduler {
     await this.loop;
   }
 
+  /**
+   * Runs an on-demand job at the next tick, before scheduled ones (one request at a time per
+   * job: asking again while one waits keeps the first). Its run is recorded like a scheduled
+   * one, under its own name, with the request's time as its slot.
+   */
+  requestRun(name: string, reason: string): void {
+    if (!this.options.onDemand?.some((job) => job.name === name))
+      throw new WardenError('WARDEN_E_INTERNAL', `no on-demand job named ${name}`);
+    if (this.requested.has(name)) return;
+    this.requested.set(name, { at: Date.now(), reason });
+    this.logger.warn({ job: name, reason }, `job ${name} requested: ${reason}`);
+  }
+
   status(now = new Date()): JobStatus[] {
+    return [...this.scheduledStatus(now), ...this.onDemandStatus()];
+  }
+
+  private onDemandStatus(): JobStatus[] {
+    return (this.options.onDemand ?? []).map((job) => {
+      const request = this.requested.get(job.name);
+      const runs = this.lastRuns.get(job.name);
+      const pending = this.pending.get(job.name);
+      return {
+        name: job.name,
+        schedule: 'on demand',
+        timezone: '-',
+        running: this.runningJob === job.name,
+        ...(request ? { requested: { at: new Date(request.at).toISOString(), reason: request.reason } } : {}),
+        ...(runs?.lastRun ? { lastRun: runs.lastRun } : {}),
+        ...(runs?.lastSuccess ? { lastSuccess: runs.lastSuccess } : {}),
+        ...(pending
+          ? {
+              retry: {
+                at: new Date(pending.retryAt).toISOString(),
+                attempt: pending.attempt,
+                error: pending.error,
+              },
+            }
+          : {}),
+      };
+    });
+  }
+
+  private scheduledStatus(now: Date): JobStatus[] {
     return this.options.jobs.map((job) => {
       const next = job.schedule.next(now);
       const pending = this.pending.get(job.name);
@@ -119,6 +171,10 @@ export class Scheduler {
   private async run(): Promise<void> {
     const signal = this.stopController.signal;
     while (!signal.aborted) {
+      for (const job of this.options.onDemand ?? []) {
+        if (signal.aborted) break;
+        if (this.requested.has(job.name)) await this.runRequested(job, signal);
+      }
       for (const job of this.options.jobs) {
         if (signal.aborted) break;
         await this.maybeRun(job, signal);
@@ -156,7 +212,25 @@ export class Scheduler {
     }
   }
 
-  private async execute(job: JobDefinition, slot: Date, signal: AbortSignal): Promise<void> {
+  /** One requested on-demand job, under its lock; a transient failure is retried like a slot's. */
+  private async runRequested(job: OnDemandJob, signal: AbortSignal): Promise<void> {
+    const request = this.requested.get(job.name)!;
+    const pending = this.pending.get(job.name);
+    if (pending && Date.now() < pending.retryAt) return;
+    let release: (() => Promise<void>) | undefined;
+    try {
+      release = await this.options.lock.tryAcquire(job.name);
+      if (!release) return; // another daemon runs it now: asked again at the next tick
+      await this.execute(job, new Date(request.at), signal);
+      if (!this.pending.has(job.name) && !signal.aborted) this.requested.delete(job.name);
+    } catch (error) {
+      this.deferAfterError(job.name, request.at, toWardenError(error));
+    } finally {
+      await release?.().catch(() => undefined);
+    }
+  }
+
+  private async execute(job: OnDemandJob, slot: Date, signal: AbortSignal): Promise<void> {
     const startedAt = new Date();
     const base = { slot: slot.toISOString(), startedAt: startedAt.toISOString(), daemon: this.daemonId };
     this.runningJob = job.name;
@@ -175,6 +249,7 @@ export class Scheduler {
       const err = { code: wrapped.code, message: wrapped.message };
       const retry = wrapped.retryable && attempt < (this.options.maxAttempts ?? 6);
       const run: JobRun = { ...base, finishedAt: new Date().toISOString(), status: 'failed', error: err };
+      this.publish(job.name, run, startedAt);
       this.logger.error(
         { job: job.name, slot: base.slot, code: err.code, attempt, retry },
         `job failed: ${err.message}`,
@@ -187,12 +262,26 @@ export class Scheduler {
       this.runningJob = undefined;
     }
     const run: JobRun = { ...base, finishedAt: new Date().toISOString(), ...outcome };
+    this.publish(job.name, run, startedAt);
     this.logger[outcome.status === 'failed' ? 'error' : 'info'](
       { job: job.name, slot: base.slot, status: outcome.status, detail: outcome.detail },
       `job ${job.name} ${outcome.status}`,
     );
     this.pending.delete(job.name);
     await this.record(job.name, run, true);
+  }
+
+  /** Published before the run is recorded: a repository that cannot take the record still shows the run. */
+  private publish(job: string, run: JobRun, startedAt: Date): void {
+    this.options.events?.emit('job.finished', {
+      ...subjectOf(this.options, this.options.store),
+      job,
+      outcome: run.status,
+      at: run.finishedAt,
+      durationMs: Date.parse(run.finishedAt) - startedAt.getTime(),
+      ...(run.detail ? { detail: run.detail } : {}),
+      ...(run.error ? { error: run.error } : {}),
+    });
   }
 
   private async record(job: string, run: JobRun, done: boolean): Promise<void> {

@@ -5,6 +5,7 @@ import { silentLogger } from '../logger.ts';
 import type { AccessTokens } from './access-tokens.ts';
 import { roleAllows, type HttpIdentity } from './access-tokens.ts';
 import type { HostCheck } from './host-check.ts';
+import { isAuditedCall, type HttpAuditSink } from './http-audit.ts';
 import type { RequestContext, Route } from './route.ts';
 import { clearedSessionCookie, readSessionCookie } from './session-cookie.ts';
 import type { SessionStore } from './session-store.ts';
@@ -17,6 +18,8 @@ export interface HttpAppOptions {
   /** Served over TLS: session cookies are `Secure`. */
   secure: boolean;
   logger?: Logger;
+  /** Receives the calls the audit log records ({@link isAuditedCall}); must not block. */
+  audit?: HttpAuditSink;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -46,6 +49,32 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
     const fail = (error: WardenError, headers: Record<string, string> = {}, status = error.httpStatus) =>
       send(status, { error: error.toJSON() }, headers);
     const remote = request.socket.remoteAddress;
+    const at = new Date();
+    const started = performance.now();
+    const audit = (
+      status: number,
+      who: { caller?: string; role?: HttpIdentity['role']; via: string },
+      code?: string,
+    ) => {
+      try {
+        options.audit?.({
+          method,
+          path: url.pathname.slice(0, 150),
+          status,
+          ...who,
+          ...(remote ? { remote } : {}),
+          ...(code ? { code } : {}),
+          at,
+          durationMs: Math.round(performance.now() - started),
+        });
+      } catch (error) {
+        // The sink queues; should it throw, the request still gets its answer.
+        baseLogger.error({ err: String(error) }, 'http: the audit sink failed');
+      }
+    };
+    type Who = { caller?: string; role?: HttpIdentity['role']; via: string };
+    const whoIs = (identity: HttpIdentity | undefined): Who =>
+      identity ? { caller: identity.name, role: identity.role, via: identity.via } : { via: 'none' };
 
     if (!options.hosts.allowsHost(request.headers.host)) {
       baseLogger.warn(
@@ -77,6 +106,7 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
         { origin: origin.slice(0, 200), remote, method, path: url.pathname },
         'http: cross-origin request refused',
       );
+      audit(403, { via: 'none' }, 'WARDEN_E_HTTP_ORIGIN_REFUSED');
       return fail(
         new WardenError(
           'WARDEN_E_HTTP_ORIGIN_REFUSED',
@@ -94,6 +124,8 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
       const found = token === undefined ? undefined : options.tokens.verify(token);
       if (!found) {
         baseLogger.warn({ remote, method, path: url.pathname }, 'http: invalid bearer token');
+        // The presented token is never recorded: only that one was refused, from where.
+        audit(401, { via: 'invalid-token' }, 'WARDEN_E_HTTP_AUTH_REQUIRED');
         return fail(
           new WardenError('WARDEN_E_HTTP_AUTH_REQUIRED', 'the bearer token is not valid', {
             hint: 'Send Authorization: Bearer <token> with a token configured in daemon.http.tokens.',
@@ -116,6 +148,7 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
     if (route.access !== 'public') {
       if (!identity) {
         logger.info({ remote, method, path: url.pathname }, 'http: credentials required');
+        if (isAuditedCall(route, method)) audit(401, { via: 'none' }, 'WARDEN_E_HTTP_AUTH_REQUIRED');
         return fail(
           new WardenError(
             'WARDEN_E_HTTP_AUTH_REQUIRED',
@@ -129,6 +162,7 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
       }
       if (!roleAllows(identity.role, route.access)) {
         logger.warn({ remote, method, path: url.pathname }, 'http: role too weak for the route');
+        audit(403, whoIs(identity), 'WARDEN_E_HTTP_ROLE_DENIED');
         return fail(
           new WardenError(
             'WARDEN_E_HTTP_ROLE_DENIED',
@@ -138,9 +172,21 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
         );
       }
     }
-    response.once('finish', () =>
-      logger.info({ remote, method, path: url.pathname, status: response.statusCode }, 'http: request'),
-    );
+    let auditWho: Who = whoIs(identity);
+    let failureCode: string | undefined;
+    let audited = false;
+    const auditOnce = () => {
+      if (audited || !isAuditedCall(route, method)) return;
+      audited = true;
+      const status = response.writableFinished ? response.statusCode : 499;
+      audit(status, auditWho, failureCode);
+    };
+    response.once('finish', () => {
+      logger.info({ remote, method, path: url.pathname, status: response.statusCode }, 'http: request');
+      auditOnce();
+    });
+    // A client that went away before the answer: recorded too (499, as nginx says).
+    response.once('close', auditOnce);
     const context: RequestContext = {
       request,
       response,
@@ -148,11 +194,15 @@ export function createHttpApp(options: HttpAppOptions): http.RequestListener {
       identity,
       logger,
       send: (status, body, headers = {}) => send(status, body, { ...staleHeaders, ...headers }),
+      auditAs: (caller, via) => {
+        auditWho = { caller: caller.name, role: caller.role, via };
+      },
     };
     Promise.resolve()
       .then(() => route.handle(context))
       .catch((error: unknown) => {
         const wrapped = toWardenError(error);
+        failureCode = wrapped.code;
         if (wrapped.code === 'WARDEN_E_INTERNAL') logger.error({ err: error }, 'http: handler failed');
         if (!response.headersSent) fail(wrapped);
         else response.destroy();

@@ -15,6 +15,11 @@ export interface RequestContext {
   /** Carries the caller's name (`caller`) on every line; never a token. */
   logger: Logger;
   send(status: number, body: unknown, headers?: Record<string, string>): void;
+  /**
+   * Who the audit record names when the request itself carried no credentials: sign-in sets the
+   * token it verified (its name and role; never the token).
+   */
+  auditAs(caller: { name: string; role: HttpRole }, via: string): void;
 }
 
 /**
@@ -27,5 +32,7 @@ export interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   path: string;
   access: RouteAccess;
+  /** Record a GET of this route in the audit log too (state-changing methods always are). */
+  audited?: boolean;
   handle(context: RequestContext): Promise<void> | void;
 }

@@ -18,7 +18,7 @@ export function sessionRoutes(tokens: AccessTokens, sessions: SessionStore, secu
       method: 'POST',
       path: '/api/session',
       access: 'public',
-      async handle({ request, identity, logger, send }) {
+      async handle({ request, identity, logger, send, auditAs }) {
         let signedIn: Omit<HttpIdentity, 'via'> | undefined =
           identity?.via === 'token' ? identity : undefined;
         if (!signedIn) {
@@ -32,6 +32,7 @@ export function sessionRoutes(tokens: AccessTokens, sessions: SessionStore, secu
             hint: 'POST /api/session with {"token": "…"} or Authorization: Bearer <token>.',
           });
         }
+        auditAs(signedIn, identity?.via === 'token' ? 'token' : 'sign-in');
         const session = sessions.create(signedIn);
         logger.info({ caller: signedIn.name, role: signedIn.role }, 'http: signed in');
         send(

@@ -1,10 +1,12 @@
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { resolveHttpPlan, type HttpPlan } from '../daemon/http-config.ts';
-import type { DaemonStatus } from '../daemon/daemon.ts';
+import type { DaemonStatus } from '../daemon/status.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { HostCheck } from './host-check.ts';
+import { dashboardRoutes, type DashboardSource } from './dashboard-routes.ts';
 import { createHttpApp } from './http-app.ts';
+import type { HttpAuditSink } from './http-audit.ts';
 import type { Route } from './route.ts';
 import { sessionRoutes } from './session-routes.ts';
 import { SessionStore } from './session-store.ts';
@@ -18,7 +20,11 @@ export interface StatusAppOptions {
   http?: Pick<HttpPlan, 'host' | 'allowedHosts' | 'tls' | 'tokens' | 'sessionTtlMs'>;
   /** More routes, e.g. operator actions; each declares the role it needs. */
   routes?: readonly Route[];
+  /** Serve the web dashboard at `/` and the API it reads (see {@link dashboardRoutes}). */
+  dashboard?: DashboardSource;
   logger?: Logger;
+  /** Receives the calls the audit log records (see `isAuditedCall`). */
+  audit?: HttpAuditSink;
 }
 
 /**
@@ -59,6 +65,7 @@ export function createStatusApp(source: StatusSource, options: StatusAppOptions 
       },
     },
     ...sessionRoutes(tokens, sessions, secure),
+    ...(options.dashboard ? dashboardRoutes(options.dashboard) : []),
     ...(options.routes ?? []),
   ];
   return createHttpApp({
@@ -68,5 +75,6 @@ export function createStatusApp(source: StatusSource, options: StatusAppOptions 
     sessions,
     secure,
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
 }

@@ -1,13 +1,9 @@
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { WardenError } from '../errors.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { silentLogger } from '../logger.ts';
-import type { Compression } from '../pipeline/compression.ts';
-import type { ArchiveObject, BackupRecord, StoredObject } from '../repository/backup-catalog.ts';
+import type { BackupRecord } from '../repository/backup-catalog.ts';
 import { backupChain } from '../repository/backup-chain.ts';
-import { DUMP_RECORD_FILE, parseDumpRecord } from '../repository/dump-catalog.ts';
 import { FsObjectStore } from '../repository/fs/fs-object-store.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
@@ -21,17 +17,19 @@ import {
   type StreamState,
   type WalInventory,
 } from '../repository/wal-archive.ts';
-import { restorableWindow } from '../restore/restorable-window.ts';
+import { restorableWindow } from '../repository/restorable-window.ts';
 import { findLeftovers, leftoverCount } from '../retention/leftovers.ts';
-import { readVerified } from '../restore/verified-reader.ts';
-import { StepRecorder } from '../util/report.ts';
+import { assessWalGaps, listWalGaps } from '../repository/wal-gap-incidents.ts';
+import { StepRecorder } from '../util/step-recorder.ts';
 import { parseSegmentName } from '../wal/lsn.ts';
 import {
   parseHistoryFileName,
   parseTimelineHistory,
   type TimelineHistoryEntry,
 } from '../wal/timeline-history.ts';
-import { checkArchiveAgainstManifest, parseBackupManifest, type BackupManifest } from './backup-manifest.ts';
+import { verifyBackup } from './backup-verify.ts';
+import { verifyDumps } from './dump-verify.ts';
+import { verifyRedisBackups } from '../redis-backup/redis-verify.ts';
 import { readBackupRecord, readSegmentRecord, strictJson } from './record-checks.ts';
 import type { BackupVerdict, VerifyProblem, VerifyReport } from './verify-report.ts';
 import { checkWalContinuity } from './wal-continuity.ts';
@@ -75,7 +73,15 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   const store = options.store;
   const steps = new StepRecorder();
   const problems: VerifyProblem[] = [];
-  const checked = { objects: 0, bytes: 0, backups: 0, manifestFiles: 0, walSegments: 0, dumps: 0 };
+  const checked = {
+    objects: 0,
+    bytes: 0,
+    backups: 0,
+    manifestFiles: 0,
+    walSegments: 0,
+    dumps: 0,
+    redisBackups: 0,
+  };
   const abortCheck = () => {
     if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verify cancelled');
   };
@@ -131,12 +137,42 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     () => `${checked.dumps} dump(s)`,
   );
 
+  await steps.run(
+    'Redis backups',
+    async () => {
+      const outcome = await verifyRedisBackups(store, problems, checked, options.keys, signed);
+      checked.redisBackups = outcome.backups;
+      return outcome;
+    },
+    (o) =>
+      `${o.backups} Redis backup(s)${o.contentsUnchecked ? `; RDB contents unchecked: ${o.contentsUnchecked}` : ''}`,
+  );
+
   // Not damage (no record points to them), so not problems: named so the next `expire` is known
   // to help.
   const leftovers = await steps.run(
     'leftovers',
     () => findLeftovers(store),
     (found) => `${leftoverCount(found)} found`,
+  );
+
+  // Gaps the receiver recorded: a finding (restores from older backups stop at each), not damage;
+  // a gap record that fails its check is a problem (a gap may hide behind it).
+  const walGaps = await steps.run(
+    'recorded WAL gaps',
+    async () => {
+      const recorded = await listWalGaps(repository);
+      for (const u of recorded.unreadable)
+        problems.push({
+          kind: u.code === 'WARDEN_E_REPO_FORMAT' ? 'bad-record' : 'signature',
+          object: u.object,
+          message: u.message,
+          breaks: 'status cannot tell whether this WAL gap was resolved',
+          details: { code: u.code },
+        });
+      return assessWalGaps(recorded.gaps, backups, wal.good);
+    },
+    (gaps) => `${gaps.length} recorded, ${gaps.filter((g) => g.state === 'unresolved').length} unresolved`,
   );
 
   const continuity = await steps.run('WAL continuity', async () =>
@@ -209,7 +245,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
   const report: VerifyReport = {
     repository: store.location,
     ok: problems.length === 0,
-    ...(problems.length ? { code: 'WARDEN_E_VERIFY_FAILED' as const } : {}),
+    ...(problems.length ? { code: 'WARDEN_E_REPO_VERIFY_PROBLEMS' as const } : {}),
     checked,
     backups: verdicts,
     window,
@@ -217,6 +253,7 @@ export async function verifyRepository(options: VerifyOptions): Promise<VerifyRe
     problems,
     ...(modes ? { modes } : {}),
     leftovers,
+    walGaps,
     steps: steps.steps,
     durationMs: Math.round(performance.now() - started),
   };
@@ -299,223 +336,6 @@ async function readBackupRecords(
     }
   }
   return records.sort((a, b) => a.endTime.localeCompare(b.endTime));
-}
-
-/** Counts bytes passing through (the decompressed size of an archive). */
-class ByteCounter extends Transform {
-  bytes = 0;
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.bytes += chunk.length;
-    callback(null, chunk);
-  }
-}
-
-function compressionOfKey(key: string): Compression {
-  return key.endsWith('.zst') ? 'zstd' : key.endsWith('.gz') ? 'gzip' : 'none';
-}
-
-/**
- * One backup's objects and every file in its archives against its backup_manifest (size and
- * CRC-32C), the check pg_verifybackup makes, done on the stored archives. Returns the problems.
- */
-export async function verifyBackupAgainstManifest(
-  store: ObjectStore,
-  record: BackupRecord,
-  keys?: RepositoryKeys,
-): Promise<{ problems: VerifyProblem[]; manifestFiles: number }> {
-  const problems: VerifyProblem[] = [];
-  const checked = { objects: 0, bytes: 0, backups: 0, manifestFiles: 0, walSegments: 0, dumps: 0 };
-  await verifyBackup(store, record, problems, checked, keys);
-  return { problems, manifestFiles: checked.manifestFiles };
-}
-
-/** Checks one backup's objects and its files against the manifest; true when anything is wrong. */
-async function verifyBackup(
-  store: ObjectStore,
-  record: BackupRecord,
-  problems: VerifyProblem[],
-  checked: VerifyReport['checked'],
-  keys: RepositoryKeys | undefined,
-): Promise<boolean> {
-  const before = problems.length;
-  const unrestorable = `backup ${record.id} unrestorable`;
-  const add = (problem: Omit<VerifyProblem, 'backups' | 'breaks'> & { breaks?: string }) =>
-    problems.push({ breaks: unrestorable, backups: [record.id], ...problem });
-
-  let manifest: BackupManifest | undefined;
-  const manifestData = await readObject(store, record.manifest, 'zstd', add, checked, true, keys);
-  if (manifestData) {
-    try {
-      manifest = parseBackupManifest(manifestData);
-      checked.manifestFiles += manifest.files.size;
-      const range = manifest.walRanges[0];
-      if (range && (range.startLsn !== record.startLsn || range.endLsn !== record.endLsn)) {
-        add({
-          kind: 'manifest-mismatch',
-          object: record.manifest.key,
-          message: `manifest WAL range ${range.startLsn}..${range.endLsn} differs from the record's ${record.startLsn}..${record.endLsn}`,
-        });
-      }
-    } catch (error) {
-      add({
-        kind: 'corrupt',
-        object: record.manifest.key,
-        message: `backup_manifest cannot be parsed: ${(error as Error).message}`,
-      });
-    }
-  }
-
-  if (record.incrementalBasis) {
-    // Damage here costs the next incremental (a full backup is taken instead), not this backup.
-    const addBasisProblem: AddProblem = (problem) =>
-      problems.push({ breaks: `incremental backups on ${record.id}`, backups: [], ...problem });
-    const basis = await readObject(
-      store,
-      record.incrementalBasis,
-      'zstd',
-      addBasisProblem,
-      checked,
-      true,
-      keys,
-    );
-    if (basis) {
-      try {
-        parseBackupManifest(basis);
-      } catch (error) {
-        addBasisProblem({
-          kind: 'corrupt',
-          object: record.incrementalBasis.key,
-          message: `incremental basis cannot be parsed: ${(error as Error).message}`,
-        });
-      }
-    }
-  }
-
-  const seen = new Set<string>();
-  for (const archive of record.archives) {
-    await verifyArchive(store, record, archive, manifest, seen, add, checked, keys);
-  }
-  if (manifest) {
-    const missing = [...manifest.files.keys()].filter((p) => !seen.has(p));
-    if (missing.length) {
-      add({
-        kind: 'manifest-mismatch',
-        object: record.archives[0]!.key,
-        message: `${missing.length} file(s) listed in backup_manifest are in no archive: ${missing.slice(0, 5).join(', ')}`,
-        details: { files: missing },
-      });
-    }
-  }
-  return problems.length > before;
-}
-
-type AddProblem = (problem: Omit<VerifyProblem, 'backups' | 'breaks'> & { breaks?: string }) => void;
-
-async function verifyArchive(
-  store: ObjectStore,
-  record: BackupRecord,
-  archive: ArchiveObject,
-  manifest: BackupManifest | undefined,
-  seen: Set<string>,
-  add: AddProblem,
-  checked: VerifyReport['checked'],
-  keys: RepositoryKeys | undefined,
-): Promise<void> {
-  checked.objects += 1;
-  if (!(await store.stat(archive.key))) {
-    add({ kind: 'missing', object: archive.key, message: `archive ${archive.archive} is missing` });
-    return;
-  }
-  const plaintext = archive.encryption ? await notAgeProblem(store, archive.key) : undefined;
-  if (plaintext) {
-    add(plaintext);
-    return;
-  }
-  const reader = readVerified(store, archive, compressionOfKey(archive.key), keys);
-  const counter = new ByteCounter();
-  const prefix = archive.tablespace ? `pg_tblspc/${archive.tablespace.oid}/` : '';
-  try {
-    const scratch = new Set<string>();
-    const mismatches = manifest
-      ? await checkArchiveAgainstManifest(reader.stream, manifest, prefix, scratch, counter)
-      : await drain(reader.stream, counter);
-    reader.check();
-    checked.bytes += archive.size;
-    for (const path of scratch) seen.add(path);
-    if (record.compressedOn === 'client' && counter.bytes !== archive.rawSize) {
-      add({
-        kind: 'corrupt',
-        object: archive.key,
-        message: `decompresses to ${counter.bytes} bytes, the record says ${archive.rawSize}`,
-      });
-    }
-    for (const mismatch of mismatches.slice(0, 20)) {
-      add({
-        kind: 'manifest-mismatch',
-        object: archive.key,
-        message:
-          mismatch.reason === 'not-in-manifest'
-            ? `${mismatch.path} is not listed in backup_manifest`
-            : `${mismatch.path}: ${mismatch.reason} ${String(mismatch.actual ?? '')} differs from the manifest's ${String(mismatch.expected ?? '')}`,
-        details: { file: mismatch.path, reason: mismatch.reason },
-      });
-    }
-  } catch (error) {
-    // Any failure while reading is either the checksum mismatch or what it caused.
-    let explained = reader.explain(error);
-    try {
-      reader.check();
-    } catch (mismatch) {
-      explained = mismatch as WardenError;
-    }
-    add({ kind: 'corrupt', object: archive.key, message: explained.message });
-  }
-}
-
-async function drain(stream: Readable, counter: ByteCounter): Promise<[]> {
-  await pipeline(stream, counter, async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) void chunk;
-  });
-  return [];
-}
-
-/** Reads an object through readVerified (keeping the bytes when `keep`); records a problem and returns undefined when damaged. */
-async function readObject(
-  store: ObjectStore,
-  object: StoredObject,
-  compression: Compression,
-  add: AddProblem,
-  checked: VerifyReport['checked'],
-  keep = true,
-  keys?: RepositoryKeys,
-): Promise<Buffer | undefined> {
-  checked.objects += 1;
-  if (!(await store.stat(object.key))) {
-    add({ kind: 'missing', object: object.key, message: `${object.key} is missing` });
-    return undefined;
-  }
-  const plaintext = object.encryption ? await notAgeProblem(store, object.key) : undefined;
-  if (plaintext) {
-    add(plaintext);
-    return undefined;
-  }
-  const reader = readVerified(store, object, compression, keys);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of reader.stream as AsyncIterable<Buffer>) if (keep) chunks.push(chunk);
-    reader.check();
-    checked.bytes += object.size;
-    return Buffer.concat(chunks);
-  } catch (error) {
-    let explained = reader.explain(error);
-    try {
-      reader.check();
-    } catch (mismatch) {
-      explained = mismatch as WardenError;
-    }
-    add({ kind: 'corrupt', object: object.key, message: explained.message });
-    return undefined;
-  }
 }
 
 interface WalResult {
@@ -653,45 +473,6 @@ async function verifyWal(
     histories,
     historyPresent,
   };
-}
-
-async function verifyDumps(
-  store: ObjectStore,
-  problems: VerifyProblem[],
-  checked: VerifyReport['checked'],
-  keys: RepositoryKeys | undefined,
-  signed: (record: unknown, object: string, breaks: string) => boolean,
-): Promise<void> {
-  for (const key of (await store.list('dumps/')).filter((k) => k.endsWith(`/${DUMP_RECORD_FILE}`))) {
-    const id = key.split('/')[1]!;
-    const breaks = `dump ${id} unrestorable`;
-    checked.objects += 1;
-    checked.dumps += 1;
-    let record;
-    try {
-      record = parseDumpRecord(await store.getBuffer(key), key);
-      if (record.id !== id || !record.object.key.startsWith(`dumps/${id}/`))
-        throw new Error('names another dump');
-    } catch (error) {
-      problems.push({
-        kind: 'bad-record',
-        object: key,
-        message: `dump record cannot be read: ${((error as Error).cause as Error)?.message ?? (error as Error).message}`,
-        breaks,
-      });
-      continue;
-    }
-    if (!signed(record, key, breaks)) continue;
-    await readObject(
-      store,
-      record.object,
-      record.compression,
-      (problem) => problems.push({ breaks, ...problem }),
-      checked,
-      false,
-      keys,
-    );
-  }
 }
 
 /**

@@ -1,47 +1,28 @@
-import { existsSync } from 'node:fs';
-import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
-import { mkdtemp, rm, statfs, chown } from 'node:fs/promises';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
 import type { Logger } from 'pino';
-import { toWardenError, WardenError } from '../errors.ts';
+import { WardenError } from '../errors.ts';
+import { elapsedMs, eventError, subjectOf, type ObservedOptions } from '../events/observed.ts';
 import { silentLogger } from '../logger.ts';
-import { connect } from '../postgres/connect.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { LocalInstance } from '../postgres/local-instance.ts';
 import { serverRunAs } from '../postgres/os-user.ts';
-import { findServerBinaries, majorOfVersion } from '../postgres/server-binaries.ts';
-import { listBackups, type BackupRecord } from '../repository/backup-catalog.ts';
-import { backupChain, completeChains } from '../repository/backup-chain.ts';
-import { verifyBackupAgainstManifest } from './repository-verify.ts';
+import { findServerBinaries, majorOfVersion, type ServerBinaries } from '../postgres/server-binaries.ts';
+import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
+import type { BackupRecord } from '../repository/backup-catalog.ts';
 import type { ObjectStore } from '../repository/object-store.ts';
-import { Repository } from '../repository/repository.ts';
-import { waitForPromotion } from '../restore/recovery-wait.ts';
 import { restore } from '../restore/restore.ts';
-import type { RestoreTarget } from '../restore/restore-planner.ts';
-import { sleep } from '../util/backoff.ts';
-import { freePort, portInUse } from '../util/free-port.ts';
-import { readHeartbeat } from '../daemon/heartbeat.ts';
+import { formatLsn } from '../wal/lsn.ts';
+import { CheckRecorder, msSince, type CheckResult } from './check-recorder.ts';
+import { runAmcheck, runSqlCheck, type SqlCheck } from './scratch-checks.ts';
+import { verifyManifest } from './scratch-manifest.ts';
+import { checkFreeSpace, chooseBackup, choosePort, type VerifyTarget } from './scratch-preflight.ts';
+import { awaitRecoveredScratch } from './scratch-recovery.ts';
 
-/** A user-defined post-restore check: the first column of the first row against an expectation. */
-export interface SqlCheck {
-  name: string;
-  sql: string;
-  /** Database to run in (default: the source connection's). */
-  database?: string;
-  equals?: string | number | boolean;
-  min?: number;
-  max?: number;
-}
-
-export interface CheckResult {
-  name: string;
-  status: 'passed' | 'failed' | 'skipped';
-  durationMs: number;
-  detail?: string;
-  error?: { code: string; message: string };
-}
+// Importers take the report's vocabulary from here, beside the function that produces it.
+export type { CheckResult } from './check-recorder.ts';
+export type { SqlCheck } from './scratch-checks.ts';
 
 export interface ScratchOptions {
   /** Parent directory of scratch instances (default the OS temp directory). */
@@ -53,7 +34,8 @@ export interface ScratchOptions {
 export interface VerificationReport {
   format: 1;
   backupId?: string;
-  target: { kind: 'latest' } | { kind: 'time'; time: string };
+  target:
+    { kind: 'latest' } | { kind: 'time'; time: string } | { kind: 'lsn'; lsn: string; before?: boolean };
   startedAt: string;
   finishedAt: string;
   /** From start until the restored instance served and every check had run (cleanup excluded). */
@@ -65,21 +47,24 @@ export interface VerificationReport {
   restoredHeartbeat?: string;
 }
 
-export interface RestoreCheckOptions {
+export interface RestoreCheckOptions extends ObservedOptions {
   store: ObjectStore;
   /** The source's connection: its credentials log into the restored copy. */
   connection: ConnectionConfig;
-  target: { kind: 'latest' } | { kind: 'time'; time: Date };
+  /** `lsn` with `before`: what the repository held when it was durable up to that position. */
+  target: VerifyTarget;
   checks?: readonly SqlCheck[];
   scratch?: ScratchOptions;
   /** Identities for encrypted objects; checked before the scratch copy is written. */
   keys?: RepositoryKeys;
   logger?: Logger;
   signal?: AbortSignal;
+  /**
+   * Runs on the restored instance once it serves and every check passed, before it is removed
+   * (a drill's migration step); not counted in `readyMs`. It must not throw but on cancellation.
+   */
+  afterChecks?: (scratch: { port: number }) => Promise<void>;
 }
-
-/** Free space needed for a scratch restore, relative to the backup's raw size. */
-const SPACE_FACTOR = 1.2;
 
 /**
  * Restores a backup into a scratch instance and proves it usable: the restore itself (every
@@ -89,138 +74,188 @@ const SPACE_FACTOR = 1.2;
  * always removed. Failures are results, not exceptions; only a cancelled run throws.
  */
 export async function verifyRestore(options: RestoreCheckOptions): Promise<VerificationReport> {
-  const logger = options.logger ?? silentLogger;
+  const events = options.events;
+  if (!events) return verifyUnobserved(options);
+  const subject = subjectOf(options, options.store);
+  const started = performance.now();
+  let report: VerificationReport;
+  try {
+    report = await verifyUnobserved(options);
+  } catch (error) {
+    // Only a cancelled run throws; it is a verification that did not pass.
+    const at = new Date().toISOString();
+    const failure = { at, durationMs: elapsedMs(started), passed: false, error: eventError(error) };
+    events.emit('verification.finished', { ...subject, ...failure });
+    throw error;
+  }
+  const failed = report.checks.find((check) => check.status === 'failed');
+  events.emit('verification.finished', {
+    ...subject,
+    at: report.finishedAt,
+    durationMs: elapsedMs(started),
+    passed: report.passed,
+    ...(report.backupId ? { backupId: report.backupId } : {}),
+    ...(failed?.error ? { error: failed.error } : {}),
+  });
+  return report;
+}
+
+/** What a run has made or learned so far: the report needs it and cleanup removes it, whatever failed. */
+interface ScratchState {
+  backupId?: string;
+  port?: number;
+  scratchRoot?: string;
+  instance?: LocalInstance;
+  restoredHeartbeat?: string;
+}
+
+/** A prepared scratch place: the backup to restore, the binaries of its major, a port and a data directory. */
+interface Scratch {
+  chain: BackupRecord[];
+  binaries: ServerBinaries;
+  runAs: ReturnType<typeof serverRunAs>;
+  port: number;
+  dataDir: string;
+}
+
+async function verifyUnobserved(options: RestoreCheckOptions): Promise<VerificationReport> {
   const started = performance.now();
   const startedAt = new Date();
-  const checks: CheckResult[] = [];
-  const target: VerificationReport['target'] =
-    options.target.kind === 'latest'
-      ? { kind: 'latest' }
-      : { kind: 'time', time: options.target.time.toISOString() };
-  const scratchParent = path.resolve(options.scratch?.scratchDir ?? os.tmpdir());
-  let scratchRoot: string | undefined;
-  let instance: LocalInstance | undefined;
-  let backupId: string | undefined;
-  let port: number | undefined;
-  let restoredHeartbeat: string | undefined;
-  let readyMs: number;
-  const step = async (name: string, fn: () => Promise<string | undefined>): Promise<boolean> => {
-    if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verification cancelled');
-    const t = performance.now();
-    try {
-      const detail = await fn();
-      checks.push({ name, status: 'passed', durationMs: ms(t), ...(detail ? { detail } : {}) });
-      return true;
-    } catch (error) {
-      if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', 'verification cancelled');
-      const wrapped = toWardenError(error);
-      checks.push({
-        name,
-        status: 'failed',
-        durationMs: ms(t),
-        detail: wrapped.message,
-        error: { code: wrapped.code, message: wrapped.message },
-      });
-      logger.warn({ check: name, code: wrapped.code }, `verification check failed: ${wrapped.message}`);
-      return false;
-    }
-  };
+  const recorder = new CheckRecorder(options.logger ?? silentLogger, options.signal);
+  const target = describeTarget(options.target);
+  const state: ScratchState = {};
+  let readyMs: number | undefined;
   try {
-    const runAs = serverRunAs();
-    // With a trust set, a record not signed by a trusted key fails here, before any scratch file exists.
-    const { backup, chain } = await chooseBackup(options.store, options.target, options.keys);
-    backupId = backup.id;
-    // The scratch instance runs the backup's own major version (a 17 data directory needs 17).
-    const binaries = await findServerBinaries(process.env, { major: majorOfVersion(backup.serverVersion) });
-    await checkFreeSpace(scratchParent, backup, chain);
-    port = await choosePort(options.scratch?.port);
-    scratchRoot = await mkdtemp(path.join(scratchParent, 'warden-scratch-'));
-    if (runAs) await chown(scratchRoot, runAs.uid, runAs.gid);
-    const dataDir = path.join(scratchRoot, 'data');
-    const restoreTarget: RestoreTarget =
-      options.target.kind === 'latest' ? { kind: 'latest' } : { kind: 'time', time: options.target.time };
-    const restored = await step('restore', async () => {
-      const report = await restore({
-        store: options.store,
-        target: restoreTarget,
-        targetDir: dataDir,
-        port,
-        ...(options.keys ? { keys: options.keys } : {}),
-        ...(options.signal ? { signal: options.signal } : {}),
-      });
-      backupId = report.backupId;
-      return `backup ${report.backupId}, ${report.walSegments} WAL segment(s)`;
-    });
-    if (restored) {
-      await step('manifest', () =>
-        verifyManifest(binaries.bindir, dataDir, runAs, options.store, chain, options.keys),
-      );
-      instance = new LocalInstance({ binaries, dataDir, port, runAs });
-      const serving = await step('recovery reached target', async () => {
-        await instance!.start({ timeoutSeconds: 3600 });
-        await waitForPromotion(instance!);
-        return withScratch(options.connection, port!, undefined, async (client) => {
-          // recovery.signal goes a moment before the end-of-recovery checkpoint finishes promotion.
-          const deadline = Date.now() + 120_000;
-          let inRecovery = true;
-          while (inRecovery && Date.now() < deadline) {
-            const { rows } = await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-            inRecovery = rows[0]?.r !== false;
-            if (inRecovery) await sleep(100);
-          }
-          if (inRecovery)
-            throw new WardenError('WARDEN_E_RECOVERY_FAILED', 'the restored instance is still in recovery');
-          const beat = await readHeartbeat(client);
-          restoredHeartbeat = beat?.toISOString();
-          if (beat && target.kind === 'time' && beat.getTime() > Date.parse(target.time)) {
-            throw new WardenError(
-              'WARDEN_E_RECOVERY_FAILED',
-              `recovery went past the target: heartbeat ${beat.toISOString()} is after ${target.time}`,
-            );
-          }
-          return `promoted${beat ? `, newest heartbeat ${beat.toISOString()}` : ''}`;
-        });
-      });
-      if (serving) {
-        await step('amcheck', () => runAmcheck(options.connection, port!));
-        for (const check of options.checks ?? [])
-          await step(`sql: ${check.name}`, () => runSqlCheck(options.connection, port!, check));
-      } else {
-        skipRest(checks, options.checks);
-      }
-    } else {
-      for (const name of ['manifest', 'recovery reached target', 'amcheck'])
-        checks.push({ name, status: 'skipped', durationMs: 0, detail: 'restore failed' });
-      skipRest(checks, options.checks);
-    }
-    readyMs = ms(started);
+    const scratch = await prepareScratch(options, state);
+    readyMs = await restoreAndCheck(options, scratch, state, recorder, target, started);
+    readyMs ??= msSince(started);
   } catch (error) {
     if (isAborted(error)) throw error;
-    const wrapped = toWardenError(error);
-    checks.push({
-      name: 'prepare',
-      status: 'failed',
-      durationMs: ms(started),
-      detail: wrapped.message,
-      error: { code: wrapped.code, message: wrapped.message },
-    });
-    readyMs = ms(started);
+    recorder.fail('prepare', error, started);
+    readyMs ??= msSince(started);
   } finally {
-    await instance?.stop({ mode: 'immediate' }).catch(() => undefined);
-    if (scratchRoot) await rm(scratchRoot, { recursive: true, force: true }).catch(() => undefined);
+    await removeScratch(state);
   }
   return {
     format: 1,
-    ...(backupId ? { backupId } : {}),
+    ...(state.backupId ? { backupId: state.backupId } : {}),
     target,
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     readyMs,
-    passed: checks.length > 0 && checks.every((c) => c.status !== 'failed'),
-    checks,
-    ...(port !== undefined ? { port } : {}),
-    ...(restoredHeartbeat ? { restoredHeartbeat } : {}),
+    passed: recorder.checks.length > 0 && recorder.allPassed,
+    checks: recorder.checks,
+    ...(state.port !== undefined ? { port: state.port } : {}),
+    ...(state.restoredHeartbeat ? { restoredHeartbeat: state.restoredHeartbeat } : {}),
   };
+}
+
+/** The target as the JSON report states it. */
+function describeTarget(target: VerifyTarget): VerificationReport['target'] {
+  if (target.kind === 'latest') return { kind: 'latest' };
+  if (target.kind === 'lsn')
+    return { kind: 'lsn', lsn: formatLsn(target.lsn), ...(target.before ? { before: true } : {}) };
+  return { kind: 'time', time: target.time.toISOString() };
+}
+
+/**
+ * Chooses the backup and readies an empty scratch directory. With a trust set, a record not
+ * signed by a trusted key fails here, before any scratch file exists.
+ */
+async function prepareScratch(options: RestoreCheckOptions, state: ScratchState): Promise<Scratch> {
+  const runAs = serverRunAs();
+  const { backup, chain } = await chooseBackup(options.store, options.target, options.keys);
+  state.backupId = backup.id;
+  // The scratch instance runs the backup's own major version (a 17 data directory needs 17).
+  const binaries = await findServerBinaries(process.env, { major: majorOfVersion(backup.serverVersion) });
+  const scratchParent = path.resolve(options.scratch?.scratchDir ?? os.tmpdir());
+  await checkFreeSpace(scratchParent, backup, chain);
+  const port = await choosePort(options.scratch?.port);
+  state.port = port;
+  const scratchRoot = await mkdtemp(path.join(scratchParent, 'warden-scratch-'));
+  state.scratchRoot = scratchRoot;
+  if (runAs) await chown(scratchRoot, runAs.uid, runAs.gid);
+  return { chain, binaries, runAs, port, dataDir: path.join(scratchRoot, 'data') };
+}
+
+/**
+ * The checks in order, each run only when the one it depends on passed (the others are
+ * recorded as skipped). Returns the time to ready once every check ran on a serving instance.
+ */
+async function restoreAndCheck(
+  options: RestoreCheckOptions,
+  scratch: Scratch,
+  state: ScratchState,
+  recorder: CheckRecorder,
+  target: VerificationReport['target'],
+  started: number,
+): Promise<number | undefined> {
+  const restored = await recorder.run('restore', () => restoreIntoScratch(options, scratch, state));
+  if (!restored) {
+    for (const name of ['manifest', 'recovery reached target', 'amcheck'])
+      recorder.skip(name, 'restore failed');
+    skipSqlChecks(recorder, options.checks);
+    return undefined;
+  }
+  const { binaries, dataDir, port, runAs } = scratch;
+  await recorder.run('manifest', () =>
+    verifyManifest(binaries.bindir, dataDir, runAs, options.store, scratch.chain, options.keys),
+  );
+  const instance = new LocalInstance({ binaries, dataDir, port, runAs });
+  state.instance = instance;
+  const serving = await recorder.run('recovery reached target', () =>
+    awaitRecoveredScratch(
+      instance,
+      options.connection,
+      port,
+      target.kind === 'time' ? target.time : undefined,
+      (beat) => {
+        state.restoredHeartbeat = beat?.toISOString();
+      },
+    ),
+  );
+  if (!serving) {
+    recorder.skip('amcheck', 'instance not serving');
+    skipSqlChecks(recorder, options.checks);
+    return undefined;
+  }
+  await recorder.run('amcheck', () => runAmcheck(options.connection, port));
+  for (const check of options.checks ?? [])
+    await recorder.run(`sql: ${check.name}`, () => runSqlCheck(options.connection, port, check));
+  const readyMs = msSince(started);
+  if (options.afterChecks && recorder.allPassed) await options.afterChecks({ port });
+  return readyMs;
+}
+
+async function restoreIntoScratch(
+  options: RestoreCheckOptions,
+  scratch: Scratch,
+  state: ScratchState,
+): Promise<string> {
+  const report = await restore({
+    store: options.store,
+    target: options.target,
+    targetDir: scratch.dataDir,
+    port: scratch.port,
+    ...(options.keys ? { keys: options.keys } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  state.backupId = report.backupId;
+  return `backup ${report.backupId}, ${report.walSegments} WAL segment(s)`;
+}
+
+function skipSqlChecks(recorder: CheckRecorder, sqlChecks: readonly SqlCheck[] | undefined): void {
+  for (const check of sqlChecks ?? []) recorder.skip(`sql: ${check.name}`, 'instance not serving');
+}
+
+/** The scratch instance and its files always go, whatever happened. */
+async function removeScratch(state: ScratchState): Promise<void> {
+  await state.instance?.stop({ mode: 'immediate' }).catch(() => undefined);
+  if (state.scratchRoot) await rm(state.scratchRoot, { recursive: true, force: true }).catch(() => undefined);
+}
+
+function isAborted(error: unknown): boolean {
+  return error instanceof WardenError && error.code === 'WARDEN_E_ABORTED';
 }
 
 /** Stores a report as `verifications/<backup-id>/<time>.json`; returns the key. */
@@ -237,215 +272,4 @@ export async function listVerifications(store: ObjectStore): Promise<Verificatio
   for (const key of keys)
     reports.push(JSON.parse((await store.getBuffer(key)).toString('utf8')) as VerificationReport);
   return reports.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
-}
-
-async function chooseBackup(
-  store: ObjectStore,
-  target: RestoreCheckOptions['target'],
-  keys: RepositoryKeys | undefined,
-): Promise<{ backup: BackupRecord; chain: BackupRecord[] }> {
-  const backups = await listBackups(await Repository.open(store, keys));
-  const restorable = completeChains(backups);
-  const eligible =
-    target.kind === 'latest'
-      ? restorable
-      : restorable.filter((b) => Date.parse(b.endTime) <= target.time.getTime());
-  const backup = eligible.at(-1);
-  if (!backup) throw new WardenError('WARDEN_E_NO_BACKUP', 'the repository holds no backup to verify');
-  return { backup, chain: backupChain(backup, backups) };
-}
-
-/** The restored size is at most the full backup plus every incremental on it. */
-async function checkFreeSpace(
-  dir: string,
-  backup: BackupRecord,
-  chain: readonly BackupRecord[],
-): Promise<void> {
-  const raw = chain.flatMap((b) => b.archives).reduce((n, a) => n + a.rawSize, 0);
-  const needed = Math.ceil(raw * SPACE_FACTOR);
-  const fs = await statfs(dir);
-  const free = fs.bavail * fs.bsize;
-  if (free < needed) {
-    throw new WardenError(
-      'WARDEN_E_INSUFFICIENT_SPACE',
-      `${dir} has ${free} bytes free; restoring backup ${backup.id} needs ${needed}`,
-      {
-        hint: 'Free space, or set daemon.verification.scratchDir to a larger disk.',
-        details: { dir, free, needed, backup: backup.id },
-      },
-    );
-  }
-}
-
-/**
- * A configured port is used as configured or refused: it was set for a reason (a firewall or
- * SELinux port policy, or a leftover scratch instance of a killed run still listening there),
- * and silently moving elsewhere would hide that. Unconfigured, any free port does.
- */
-async function choosePort(requested: number | undefined): Promise<number> {
-  if (requested === undefined) return freePort();
-  if (await portInUse(requested)) {
-    throw new WardenError('WARDEN_E_PORT_IN_USE', `scratch port ${requested} on 127.0.0.1 is in use`, {
-      hint: 'Stop what listens there, or change daemon.verification.port (unset, a free port is used).',
-      details: { port: requested, field: 'daemon.verification.port' },
-    });
-  }
-  return requested;
-}
-
-/** pg_verifybackup where installed; else each manifest entry's size (the npm server package lacks the tool). */
-/**
- * pg_verifybackup on the restored files when the server's own tool (same major) is installed
- * and the restore came from one full backup; otherwise the same check Warden makes itself on
- * the stored archives of every backup the restore read (size and CRC-32C of each file against
- * that backup's manifest): an incremental chain has no single manifest describing the result.
- */
-async function verifyManifest(
-  bindir: string,
-  dataDir: string,
-  runAs: ReturnType<typeof serverRunAs>,
-  store: ObjectStore,
-  chain: readonly BackupRecord[],
-  keys: RepositoryKeys | undefined,
-): Promise<string> {
-  const manifestPath = path.join(dataDir, 'backup_manifest');
-  if (chain.length === 1 && existsSync(path.join(bindir, 'pg_verifybackup'))) {
-    const tool = new LocalInstance({
-      binaries: { bindir, major: 0, source: 'system' },
-      dataDir,
-      port: 0,
-      runAs,
-    });
-    try {
-      await tool.run('pg_verifybackup', ['--manifest-path', manifestPath, dataDir]);
-    } catch (error) {
-      throw new WardenError(
-        'WARDEN_E_VERIFICATION_FAILED',
-        `pg_verifybackup: ${(error as { stderr?: string }).stderr?.trim() ?? String(error)}`,
-      );
-    }
-    return 'pg_verifybackup: files and WAL match backup_manifest';
-  }
-  let files = 0;
-  for (const backup of chain) {
-    const { problems, manifestFiles } = await verifyBackupAgainstManifest(store, backup, keys);
-    if (problems.length) {
-      throw new WardenError(
-        'WARDEN_E_VERIFICATION_FAILED',
-        `backup ${backup.id}: ${problems.map((p) => `${p.object}: ${p.message}`).join('; ')}`,
-        { details: { problems } },
-      );
-    }
-    files += manifestFiles;
-  }
-  return `${files} file(s) in ${chain.length} backup(s) match their backup_manifest (size and CRC-32C, checked by Warden)`;
-}
-
-async function withScratch<T>(
-  source: ConnectionConfig,
-  port: number,
-  database: string | undefined,
-  fn: (client: pg.Client) => Promise<T>,
-): Promise<T> {
-  const client = await connect({
-    ...source,
-    host: '127.0.0.1',
-    port,
-    tls: 'disable',
-    database: database ?? source.database,
-    applicationName: 'warden verify',
-  });
-  try {
-    return await fn(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-async function runAmcheck(source: ConnectionConfig, port: number): Promise<string> {
-  const databases = await withScratch(source, port, undefined, async (client) => {
-    const { rows } = await client.query<{ datname: string }>(
-      "SELECT datname FROM pg_database WHERE datallowconn AND datname <> 'template0' ORDER BY datname",
-    );
-    const available = await client.query("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'");
-    return available.rowCount ? rows.map((r) => r.datname) : undefined;
-  });
-  if (!databases) return 'skipped: the amcheck extension is not installed on this server';
-  let indexes = 0;
-  for (const database of databases) {
-    await withScratch(source, port, database, async (client) => {
-      await client.query('CREATE EXTENSION IF NOT EXISTS amcheck');
-      const { rows } = await client.query<{ oid: number; name: string }>(
-        `SELECT c.oid::int AS oid, c.oid::regclass::text AS name
-           FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
-          WHERE am.amname = 'btree' AND c.relpersistence <> 't' AND i.indisready AND i.indisvalid`,
-      );
-      for (const row of rows) {
-        try {
-          await client.query('SELECT bt_index_check($1::oid, true)', [row.oid]);
-        } catch (error) {
-          throw new WardenError(
-            'WARDEN_E_VERIFICATION_FAILED',
-            `amcheck: index ${row.name} in ${database}: ${(error as Error).message}`,
-            {
-              details: { database, index: row.name, sqlstate: (error as { code?: string }).code },
-            },
-          );
-        }
-      }
-      indexes += rows.length;
-    });
-  }
-  return `${indexes} B-tree index(es) in ${databases.length} database(s) intact`;
-}
-
-async function runSqlCheck(source: ConnectionConfig, port: number, check: SqlCheck): Promise<string> {
-  return withScratch(source, port, check.database, async (client) => {
-    const { rows, fields } = await client.query(check.sql);
-    const column = fields[0]?.name;
-    const value: unknown = column ? rows[0]?.[column] : undefined;
-    const shown = value === null || value === undefined ? 'NULL' : String(value);
-    const failures: string[] = [];
-    if (check.equals !== undefined && !sameValue(value, check.equals))
-      failures.push(`expected ${String(check.equals)}`);
-    const numeric = Number(value);
-    if (check.min !== undefined && !(numeric >= check.min)) failures.push(`expected >= ${check.min}`);
-    if (check.max !== undefined && !(numeric <= check.max)) failures.push(`expected <= ${check.max}`);
-    if (failures.length) {
-      throw new WardenError(
-        'WARDEN_E_VERIFICATION_FAILED',
-        `${check.name}: got ${shown}, ${failures.join(', ')}`,
-        {
-          details: { check: check.name, value: shown },
-        },
-      );
-    }
-    return `got ${shown}`;
-  });
-}
-
-function sameValue(actual: unknown, expected: string | number | boolean): boolean {
-  if (typeof expected === 'number') return Number(actual) === expected;
-  if (typeof expected === 'boolean') return actual === expected || String(actual) === String(expected);
-  return String(actual) === expected;
-}
-
-function skipRest(checks: CheckResult[], sqlChecks: readonly SqlCheck[] | undefined): void {
-  if (!checks.some((c) => c.name === 'amcheck'))
-    checks.push({ name: 'amcheck', status: 'skipped', durationMs: 0, detail: 'instance not serving' });
-  for (const check of sqlChecks ?? [])
-    checks.push({
-      name: `sql: ${check.name}`,
-      status: 'skipped',
-      durationMs: 0,
-      detail: 'instance not serving',
-    });
-}
-
-function isAborted(error: unknown): boolean {
-  return error instanceof WardenError && error.code === 'WARDEN_E_ABORTED';
-}
-
-function ms(since: number): number {
-  return Math.round(performance.now() - since);
 }

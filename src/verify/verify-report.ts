@@ -1,7 +1,8 @@
 import type { ModeAudit } from '../repository/fs/fs-access.ts';
 import type { Leftovers } from '../retention/leftovers.ts';
-import type { RestorableWindow, WalGap } from '../restore/restorable-window.ts';
-import type { StepReport } from '../util/report.ts';
+import type { WalGapState } from '../repository/wal-gap-incidents.ts';
+import type { RestorableWindow, WalGap } from '../repository/restorable-window.ts';
+import type { StepReport } from '../util/step-recorder.ts';
 
 /**
  * What kind of damage a problem is:
@@ -54,8 +55,8 @@ export interface BackupVerdict {
 export interface VerifyReport {
   repository: string;
   ok: boolean;
-  /** `WARDEN_E_VERIFY_FAILED` when problems were found. */
-  code?: 'WARDEN_E_VERIFY_FAILED';
+  /** `WARDEN_E_REPO_VERIFY_PROBLEMS` when problems were found. */
+  code?: 'WARDEN_E_REPO_VERIFY_PROBLEMS';
   checked: {
     objects: number;
     bytes: number;
@@ -63,6 +64,8 @@ export interface VerifyReport {
     manifestFiles: number;
     walSegments: number;
     dumps: number;
+    /** Redis backups (records), each shard also checked with redis-check-rdb. */
+    redisBackups?: number;
   };
   backups: BackupVerdict[];
   /** The restorable window over the WAL that verified and the intact backups (the verdicts' source). */
@@ -81,6 +84,12 @@ export interface VerifyReport {
    * the next `warden expire` removes them.
    */
   leftovers: Leftovers;
+  /**
+   * WAL gaps the receiver recorded (incidents/): a finding, not a problem (`ok` is unaffected;
+   * the continuity check reports the missing WAL itself). `unresolved` until a full backup that
+   * started after the gap completed.
+   */
+  walGaps: WalGapState[];
   steps: StepReport[];
   durationMs: number;
 }

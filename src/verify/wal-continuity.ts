@@ -6,7 +6,7 @@ import {
   type StreamState,
   type WalInventory,
 } from '../repository/wal-archive.ts';
-import { walRanges } from '../restore/restorable-window.ts';
+import { walRanges } from '../repository/restorable-window.ts';
 import { formatLsn, parseLsn, segmentName, segmentNumber, type Lsn } from '../wal/lsn.ts';
 import type { TimelineHistoryEntry } from '../wal/timeline-history.ts';
 import type { VerifyProblem } from './verify-report.ts';
@@ -27,7 +27,7 @@ export interface ContinuityInput {
 export interface ContinuityResult {
   /**
    * How far each backup's WAL runs from its start without a hole. Whether a backup restores,
-   * and to where, is the restorable window's answer (restore/restorable-window.ts), not this.
+   * and to where, is the restorable window's answer (repository/restorable-window.ts), not this.
    */
   continuousTo: Map<string, string>;
   problems: VerifyProblem[];

@@ -9,7 +9,7 @@ import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { X25519Identity } from '../../src/pipeline/encryption/age-keys.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { restore } from '../../src/restore/restore.ts';
-import { readVerified } from '../../src/restore/verified-reader.ts';
+import { readVerified } from '../../src/pipeline/object-source.ts';
 import { collect } from '../../src/util/collect.ts';
 import { parseBackupManifest } from '../../src/verify/backup-manifest.ts';
 import { verifyRepository } from '../../src/verify/repository-verify.ts';

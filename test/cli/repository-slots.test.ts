@@ -11,8 +11,9 @@ import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import type { RepositoryMeta } from '../../src/repository/repository-meta.ts';
 import { readWalInventory } from '../../src/repository/wal-archive.ts';
-import { restorableWindow } from '../../src/restore/restorable-window.ts';
-import { parseLsn } from '../../src/wal/lsn.ts';
+import { restorableWindow } from '../../src/repository/restorable-window.ts';
+import { formatLsn, parseLsn } from '../../src/wal/lsn.ts';
+import { listWalGaps } from '../../src/repository/wal-gap-incidents.ts';
 import { onExit } from '../harness/cleanup.ts';
 import { runWarden, WARDEN_BIN, type CliRun } from '../harness/cli.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
@@ -305,7 +306,12 @@ test('slot list names owners; slot drop refuses while the repository lacks WAL t
   await writeWal(1);
   // The idle slot is reported by a command that connects.
   const backupWarn = await warden(['dump', '--repo', a, '--database', 'postgres', '--json']);
-  assert.match(backupWarn.stderr, new RegExp(`warning: slot ${slotA} of this repository is inactive`));
+  const idle = new RegExp(`warning: slot ${slotA} of this repository is inactive`);
+  assert.match(backupWarn.stderr, idle);
+  // A drill connects too (repository A holds no backup, so it fails at once, after the warning).
+  const drill = await warden(['drill', '--repo', a, '--json']);
+  assert.equal(drill.code, 7, drill.stdout + drill.stderr);
+  assert.match(drill.stderr, idle);
   const status = await runWarden(['status', '--db', db, '--repo', a, '--json'], { cwd: cluster.workDir });
   const [clusterStatus] = (
     JSON.parse(status.stdout) as {
@@ -320,6 +326,14 @@ test('slot list names owners; slot drop refuses while the repository lacks WAL t
   });
   assert.equal(errorCode(refused), 'WARDEN_E_SLOT_HOLDS_WAL', refused.stdout + refused.stderr);
   assert.ok((await slotNames()).includes(slotA));
+  // So does a guarded migration (its protection then consumes the slot: more WAL for the drop).
+  const migrate = await runWarden(
+    ['migrate', '--db', db, '--repo', a, '--no-encryption', '--json', '--', 'true'],
+    { cwd: cluster.workDir },
+  );
+  assert.equal(migrate.code, 0, migrate.stdout + migrate.stderr);
+  assert.match(migrate.stderr, idle);
+  await writeWal(1);
   const forced = await runWarden(['slot', 'drop', slotA, '--db', db, '--repo', a, '--force', '--json'], {
     cwd: cluster.workDir,
   });
@@ -350,7 +364,7 @@ test('a slot that another repository consumed is refused, not streamed through w
   assert.deepEqual(await gaps(x), []);
 });
 
-test('an invalidated slot (wal_status lost) stops the stream with WARDEN_E_SLOT_INVALIDATED; a backup still works', async () => {
+test('an invalidated slot (wal_status lost) is a recorded WAL gap: the stream stops (WARDEN_E_WAL_GAP), --continue-after-gap drops and recreates it; a backup still works', async () => {
   const small = await startCluster({ settings: { max_slot_wal_keep_size: '32MB', wal_keep_size: 0 } });
   try {
     const smallDb = `${small.url()}?sslmode=disable`;
@@ -384,12 +398,45 @@ test('an invalidated slot (wal_status lost) stops the stream with WARDEN_E_SLOT_
       );
       if (row?.wal_status === 'lost') break;
     }
+    const endBefore = await repositoryWalEnd(await Repository.open(store));
     const stream = await runWithGuard(args(['wal', 'stream', '--json']), small.workDir, 120_000);
-    assert.equal(errorCode(stream), 'WARDEN_E_SLOT_INVALIDATED', stream.stdout + stream.stderr);
+    assert.equal(errorCode(stream), 'WARDEN_E_WAL_GAP', stream.stdout + stream.stderr);
     assert.equal(stream.code, 5);
+    const { gaps: recorded } = await listWalGaps(await Repository.open(store));
+    assert.deepEqual(
+      recorded.map((g) => [g.from, g.cause, g.slot]),
+      [[formatLsn(endBefore), 'slot-invalidated', slot]],
+    );
+    // A backup still works (through a temporary slot), and resolves the gap.
     const backup = await runWithGuard(args(['backup', '--json']), small.workDir, 300_000);
     assert.equal(backup.code, 0, backup.stderr);
     assert.match(backup.stderr, /invalidated/);
+    // With the flag the invalidated slot is dropped and created again, and streaming goes on.
+    const continued = spawn(
+      process.execPath,
+      [WARDEN_BIN, ...args(['wal', 'stream', '--continue-after-gap'])],
+      { cwd: small.workDir, stdio: 'ignore' },
+    );
+    const removeContinued = onExit(() => continued.kill('SIGKILL'));
+    const continuedExit = once(continued, 'exit');
+    const [now] = await small.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    while ((await repositoryWalEnd(await Repository.open(store))) < parseLsn(now!.lsn))
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    const [recreated] = await small.query<{ wal_status: string }>(
+      'SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    assert.notEqual(recreated?.wal_status, 'lost');
+    continued.kill('SIGINT');
+    assert.deepEqual(await continuedExit, [0, null]);
+    removeContinued();
+    // The WAL between the backup's end and the new slot is a gap of its own (recorded, not
+    // refused); the first one stays resolved by the backup.
+    const status = await runWarden(['status', ...args(['--json'])], { cwd: small.workDir });
+    const gapStates = (
+      JSON.parse(status.stdout) as { clusters: Array<{ walGaps: Array<{ from: string; state: string }> }> }
+    ).clusters[0]!.walGaps;
+    assert.deepEqual(gapStates[0], { ...gapStates[0], from: formatLsn(endBefore), state: 'resolved' });
   } finally {
     await small.stop();
   }

@@ -6,10 +6,10 @@ import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { resolveConfig } from '../../src/datalayer/db/config.ts';
-import { pgConnector } from '../../src/datalayer/db/driver.ts';
-import { connectError } from '../../src/datalayer/db/failure.ts';
-import { isWardenError } from '../../src/errors.ts';
+import { resolveConfig } from '../../packages/app/src/db/config.ts';
+import { pgConnector } from '../../packages/app/src/db/driver.ts';
+import { connectError } from '../../packages/app/src/db/failure.ts';
+import { isDataLayerError } from '../../packages/app/src/errors.ts';
 import { freePort } from '../../src/util/free-port.ts';
 import { onExit } from '../harness/cleanup.ts';
 import { runWarden, WARDEN_BIN, type CliRun } from '../harness/cli.ts';
@@ -85,9 +85,12 @@ test('backups with --password-file and with ~/.pgpass (PGPASSFILE), which is ign
   const status = await warden(['status', '--json', '--db', db(), '--repo', repo, '--no-encryption'], {
     PGPASSFILE: pgpass,
   });
-  assert.equal(status.code, 0, status.stderr);
-  const parsed = JSON.parse(status.stdout) as { clusters: Array<{ lastBackup: { full?: unknown } }> };
+  const parsed = JSON.parse(status.stdout) as {
+    clusters: Array<{ lastBackup: { full?: unknown }; server: { reachable?: boolean } }>;
+  };
   assert.ok(parsed.clusters[0]?.lastBackup.full, status.stdout);
+  // Logged in with the .pgpass password (no stream runs, so status itself reports that, exit 7).
+  assert.equal(parsed.clusters[0]?.server.reachable, true, status.stdout);
   await chmod(pgpass, 0o644);
   const ignored = await warden(['backup', '--db', db(), '--repo', repo, '--no-encryption'], {
     PGPASSFILE: pgpass,
@@ -197,7 +200,7 @@ test('serve streams WAL for a daemon cluster given as an object with passwordCom
   assert.match(output, /"level"/, 'the daemon logged');
 });
 
-test('warden/db reads ~/.pgpass (PGPASSFILE) and reports a missing password as an authentication problem', async () => {
+test('@warden/app/db reads ~/.pgpass (PGPASSFILE) and reports a missing password as an authentication problem', async () => {
   const saved = { PGPASSFILE: process.env.PGPASSFILE, PGPASSWORD: process.env.PGPASSWORD };
   const options = {
     connectTimeoutMs: 10_000,
@@ -205,7 +208,7 @@ test('warden/db reads ~/.pgpass (PGPASSFILE) and reports a missing password as a
     keepAliveInitialDelayMs: 10_000,
     applicationName: 't',
   };
-  const target = resolveConfig({ primary: db() }).initialPrimary;
+  const target = resolveConfig({ primary: db() }).initialPrimary!;
   const open = () =>
     pgConnector(target, options).catch((error: unknown) => {
       throw connectError(error, target.key);
@@ -217,7 +220,7 @@ test('warden/db reads ~/.pgpass (PGPASSFILE) and reports a missing password as a
       () => assert.fail('connected without a password'),
       (caught: unknown) => caught,
     );
-    assert.ok(isWardenError(error, 'WARDEN_E_AUTH_FAILED'), String(error));
+    assert.ok(isDataLayerError(error, 'WARDEN_E_AUTH_FAILED'), String(error));
     assert.equal(error.details.reason, 'no-password');
     outputs.push(JSON.stringify({ message: error.message, hint: error.hint, details: error.details }));
     const pgpass = path.join(work, 'pgpass-db');

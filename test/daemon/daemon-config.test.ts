@@ -4,13 +4,13 @@ import { resolveDaemonPlan, type DaemonInputs } from '../../src/daemon/daemon-co
 import { objectiveWarnings } from '../../src/daemon/objectives-check.ts';
 import { isWardenError } from '../../src/errors.ts';
 import { DEFAULT_RETENTION_POLICY } from '../../src/retention/retention-policy.ts';
-import { parseDuration } from '../../src/scheduler/duration.ts';
+import { parseDuration } from '../../src/util/duration.ts';
 import { Schedule } from '../../src/scheduler/schedule.ts';
 
 function inputs(overrides: Partial<DaemonInputs> = {}): DaemonInputs {
   return {
     baseDir: '/tmp',
-    defaultCluster: { repositoryPath: '/tmp/repo', slot: 'warden' },
+    defaultCluster: { repository: { path: '/tmp/repo' }, slot: 'warden' },
     retention: DEFAULT_RETENTION_POLICY,
     flags: {},
     env: {},
@@ -74,8 +74,8 @@ test('per-cluster values override the daemon section and the profile; flags over
   assert.equal(payments!.objectives.rpoMs, 3_600_000);
   assert.equal(payments!.schedules.drill, null);
   assert.equal(payments!.timezone, 'Europe/Berlin');
-  assert.equal(ledger!.repositoryPath, '/tmp/ledger-repo');
-  assert.equal(payments!.repositoryPath, '/tmp/repo/payments');
+  assert.equal(ledger!.repository.path, '/tmp/ledger-repo');
+  assert.equal(payments!.repository.path, '/tmp/repo/payments');
   assert.equal(ledger!.timezone, 'UTC');
   const flagged = resolveDaemonPlan(
     inputs({ section: { objectives: { rto: '2h' } }, flags: { rto: '1ms', rpo: '30s' } }),
@@ -134,4 +134,32 @@ test('durations: units, combinations, bare seconds', () => {
   assert.equal(parseDuration('1ms', 'f'), 1);
   assert.equal(parseDuration(90, 'f'), 90_000);
   assert.throws(() => parseDuration('1 fortnight', 'f'));
+});
+
+test('several clusters on one S3 repository each get a sub-prefix; a cluster directory keeps the group', () => {
+  const s3 = { bucket: 'backups', prefix: 'prod', region: 'us-east-1', forcePathStyle: false };
+  const group = { name: 'warden-readers', gid: 1234 };
+  const section = {
+    clusters: [
+      { name: 'payments', url: 'postgres://u:p@127.0.0.1:5432/db' },
+      { name: 'ledger', url: 'postgres://u:p@127.0.0.1:5433/db', repository: 'ledger-repo' },
+    ],
+  };
+  const onS3 = resolveDaemonPlan(
+    inputs({ section, defaultCluster: { repository: { path: 's3://backups/prod', s3 }, slot: 'warden' } }),
+  );
+  const payments = onS3.clusters[0]!.repository;
+  assert.equal(payments.path, 's3://backups/prod/payments');
+  assert.deepEqual(payments.s3, { ...s3, prefix: 'prod/payments' });
+  // A cluster entry's own repository is a directory.
+  assert.deepEqual(onS3.clusters[1]!.repository, { path: '/tmp/ledger-repo' });
+
+  const onDisk = resolveDaemonPlan(
+    inputs({ section, defaultCluster: { repository: { path: '/tmp/repo', group }, slot: 'warden' } }),
+  );
+  assert.deepEqual(onDisk.clusters[0]!.repository, { path: '/tmp/repo/payments', group });
+  assert.deepEqual(onDisk.clusters[1]!.repository, { path: '/tmp/ledger-repo', group });
+  // One cluster: the configured repository itself.
+  const single = resolveDaemonPlan(inputs({ defaultCluster: { repository: { path: '/tmp/repo', group } } }));
+  assert.deepEqual(single.clusters[0]!.repository, { path: '/tmp/repo', group });
 });

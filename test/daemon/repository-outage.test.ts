@@ -40,6 +40,8 @@ after(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
+  // On stderr as it happens: a test that outlasts its own timeout shows which step it was in.
+  console.error(`repository-outage: waiting for ${what} (${new Date().toISOString()})`);
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
@@ -77,7 +79,7 @@ test(
         },
       },
       baseDir: cluster.workDir,
-      defaultCluster: { connection, repositoryPath: viaProxy.location, slot: 'warden' },
+      defaultCluster: { connection, repository: { path: viaProxy.location }, slot: 'warden' },
       retention: DEFAULT_RETENTION_POLICY,
       flags: {},
       env: {},
@@ -165,9 +167,12 @@ test(
         const latest = (await status()).restorableWindow?.latest;
         return latest && Date.parse(latest) > outageWrites.getTime() ? true : undefined;
       });
+      // The receiver that failed during the outage resumes (it may be between sessions right now).
+      await waitFor('the WAL stream to stream again', 60_000, async () =>
+        (await status()).walStream.state === 'streaming' ? true : undefined,
+      );
       const after = await status();
       assert.equal(after.repository.reachable, true);
-      assert.equal(after.walStream.state, 'streaming');
       assert.deepEqual(after.restorableWindow?.gaps ?? [], []);
     } finally {
       await daemon.stop();

@@ -60,7 +60,7 @@ async function runJobOnce(
       verification,
     },
     baseDir: cluster.workDir,
-    defaultCluster: { connection, repositoryPath: store.root, slot: 'warden' },
+    defaultCluster: { connection, repository: { path: store.root }, slot: 'warden' },
     retention: DEFAULT_RETENTION_POLICY,
     flags: {},
     env: {},
@@ -143,7 +143,7 @@ test(
 
     const { run, status, health } = await runJobOnce(store, 'verification', { scratchDir });
     assert.equal(run.status, 'failed');
-    assert.equal(run.error?.code, 'WARDEN_E_VERIFICATION_FAILED');
+    assert.equal(run.error?.code, 'WARDEN_E_RESTORE_CHECK_FAILED');
     const verification = (await listVerifications(store)).at(-1)!;
     assert.equal(verification.backupId, id);
     assert.deepEqual(

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,8 +10,12 @@ import { lockHolder } from '../../src/repository/repository-lock.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readJobState } from '../../src/scheduler/job-state.ts';
 import { Schedule } from '../../src/scheduler/schedule.ts';
-import { onExit } from '../harness/cleanup.ts';
-import { WARDEN_BIN } from '../harness/cli.ts';
+import {
+  killHard,
+  SpawnedWardens,
+  waitFor as pollUntil,
+  type SpawnedWarden,
+} from '../harness/spawned-warden.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 import { bytesUnder } from '../faults/helpers.ts';
 
@@ -25,7 +27,7 @@ import { bytesUnder } from '../faults/helpers.ts';
 
 let cluster: TestCluster;
 let configFile: string;
-const children = new Set<ChildProcess>();
+const wardens = new SpawnedWardens();
 const BACKUP_SCHEDULE = '0 0 1 1 *';
 const SLOT = new Schedule(BACKUP_SCHEDULE, 'UTC', 'test').latestDue(new Date())!.toISOString();
 
@@ -55,21 +57,15 @@ before(async () => {
   );
 });
 after(async () => {
-  for (const child of children) await killHard(child);
+  await wardens.killAll();
   await cluster?.stop();
 });
 
-interface Serve {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type Serve = SpawnedWarden;
 
 function serve(repo: string): Serve {
-  const child = spawn(
-    process.execPath,
+  return wardens.spawn(
     [
-      WARDEN_BIN,
       'serve',
       '--config',
       configFile,
@@ -80,39 +76,13 @@ function serve(repo: string): Serve {
       '--no-encryption',
       '--no-http',
     ],
-    { cwd: cluster.workDir, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: cluster.workDir },
   );
-  children.add(child);
-  const removeHook = onExit(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = once(child, 'exit').then(([code, signal]) => {
-    removeHook();
-    children.delete(child);
-    return { code: code as number | null, signal: signal as NodeJS.Signals | null };
-  });
-  return { child, output: () => output, exited };
 }
 
-async function killHard(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls until `condition` holds; fails with `what` after `ms`. */
-async function waitFor(what: string, ms: number, condition: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
+/** Polls every 50 ms until `condition` holds; fails with `what` after `ms`. */
+function waitFor(what: string, ms: number, condition: () => Promise<boolean> | boolean): Promise<void> {
+  return pollUntil(what, ms, condition, 50);
 }
 
 async function exitWithin(

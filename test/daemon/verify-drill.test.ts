@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { takeBackup } from '../../src/backup/base-backup.ts';
 import { WalReceiver } from '../../src/backup/wal-receiver.ts';
 import { resolveDaemonPlan } from '../../src/daemon/daemon-config.ts';
-import { HeartbeatWriter } from '../../src/daemon/heartbeat.ts';
+import { HeartbeatWriter } from '../../src/postgres/heartbeat.ts';
 import { collectClusterStatus } from '../../src/daemon/status.ts';
 import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
@@ -86,7 +86,7 @@ test('verification restores into a scratch instance and passes manifest, recover
   assert.equal(failing.passed, false);
   assert.equal(
     failing.checks.find((c) => c.name === 'sql: impossible count')?.error?.code,
-    'WARDEN_E_VERIFICATION_FAILED',
+    'WARDEN_E_RESTORE_CHECK_FAILED',
   );
 });
 
@@ -166,7 +166,7 @@ test('verification catches a corrupted backup, records it, and status shows it',
   assert.ok(key.startsWith(`verifications/${backupId}/`));
   const plan = resolveDaemonPlan({
     baseDir: cluster.workDir,
-    defaultCluster: { connection, repositoryPath: store.root, slot: 'warden' },
+    defaultCluster: { connection, repository: { path: store.root }, slot: 'warden' },
     retention: DEFAULT_RETENTION_POLICY,
     flags: { profile: 'prod' },
     env: {},

@@ -24,7 +24,8 @@ import {
   type SegmentRecord,
 } from '../../src/repository/wal-archive.ts';
 import { verifyRepository, type VerifyReport } from '../../src/verify/repository-verify.ts';
-import { parseLsn, type Lsn } from '../../src/wal/lsn.ts';
+import { formatLsn, parseLsn, type Lsn } from '../../src/wal/lsn.ts';
+import { listWalGaps } from '../../src/repository/wal-gap-incidents.ts';
 import { PartialWriter } from '../../src/wal/partial-format.ts';
 import { startCluster, withClient, type TestCluster } from '../harness/postgres.ts';
 import { withRestored } from '../harness/restored.ts';
@@ -182,7 +183,11 @@ test('restore to the latest point reads the sealed partial and reaches the marke
 /** A copy of the directory repository to damage (the live one keeps streaming). */
 async function scratchCopy(name: string): Promise<{ store: FsObjectStore; dir: string }> {
   const dir = path.join(cluster.workDir, name);
-  await cp(fsStore.root, dir, { recursive: true });
+  // A writer's temp file can vanish between listing and copying: it is not part of the repository.
+  await cp(fsStore.root, dir, {
+    recursive: true,
+    filter: (source) => !path.basename(source).includes('.tmp-'),
+  });
   return { store: new FsObjectStore(dir), dir };
 }
 
@@ -281,6 +286,8 @@ test('a leftover sealed partial that the receiver cannot open is archived sealed
       keys: writeKeys,
       signal: stop.signal,
       onFlush: (lsn) => (flushedTo = lsn),
+      // The second run resumes past the leftover's segment: a recorded gap, streamed over.
+      continueAfterGap: true,
     });
     const done = receiver.run();
     return { flushed: () => flushedTo, stop: async () => (stop.abort(), await done) };
@@ -334,6 +341,12 @@ test('a leftover sealed partial that the receiver cannot open is archived sealed
   assert.equal(record.validBytes, received.validBytes);
   const repository = await Repository.open(store, readKeys);
   assert.deepEqual(await readSegment(repository, record), received.raw);
+  // The hole after the bytes the leftover had is a recorded gap, not a silent one.
+  const { gaps } = await listWalGaps(repository);
+  assert.deepEqual(
+    gaps.map((g) => [g.from, g.cause]),
+    [[formatLsn(parseLsn(record.startLsn) + BigInt(record.validBytes)), 'slot-recreated']],
+  );
   const needle = Buffer.from(leftoverMarker);
   for (const entry of await readdir(store.root, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile()) continue;

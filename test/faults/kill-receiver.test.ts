@@ -8,7 +8,7 @@ import { listBackups } from '../../src/repository/backup-catalog.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory } from '../../src/repository/wal-archive.ts';
-import { restorableWindow } from '../../src/restore/restorable-window.ts';
+import { restorableWindow } from '../../src/repository/restorable-window.ts';
 import { parseLsn, type Lsn } from '../../src/wal/lsn.ts';
 import { withRestored } from '../harness/restored.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';

@@ -29,7 +29,7 @@ export function backupOnlyPlan(options: {
     baseDir: options.baseDir,
     defaultCluster: {
       connection: options.connection,
-      repositoryPath: options.repositoryPath,
+      repository: { path: options.repositoryPath },
       slot: 'warden',
     },
     retention: DEFAULT_RETENTION_POLICY,

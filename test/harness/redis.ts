@@ -4,8 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createRedis, type CreateRedisOptions } from '../../src/datalayer/redis/ioredis-adapter.ts';
-import type { RedisLike } from '../../src/datalayer/redis/redis-like.ts';
+import { createRedis, type CreateRedisOptions } from '../../packages/app/src/redis/ioredis-adapter.ts';
+import type { RedisLike } from '../../packages/app/src/redis/redis-like.ts';
 import { freePort, portInUse } from '../../src/util/free-port.ts';
 import { onExit } from './cleanup.ts';
 

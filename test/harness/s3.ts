@@ -116,7 +116,9 @@ export type Fault =
   /** Reads part of the request body, then destroys the connection (a reset mid-upload). */
   | { kind: 'drop-mid-upload'; afterBytes: number }
   /** Forwards the request, then destroys the connection before the response reaches the client. */
-  | { kind: 'drop-response' };
+  | { kind: 'drop-response' }
+  /** Forwards the response's status, headers and first `afterBytes` of body, then destroys the connection. */
+  | { kind: 'drop-mid-body'; afterBytes: number };
 
 export interface FaultRule {
   /** Which requests it applies to; all when absent. */
@@ -126,12 +128,26 @@ export interface FaultRule {
   times: number;
 }
 
+export interface ProxiedRequest {
+  method: string;
+  url: string;
+  range?: string;
+  storageClass?: string;
+  copySource?: string;
+}
+
 export interface FaultProxy {
   readonly endpoint: string;
   /** Replaces the fault plan; rules apply in order, each for its `times`. */
   setFaults(rules: FaultRule[]): void;
   /** Faults injected so far, by kind. */
   readonly injected: Record<string, number>;
+  /**
+   * Every request that reached the proxy, in order, with its Range header when it had one, and
+   * the storage class and copy source it asked for (s3rver keeps no storage classes, so this is
+   * where a test sees the class Warden requested).
+   */
+  readonly requests: ReadonlyArray<ProxiedRequest>;
   stop(): Promise<void>;
 }
 
@@ -151,7 +167,17 @@ export async function startFaultProxy(target: TestS3): Promise<FaultProxy> {
     injected[rule.fault.kind] = (injected[rule.fault.kind] ?? 0) + 1;
     return rule.fault;
   };
+  const requests: ProxiedRequest[] = [];
   const server = http.createServer((req, res) => {
+    const storageClass = req.headers['x-amz-storage-class'];
+    const copySource = req.headers['x-amz-copy-source'];
+    requests.push({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      ...(req.headers.range ? { range: req.headers.range } : {}),
+      ...(typeof storageClass === 'string' ? { storageClass } : {}),
+      ...(typeof copySource === 'string' ? { copySource } : {}),
+    });
     const fault = take(req.method ?? 'GET', req.url ?? '/');
     if (fault?.kind === 'status') {
       req.resume();
@@ -185,6 +211,20 @@ export async function startFaultProxy(target: TestS3): Promise<FaultProxy> {
           response.once('end', () => req.socket.destroy());
           return;
         }
+        if (fault?.kind === 'drop-mid-body') {
+          res.writeHead(response.statusCode ?? 502, response.headers);
+          let sent = 0;
+          response.on('data', (chunk: Buffer) => {
+            if (sent >= fault.afterBytes) return;
+            const part = chunk.subarray(0, fault.afterBytes - sent);
+            sent += part.length;
+            // Cut once the bytes promised are on their way, mid-body of a longer response.
+            res.write(part, () => {
+              if (sent >= fault.afterBytes) req.socket.destroy();
+            });
+          });
+          return;
+        }
         const forward = () => {
           res.writeHead(response.statusCode ?? 502, response.headers);
           response.pipe(res);
@@ -204,6 +244,7 @@ export async function startFaultProxy(target: TestS3): Promise<FaultProxy> {
       rules = next.map((rule) => ({ ...rule }));
     },
     injected,
+    requests,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -10,6 +10,11 @@ export interface TcpProxy {
   readonly stripped: number;
   /** Connections forwarded to the server so far. */
   readonly forwarded: number;
+  /**
+   * Points the proxy at another server and drops the connections in flight, as a service address
+   * (a VIP, a Kubernetes Service) moving to a promoted primary does.
+   */
+  retarget(upstream: { host: string; port: number }): void;
   close(): Promise<void>;
 }
 
@@ -23,10 +28,16 @@ export async function startTcpProxy(options: {
   host: string;
   upstream: { host: string; port: number };
   mode: 'transparent' | 'strip-tls';
+  /**
+   * A fault: after this many bytes from the server to the client, both connections are cut, as a
+   * network failure or a dying server mid-transfer would (counted per connection).
+   */
+  cutAfterBytes?: number;
 }): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let stripped = 0;
   let forwarded = 0;
+  let target = options.upstream;
   const server = net.createServer((client) => {
     sockets.add(client);
     client.on('close', () => sockets.delete(client));
@@ -34,14 +45,32 @@ export async function startTcpProxy(options: {
     let upstream: net.Socket | undefined;
     const connectUpstream = (first: Buffer) => {
       forwarded += 1;
-      upstream = net.connect(options.upstream);
+      upstream = net.connect(target);
       sockets.add(upstream);
       upstream.on('close', () => client.destroy());
       upstream.on('error', () => client.destroy());
       client.on('close', () => upstream?.destroy());
       if (first.length) upstream.write(first);
       client.pipe(upstream);
-      upstream.pipe(client);
+      const limit = options.cutAfterBytes;
+      if (limit === undefined) {
+        upstream.pipe(client);
+        return;
+      }
+      let passed = 0;
+      upstream.on('data', (chunk: Buffer) => {
+        if (passed >= limit) return;
+        const room = limit - passed;
+        passed += chunk.length;
+        if (room > chunk.length) {
+          client.write(chunk);
+          return;
+        }
+        client.end(chunk.subarray(0, room), () => {
+          client.destroy();
+          upstream?.destroy();
+        });
+      });
     };
     if (options.mode === 'transparent') {
       connectUpstream(Buffer.alloc(0));
@@ -79,6 +108,10 @@ export async function startTcpProxy(options: {
     },
     get forwarded() {
       return forwarded;
+    },
+    retarget(next) {
+      target = next;
+      for (const socket of sockets) socket.destroy();
     },
     async close() {
       for (const socket of sockets) socket.destroy();

@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type pg from 'pg';
-import { resolveConfig } from '../../src/datalayer/db/config.ts';
-import { pgConnector, type HostTarget } from '../../src/datalayer/db/driver.ts';
-import { connectError } from '../../src/datalayer/db/failure.ts';
+import { resolveConfig } from '../../packages/app/src/db/config.ts';
+import { isDataLayerError } from '../../packages/app/src/errors.ts';
+import { pgConnector, type HostTarget } from '../../packages/app/src/db/driver.ts';
+import { connectError } from '../../packages/app/src/db/failure.ts';
 import { connect } from '../../src/postgres/connect.ts';
 import { connectionFromUrl, type ConnectionConfig } from '../../src/postgres/connection-config.ts';
 import { runWarden } from '../harness/cli.ts';
@@ -178,7 +179,7 @@ test(
 );
 
 test(
-  'warden/db pools: the stripping proxy and an untrusted certificate are refused, verified TLS with the CA',
+  '@warden/app/db pools: the stripping proxy and an untrusted certificate are refused, verified TLS with the CA',
   { skip },
   async () => {
     const options = {
@@ -189,15 +190,16 @@ test(
     };
     const host = (proxy: TcpProxy, query = '') =>
       resolveConfig({ primary: `postgres://warden:${PASSWORD}@${proxy.host}:${proxy.port}/postgres${query}` })
-        .initialPrimary;
+        .initialPrimary!;
     // As the database opens a session: the connector, its failure wrapped by connectError.
     const open = (target: HostTarget) =>
       pgConnector(target, options).catch((error: unknown) => {
         throw connectError(error, target.key);
       });
-    await rejectsWithCode(open(host(stripping)), 'WARDEN_E_TLS_UNAVAILABLE');
+    const tlsRefused = (error: unknown) => isDataLayerError(error, 'WARDEN_E_TLS_UNAVAILABLE');
+    await assert.rejects(open(host(stripping)), tlsRefused);
     // An honest server whose certificate nothing configured trusts: refused, not used unverified.
-    await rejectsWithCode(open(host(transparent)), 'WARDEN_E_TLS_UNAVAILABLE');
+    await assert.rejects(open(host(transparent)), tlsRefused);
     const connection = await pgConnector(
       host(transparent, `?sslrootcert=${encodeURIComponent(certs.caFile)}`),
       options,

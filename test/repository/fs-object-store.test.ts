@@ -1,10 +1,5 @@
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { objectStoreContract } from './object-store-contract.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
-objectStoreContract(
-  'filesystem',
-  async () => new FsObjectStore(await mkdtemp(path.join(os.tmpdir(), 'warden-fs-store-'))),
-);
+objectStoreContract('filesystem', async () => new FsObjectStore(await tempDir('fs-store')));

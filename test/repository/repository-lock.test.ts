@@ -10,6 +10,7 @@ import { isWardenError, WardenError, type ErrorCode } from '../../src/errors.ts'
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import type { ObjectStore } from '../../src/repository/object-store.ts';
 import { acquireLock, lockHolder, type LockHolder } from '../../src/repository/repository-lock.ts';
+import { hostTag } from '../../src/repository/temp-name.ts';
 import type { S3ObjectStore } from '../../src/repository/s3/s3-object-store.ts';
 import { startS3, type TestS3 } from '../harness/s3.ts';
 
@@ -158,6 +159,43 @@ function lockSuite(label: string, open: () => Promise<Repo>, raceRounds: number)
       await lock.release();
     });
 
+    test('an acquisition removes what dead processes left in locks/ (unfinished writes, take-over claims that can no longer win), nothing else (issue 11)', async () => {
+      const { store } = await open();
+      const dead = spawnSync(process.execPath, ['-e', '']).pid;
+      const claimBody = (pid: number, lease: 'live' | 'expired' = 'live') =>
+        foreignLock(lease, { host: os.hostname(), pid, purpose: 'take over' });
+      const tmp = (tag: string, pid: number) => `locks/backup.lock.tmp-${tag}-${pid}-0badc0de`;
+      const removed = [
+        tmp(hostTag(), dead),
+        `locks/backup.takeover.${'a'.repeat(16)}.0.tmp-${hostTag()}-${dead}-0badc0de`,
+        `locks/backup.takeover.${'a'.repeat(16)}.0`,
+        `locks/backup.takeover.${'c'.repeat(16)}.1`,
+      ];
+      // Another lock, stale, with a dead claimant's claim on its current bytes: kept, else a
+      // new contender could take claim 0 while another holds claim 1.
+      const walLock = foreignLock('expired');
+      const walId = createHash('sha256').update(walLock).digest('hex').slice(0, 16);
+      const kept = [
+        tmp(hostTag(), process.pid), // a write under way in a live process
+        tmp(hostTag('warden-peer.invalid'), dead), // another host's: its pid says nothing here
+        'locks/backup.lock.tmp-0badc0de', // named before writers were named
+        `locks/wal-stream.takeover.${'b'.repeat(16)}.0`, // a live claimant, still taking over
+        `locks/wal-stream.takeover.${walId}.0`,
+        'locks/wal-stream.lock',
+      ];
+      for (const key of removed.slice(0, 2)) await store.putBuffer(key, Buffer.from('partial'));
+      await store.putBuffer(removed[2]!, claimBody(dead));
+      await store.putBuffer(removed[3]!, foreignLock('expired', { purpose: 'take over' }));
+      for (const key of kept.slice(0, 3)) await store.putBuffer(key, Buffer.from('partial'));
+      await store.putBuffer(kept[3]!, claimBody(process.pid));
+      await store.putBuffer(kept[4]!, claimBody(dead));
+      await store.putBuffer(kept[5]!, walLock);
+      const lock = await acquireLock(store, 'backup', 'base backup', { leaseMs: LEASE_MS });
+      const left = await store.list('locks/', { includeIncomplete: true });
+      assert.deepEqual(left.sort(), [...kept, KEY].sort());
+      await lock.release();
+    });
+
     test('a lock whose body never parses (creation cut short) is taken over', async () => {
       const { store } = await open();
       await store.putBuffer(KEY, Buffer.alloc(0));
@@ -223,6 +261,24 @@ function lockSuite(label: string, open: () => Promise<Repo>, raceRounds: number)
       assert.equal(abortedFirst, true, 'the cut-off holder had stopped before the take-over');
       assert.equal((lock.signal.reason as WardenError).details.lost, 'not renewed');
       faulty.cutOff = false;
+      await lock.release();
+    });
+
+    test('a lease this process lost does not block its own next acquisition until the lease runs out', async () => {
+      const { store } = await open();
+      const faulty = faultyStore(store);
+      // Long enough that the lost lease is still unexpired when this process asks again.
+      const leaseMs = 20_000;
+      const lock = await acquireLock(faulty, 'backup', 'WAL stream', { leaseMs });
+      faulty.cutOff = true;
+      await waitFor('the lease to be lost', 30_000, async () => lock.signal.aborted);
+      faulty.cutOff = false;
+      const left = JSON.parse((await store.getBuffer(KEY)).toString('utf8')) as LockHolder;
+      assert.equal(left.pid, process.pid, 'the lost lease is still in the repository');
+      assert.ok(Date.parse(left.expiresAt!) > Date.now(), 'its lease has not run out yet');
+      const again = await acquireLock(faulty, 'backup', 'WAL stream', { leaseMs });
+      assert.notEqual(again.token, left.token);
+      await again.release();
       await lock.release();
     });
 

@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/config.ts';
 import { isWardenError } from '../../src/errors.ts';
 import { openObjectStore } from '../../src/repository/open-object-store.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 async function dirWith(yaml: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-s3-config-'));
+  const dir = await tempDir('s3-config');
   await writeFile(path.join(dir, 'warden.yaml'), yaml);
   return dir;
 }
@@ -69,7 +69,7 @@ test('config errors name the repository.s3 field', async () => {
 });
 
 test('a plaintext S3 endpoint off loopback needs allowHttp (file) or WARDEN_S3_ALLOW_HTTP=1 (environment)', async (t) => {
-  const cwd = await mkdtemp(path.join(os.tmpdir(), 'warden-s3-http-'));
+  const cwd = await tempDir('s3-http');
   t.after(() => rm(cwd, { recursive: true, force: true }));
   const yaml = (extra: string) =>
     writeFile(

@@ -80,9 +80,23 @@ test('a GET cut off mid-body resumes from where it broke', async () => {
   const store = await proxiedStore();
   const data = randomBytes(12 * 1024 * 1024);
   await store.putBuffer('wal/00000001/seg.zst', data);
-  proxy.setFaults([{ match: (r) => r.method === 'GET', fault: { kind: 'drop-response' }, times: 1 }]);
+  const cutAfter = 5 * 1024 * 1024;
+  proxy.setFaults([
+    { match: (r) => r.method === 'GET', fault: { kind: 'drop-mid-body', afterBytes: cutAfter }, times: 1 },
+  ]);
+  const injectedBefore = proxy.injected['drop-mid-body'] ?? 0;
+  const requestsBefore = proxy.requests.length;
   assert.ok((await store.getBuffer('wal/00000001/seg.zst')).equals(data));
   proxy.setFaults([]);
+  assert.equal((proxy.injected['drop-mid-body'] ?? 0) - injectedBefore, 1, 'the body was cut off once');
+  // The read went on with a ranged GET from a byte past the start, not from the beginning.
+  const gets = proxy.requests.slice(requestsBefore).filter((r) => r.method === 'GET');
+  const resumed = gets
+    .map((r) => /^bytes=(\d+)-$/.exec(r.range ?? '')?.[1])
+    .filter((start) => start !== undefined);
+  assert.equal(resumed.length, 1, JSON.stringify(gets));
+  const start = Number(resumed[0]);
+  assert.ok(start > 0 && start <= cutAfter, `resumed at byte ${start}`);
 });
 
 test('when retries are exhausted a put fails with WARDEN_E_REPO_IO naming the key, and leaves no object', async () => {

@@ -7,7 +7,7 @@ import { takeBackup, type BackupReport } from '../../src/backup/base-backup.ts';
 import { createLedger, randomTransfer } from '../../src/embedded/ledger.ts';
 import type { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { segmentDataKey } from '../../src/repository/wal-archive.ts';
-import type { RestorableWindow } from '../../src/restore/restorable-window.ts';
+import type { RestorableWindow } from '../../src/repository/restorable-window.ts';
 import { restore } from '../../src/restore/restore.ts';
 import { verifyRepository } from '../../src/verify/repository-verify.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';

@@ -143,8 +143,9 @@ test('warden expire --dry-run --json prints the plan with rules and deletes noth
   assert.equal(run.code, 0, run.stderr);
   const report = JSON.parse(run.stdout) as ExpireReport;
   assert.equal(report.dryRun, true);
-  // the default policy (GFS 7/4/12, full 90 days) keeps these recent daily backups
-  assert.equal(report.plan.expire.length, 0);
+  // --keep-last 2 replaces the default policy (it no longer adds to GFS 7/4/12): the two newest
+  // and the named backup stay, the other seven would go; the dry run deletes none of them
+  assert.equal(report.plan.expire.length, 7);
   assert.ok(report.plan.keep.every((k) => k.reasons.length > 0));
   assert.equal(report.policy.keepLast, 2);
   assert.equal((await listBackups(await Repository.open(fake.store))).length, 10);

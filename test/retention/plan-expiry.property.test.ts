@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import type { BackupRecord } from '../../src/repository/backup-catalog.ts';
 import type { SegmentRecord, WalInventory } from '../../src/repository/wal-archive.ts';
-import { restorableWindow } from '../../src/restore/restorable-window.ts';
+import { restorableWindow } from '../../src/repository/restorable-window.ts';
 import { planExpiry, type ExpiryPlan } from '../../src/retention/plan-expiry.ts';
 import type { RetentionPolicy } from '../../src/retention/retention-policy.ts';
 import { formatLsn, parseLsn, segmentName } from '../../src/wal/lsn.ts';

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/config.ts';
 import { isWardenError } from '../../src/errors.ts';
 import { DEFAULT_RETENTION_POLICY, parseDuration } from '../../src/retention/retention-policy.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 const DAY = 86_400_000;
 
 async function configWith(yaml: string) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-retention-config-'));
+  const dir = await tempDir('retention-config');
   await writeFile(path.join(dir, 'warden.yaml'), yaml);
   return loadConfig({ flags: {}, env: {}, cwd: dir });
 }

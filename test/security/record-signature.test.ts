@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -207,6 +207,8 @@ test('S3: a forged backup record is refused by restore and repo copy before anyt
   await store.putBuffer(key, Buffer.from(JSON.stringify(forged, null, 2)));
 
   const targetDir = path.join(dir, 's3-restore-target');
+  // The server's OS user must be able to reach the target (restore checks that first).
+  await chmod(dir, 0o711);
   await mkdir(targetDir, { mode: 0o700 });
   await assert.rejects(
     restore({ store, target: { kind: 'latest' }, targetDir, keys: trust() }),

@@ -101,7 +101,9 @@ async function recordKeys(repo: string): Promise<string[]> {
     for (const entry of await readdir(path.join(repo, dir), { withFileTypes: true })) {
       const key = dir ? `${dir}/${entry.name}` : entry.name;
       if (entry.isDirectory()) await walk(key);
-      else if (key.endsWith('.json') && !key.startsWith('locks/')) keys.push(key);
+      // Audit records are hash-chained under the signed audit/head.json rather than signed each.
+      else if (key.endsWith('.json') && !key.startsWith('locks/') && !key.startsWith('audit/records/'))
+        keys.push(key);
     }
   };
   await walk('');

@@ -309,6 +309,8 @@ test('a restarted receiver archives (and signs) a leftover partial of its own ke
         keys,
         signal: stop.signal,
         onFlush: (lsn) => (flushedTo = lsn),
+        // The second run resumes past the leftover's segment: a recorded gap, streamed over.
+        continueAfterGap: true,
       }).run();
       return { flushed: () => flushedTo, stop: async () => (stop.abort(), await done) };
     };

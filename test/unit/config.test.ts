@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/config.ts';
 import { isWardenError } from '../../src/errors.ts';
+import { tempDir } from '../harness/temp-dir.ts';
 
 async function dirWith(yaml: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-config-'));
+  const dir = await tempDir('config');
   await writeFile(path.join(dir, 'warden.yaml'), yaml);
   return dir;
 }
@@ -56,7 +56,7 @@ test('precedence is flag > environment > config file > default', async () => {
 });
 
 test('TLS defaults to prefer and the standard PG variables name a cluster', async () => {
-  const cwd = await mkdtemp(path.join(os.tmpdir(), 'warden-config-'));
+  const cwd = await tempDir('config');
   const config = loadConfig({
     flags: {},
     env: { PGHOST: 'db-pg', PGUSER: 'backup', PGPASSWORD: 's3cret' },

@@ -157,7 +157,7 @@ test('daemon clusters may be objects with host, user, passwordFile and passwordC
       ],
     },
     baseDir: '/etc/warden',
-    defaultCluster: { repositoryPath: '/srv/repo', slot: 'warden' },
+    defaultCluster: { repository: { path: '/srv/repo' }, slot: 'warden' },
     retention: DEFAULT_RETENTION_POLICY,
     flags: {},
     env: {},

@@ -91,13 +91,21 @@ test('an http:// S3 endpoint off loopback is refused unless allowed explicitly',
   assert.deepEqual(warnings, ['WARDEN_W_TLS_DISABLED'], 'warned once for the host');
 });
 
-test('the tool takes one host per cluster: a multi-host URL or PGHOST is refused, not half-used', () => {
-  for (const make of [
-    () => connectionFromUrl('postgres://warden@db1,db2/app', '--db'),
-    () => connectionFromEnv({ PGHOST: 'db1,db2' }),
+test('a multi-host URL or PGHOST names a cluster: every host is kept, none half-used', () => {
+  // Connections then go to the member that fits (cluster-locator.ts), not to the first host.
+  for (const config of [
+    connectionFromUrl('postgres://warden@db1,db2/app', '--db'),
+    connectionFromEnv({ PGHOST: 'db1,db2' })!,
   ]) {
-    assert.throws(make, (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'));
+    assert.deepEqual(config.hosts, [
+      { host: 'db1', port: 5432 },
+      { host: 'db2', port: 5432 },
+    ]);
   }
+  assert.throws(
+    () => connectionFromEnv({ PGHOST: 'db1,db2,db3', PGPORT: '5432,5433' }),
+    (error: unknown) => isWardenError(error, 'WARDEN_E_CONFIG_INVALID'),
+  );
   assert.equal(connectionFromUrl('postgres://warden@[::1]:5433/app').host, '::1');
 });
 

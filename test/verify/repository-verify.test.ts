@@ -139,7 +139,7 @@ test('a segment whose data is gone while its record stays is named missing, with
   }
 });
 
-test('warden verify exits 0 on a clean repository and 5 with WARDEN_E_VERIFY_FAILED on a damaged one', async () => {
+test('warden verify exits 0 on a clean repository and 5 with WARDEN_E_REPO_VERIFY_PROBLEMS on a damaged one', async () => {
   // The library wrote this repository without a signing key: its records are unsigned, which the
   // CLI reports unless told to accept them (signatures are tested in test/security/).
   const run = (args: string[]) =>
@@ -161,7 +161,7 @@ test('warden verify exits 0 on a clean repository and 5 with WARDEN_E_VERIFY_FAI
     const damaged = await run(['verify', '--repo', repoDir, '--json']);
     assert.equal(damaged.code, 5);
     const report = JSON.parse(damaged.stdout) as { code: string; problems: Array<{ object: string }> };
-    assert.equal(report.code, 'WARDEN_E_VERIFY_FAILED');
+    assert.equal(report.code, 'WARDEN_E_REPO_VERIFY_PROBLEMS');
     assert.ok(report.problems.some((p) => p.object === key));
     const human = await run(['verify', '--repo', repoDir]);
     assert.equal(human.code, 5);

@@ -6,7 +6,7 @@ import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import { readWalInventory } from '../../src/repository/wal-archive.ts';
-import { restorableWindow } from '../../src/restore/restorable-window.ts';
+import { restorableWindow } from '../../src/repository/restorable-window.ts';
 import { parseLsn } from '../../src/wal/lsn.ts';
 import { startCluster, type TestCluster } from '../harness/postgres.ts';
 

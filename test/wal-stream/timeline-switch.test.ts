@@ -7,9 +7,10 @@ import { connectionFromUrl } from '../../src/postgres/connection-config.ts';
 import { LocalInstance } from '../../src/postgres/local-instance.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
-import { readWalInventory } from '../../src/repository/wal-archive.ts';
+import { readHistory, readWalInventory, storeHistory } from '../../src/repository/wal-archive.ts';
 import { restore } from '../../src/restore/restore.ts';
-import { parseLsn } from '../../src/wal/lsn.ts';
+import { formatLsn, parseLsn } from '../../src/wal/lsn.ts';
+import { isWardenError } from '../../src/errors.ts';
 import { withClient } from '../harness/postgres.ts';
 import { startPrimaryWithReplica, type PrimaryWithReplica } from '../harness/replica.ts';
 
@@ -86,4 +87,36 @@ test('the WAL receiver follows a timeline switch; a backup from the old timeline
     abort.abort();
     await running;
   }
+});
+
+// Runs after the promotion above: the replica serves timeline 2. A repository that holds another
+// "timeline 2" (a member promoted elsewhere without seeing this one's history) must not get this
+// server's WAL under the same segment names.
+test('a server whose timeline has another history than the repository holds under that ID is refused (timeline collision)', async () => {
+  const connection = { ...connectionFromUrl(pair.replica.url()), tls: 'disable' as const };
+  const store = new FsObjectStore(path.join(pair.primary.workDir, 'repo-collision'));
+  // A backup on timeline 2 archives the server's history of it; then the repository's copy is
+  // replaced by another history under the same ID (signed as the repository signs: not a forgery).
+  const { backup } = await takeBackup({ connection, store, compression: 'zstd' });
+  assert.equal(backup.timeline, 2);
+  const repository = await Repository.open(store);
+  const own = (await readHistory(repository, 2)).toString('utf8');
+  const [, fork] = /^1\t(\S+)/m.exec(own)!;
+  const other = `1\t${formatLsn(parseLsn(fork!) - 0x100000n)}\tno recovery target specified\n`;
+  await storeHistory(repository, 2, Buffer.from(other));
+
+  // Bounded: a receiver that accepted the server would stream until stopped (and resolve).
+  const receiver = new WalReceiver({
+    connection,
+    store,
+    slotName: 'warden_collision',
+    signal: AbortSignal.timeout(60_000),
+  });
+  await assert.rejects(receiver.run(), (error: unknown) => {
+    assert.ok(isWardenError(error, 'WARDEN_E_TIMELINE_COLLISION'), String(error));
+    assert.equal(error.details.timeline, 2);
+    assert.match(String(error.details.server), new RegExp(`at ${fork}$`));
+    return true;
+  });
+  assert.equal(receiver.status().state, 'failed');
 });

@@ -5,10 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { SegmentWriter } from '../../src/backup/segment-writer.ts';
+import { isWardenError } from '../../src/errors.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import {
   partialKey,
+  readPartialOrArchived,
   readPartialSegment,
   readSegment,
   readWalInventory,
@@ -75,6 +77,45 @@ test('a segment of data, zero padding and data again is archived byte for byte, 
     assert.ok(
       third.subarray(305_000).every((byte) => byte === 0),
       'the unwritten tail is zero',
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+// A verification or drill restore right after a backup listed the partial just before the
+// receiver archived it (archived copy committed, then the partial removed): the reader must
+// take the archived copy, not fail on the vanished partial.
+test('a partial archived and removed since the listing is read from its archived segment', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-segwriter-'));
+  try {
+    const store = new FsObjectStore(dir);
+    const repository = await Repository.openFor(store, {
+      systemId: '7000000000000000002',
+      walSegmentSize: SEGMENT,
+      serverVersion: '15.0',
+    });
+    const writer = new SegmentWriter(repository, 1, SEGMENT, 0);
+    await writer.open(0n);
+    const first = randomBytes(SEGMENT / 2);
+    await writer.write(0n, first);
+    await writer.sync();
+    const [listed] = (await readWalInventory(repository)).partials;
+    assert.ok(listed, 'the partial is listed');
+    assert.deepEqual((await readPartialOrArchived(repository, listed)).subarray(0, first.length), first);
+    const rest = randomBytes(SEGMENT / 2);
+    await writer.write(BigInt(first.length), rest);
+    await writer.close();
+    assert.equal(await store.stat(listed.key), undefined, 'the receiver removed the partial');
+    assert.deepEqual(await readPartialOrArchived(repository, listed), Buffer.concat([first, rest]));
+    // Neither there: the reader's error stands.
+    await assert.rejects(
+      readPartialOrArchived(repository, {
+        ...listed,
+        key: partialKey(1, '000000010000000000000009'),
+        segment: '000000010000000000000009',
+      }),
+      (error: unknown) => isWardenError(error, 'WARDEN_E_REPO_IO'),
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { describeOrigin } from '../backup-origin-text.ts';
 import { getBackup, listBackups, type BackupRecord } from '../../repository/backup-catalog.ts';
 import { backupChain } from '../../repository/backup-chain.ts';
 import { Repository } from '../../repository/repository.ts';
@@ -6,7 +7,7 @@ import {
   restorableWindow,
   type RestorableRange,
   type RestorableWindow,
-} from '../../restore/restorable-window.ts';
+} from '../../repository/restorable-window.ts';
 import type { CommandContext } from '../context.ts';
 import { formatBytes, formatDuration, printJson, table } from '../render.ts';
 
@@ -60,6 +61,7 @@ export async function backupShowCommand(context: CommandContext, id: string): Pr
       `LSN        ${backup.startLsn} .. ${backup.endLsn}`,
       `time       ${backup.startTime} .. ${backup.endTime} (${formatDuration(backup.durationMs)})`,
       `compression ${backup.compression} on ${backup.compressedOn}`,
+      ...(describeOrigin(backup.takenFrom) ? [`taken on   ${describeOrigin(backup.takenFrom)}`] : []),
       'objects:',
       ...[...backup.archives, backup.manifest].map(
         (o) =>

@@ -1,12 +1,16 @@
-import cliProgress from 'cli-progress';
+import { describeOrigin } from '../backup-origin-text.ts';
 import { takeBackup } from '../../backup/base-backup.ts';
+import { parseBackupFrom, type BackupFrom } from '../../backup/backup-from.ts';
 import type { CommandContext } from '../context.ts';
 import { warnIdleSlot } from '../slot-warning.ts';
+import { byteProgressBar } from '../progress-bar.ts';
 import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts';
 
 export interface BackupFlags {
   name?: string;
   incremental?: boolean;
+  /** `primary`, `standby`, `standby-or-primary`, a member name or a standby's URL: where BASE_BACKUP runs. */
+  from?: string;
 }
 
 /** `warden backup [--incremental]`: a physical base backup now. */
@@ -17,16 +21,11 @@ export async function backupCommand(
 ): Promise<number> {
   const { config } = context;
   const showProgress = process.stdout.isTTY && !context.json;
-  const bar = showProgress
-    ? new cliProgress.SingleBar(
-        { format: 'backup |{bar}| {percentage}% {done}/{total}', hideCursor: true },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  let started = false;
+  const bar = showProgress ? byteProgressBar('backup') : undefined;
   await warnIdleSlot(context);
   const report = await takeBackup({
     connection: context.cluster(),
+    from: backupFrom(flags.from, config.backupFrom),
     store: context.store,
     ...(config.slot !== undefined ? { slotName: config.slot } : {}),
     compression: config.repository.compression,
@@ -39,12 +38,7 @@ export async function backupCommand(
     keys: await context.writeKeys(),
     logger: context.logger,
     ...(signal ? { signal } : {}),
-    onProgress: (done, total) => {
-      if (!bar) return;
-      if (!started) bar.start(total, 0, { done: formatBytes(0), total: formatBytes(total) });
-      started = true;
-      bar.update(Math.min(done, total), { done: formatBytes(done), total: formatBytes(total) });
-    },
+    onProgress: (done, total) => bar?.update(done, total),
   }).finally(() => bar?.stop());
   if (context.json) {
     printJson(report);
@@ -57,9 +51,20 @@ export async function backupCommand(
   process.stdout.write(
     `backup ${backup.id}${backup.name ? ` (${backup.name})` : ''} (${kind}) committed to ${context.store.location}\n`,
   );
+  const origin = describeOrigin(backup.takenFrom);
+  if (origin) process.stdout.write(`  taken on ${origin}\n`);
   printSteps(report.steps);
   process.stdout.write(
     `  ${formatBytes(raw)} of data stored as ${formatBytes(stored)} (${backup.compression}), LSN ${backup.startLsn} .. ${backup.endLsn}, ${formatDuration(backup.durationMs)}\n`,
   );
   return 0;
+}
+
+/**
+ * `--from` beats WARDEN_BACKUP_FROM and `cluster.backup.from` (config.backupFrom, `primary` by
+ * default): `primary`, `standby`, `standby-or-primary`, a member name or a standby's URL (its
+ * password as for --db: ~/.pgpass, PGPASSWORD or the URL).
+ */
+function backupFrom(flag: string | undefined, configured: BackupFrom): BackupFrom {
+  return flag === undefined ? configured : parseBackupFrom(flag, '--from');
 }

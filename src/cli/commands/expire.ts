@@ -1,12 +1,15 @@
 import { WardenError } from '../../errors.ts';
-import { deleteBackup } from '../../retention/delete-backup.ts';
 import { expire, type ExpireReport } from '../../retention/expire.ts';
 import { parseDuration, type RetentionPolicy } from '../../retention/retention-policy.ts';
 import type { CommandContext } from '../context.ts';
 import { printJson, printSteps, table } from '../render.ts';
 import { leftoverCount, type Leftovers } from '../../retention/leftovers.ts';
 
-/** Flags of `warden expire`; each replaces one field of the configured policy. */
+/**
+ * Flags of `warden expire`. Any keep option on the command line replaces the configured (or
+ * default) policy as a whole: `--keep-last 1` keeps the newest backup, not the newest backup on
+ * top of seven daily, four weekly and twelve monthly ones.
+ */
 export interface ExpireFlags {
   dryRun?: boolean;
   keepDaily?: string;
@@ -18,8 +21,17 @@ export interface ExpireFlags {
   recoveryWindow?: string;
 }
 
-/** The configured policy with the command-line flags applied (flag > config > default). */
-export function policyFromFlags(base: RetentionPolicy, flags: ExpireFlags): RetentionPolicy {
+/** Where the policy an expire applies came from. */
+export type PolicySource = 'command line' | 'configuration';
+
+/**
+ * The policy to apply: only the command line's keep options when there is any (every other rule
+ * off), otherwise the configured policy (config file over the built-in default).
+ */
+export function policyFromFlags(
+  base: RetentionPolicy,
+  flags: ExpireFlags,
+): { policy: RetentionPolicy; source: PolicySource } {
   const count = (value: string | undefined, flag: string): number | undefined => {
     if (value === undefined) return undefined;
     if (!/^\d+$/.test(value)) {
@@ -31,26 +43,24 @@ export function policyFromFlags(base: RetentionPolicy, flags: ExpireFlags): Rete
   };
   const duration = (value: string | undefined, flag: string) =>
     value === undefined ? undefined : parseDuration(value, flag, 'WARDEN_E_USAGE');
-  const gfs = base.gfs ?? { daily: 0, weekly: 0, monthly: 0 };
-  const policy: RetentionPolicy = {
-    gfs: {
-      daily: count(flags.keepDaily, '--keep-daily') ?? gfs.daily,
-      weekly: count(flags.keepWeekly, '--keep-weekly') ?? gfs.weekly,
-      monthly: count(flags.keepMonthly, '--keep-monthly') ?? gfs.monthly,
-    },
-    maxAge: {
-      ...base.maxAge,
-      ...definedOnly({
-        fullMs: duration(flags.maxAgeFull, '--max-age-full'),
-        incrementalMs: duration(flags.maxAgeIncremental, '--max-age-incremental'),
-      }),
-    },
+  const given = {
+    daily: count(flags.keepDaily, '--keep-daily'),
+    weekly: count(flags.keepWeekly, '--keep-weekly'),
+    monthly: count(flags.keepMonthly, '--keep-monthly'),
+    keepLast: count(flags.keepLast, '--keep-last'),
+    fullMs: duration(flags.maxAgeFull, '--max-age-full'),
+    incrementalMs: duration(flags.maxAgeIncremental, '--max-age-incremental'),
+    recoveryWindowMs: duration(flags.recoveryWindow, '--recovery-window'),
   };
-  const keepLast = count(flags.keepLast, '--keep-last') ?? base.keepLast;
-  if (keepLast) policy.keepLast = keepLast;
-  const window = duration(flags.recoveryWindow, '--recovery-window') ?? base.recoveryWindowMs;
-  if (window) policy.recoveryWindowMs = window;
-  return policy;
+  if (Object.values(given).every((value) => value === undefined))
+    return { policy: base, source: 'configuration' };
+  const policy: RetentionPolicy = {
+    gfs: { daily: given.daily ?? 0, weekly: given.weekly ?? 0, monthly: given.monthly ?? 0 },
+    maxAge: definedOnly({ fullMs: given.fullMs, incrementalMs: given.incrementalMs }),
+  };
+  if (given.keepLast) policy.keepLast = given.keepLast;
+  if (given.recoveryWindowMs) policy.recoveryWindowMs = given.recoveryWindowMs;
+  return { policy, source: 'command line' };
 }
 
 /** `warden expire [--dry-run]`: applies the retention policy and says what went, what stayed and why. */
@@ -59,23 +69,26 @@ export async function expireCommand(
   flags: ExpireFlags,
   signal?: AbortSignal,
 ): Promise<number> {
+  const { policy, source } = policyFromFlags(context.config.retention, flags);
   const report = await expire({
     store: context.store,
-    policy: policyFromFlags(context.config.retention, flags),
+    policy,
     dryRun: flags.dryRun === true,
     logger: context.logger,
     ...(signal ? { signal } : {}),
   });
-  if (context.json) printJson(report);
-  else printExpireReport(report);
+  if (context.json) printJson({ ...report, policySource: source });
+  else printExpireReport(report, source);
   return 0;
 }
 
-export function printExpireReport(report: ExpireReport): void {
+export function printExpireReport(report: ExpireReport, source?: PolicySource): void {
   const { plan } = report;
   const out = (text: string) => process.stdout.write(`${text}\n`);
   out(`repository ${report.repository}`);
-  out(`policy     ${report.policyText}`);
+  out(
+    `policy     ${report.policyText}${source === 'command line' ? '   (from the command line; replaces the configured policy)' : ''}`,
+  );
   out(`now        ${plan.now}${report.dryRun ? '   (dry run: nothing is deleted)' : ''}`);
   for (const warning of plan.warnings) out(`warning    ${warning}`);
   out('');
@@ -130,28 +143,6 @@ export function printLeftovers(leftovers: Leftovers, verb: string, out: (text: s
     out(`  backups/${b.id}/  uncommitted backup, ${b.objects} object(s), no backup.json`);
   for (const key of leftovers.walWithoutRecord) out(`  ${key}  WAL data without its record`);
   for (const key of leftovers.emptyDirectories) out(`  ${key}  empty directory`);
-}
-
-/** `warden backup delete ID|NAME [--force]`: the explicit way to delete a (named) backup. */
-export async function backupDeleteCommand(
-  context: CommandContext,
-  backup: string,
-  flags: { force?: boolean },
-  signal?: AbortSignal,
-): Promise<number> {
-  const record = await deleteBackup({
-    store: context.store,
-    backup,
-    force: flags.force === true,
-    logger: context.logger,
-    ...(signal ? { signal } : {}),
-  });
-  if (context.json) printJson({ deleted: { id: record.id, name: record.name } });
-  else
-    process.stdout.write(
-      `deleted backup ${record.id}${record.name ? ` (${record.name})` : ''}; run \`warden expire\` to release WAL only it needed\n`,
-    );
-  return 0;
 }
 
 function shortTime(iso: string): string {

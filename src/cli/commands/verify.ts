@@ -6,7 +6,7 @@ import { formatBytes, formatDuration, printJson, printSteps } from '../render.ts
 
 /**
  * `warden verify`: checks every object, backup and the WAL continuity of the repository.
- * Exit status 0 when clean, 5 (WARDEN_E_VERIFY_FAILED) when problems were found.
+ * Exit status 0 when clean, 5 (WARDEN_E_REPO_VERIFY_PROBLEMS) when problems were found.
  */
 export async function verifyCommand(context: CommandContext, signal?: AbortSignal): Promise<number> {
   const report = await verifyRepository({
@@ -15,7 +15,7 @@ export async function verifyCommand(context: CommandContext, signal?: AbortSigna
     logger: context.logger,
     ...(signal ? { signal } : {}),
   });
-  const status = report.ok ? 0 : ERROR_CODES.WARDEN_E_VERIFY_FAILED.exit;
+  const status = report.ok ? 0 : ERROR_CODES.WARDEN_E_REPO_VERIFY_PROBLEMS.exit;
   if (context.json) {
     printJson(report);
     return status;
@@ -49,6 +49,10 @@ function renderReport(report: VerifyReport): void {
     out(`  fix: ${modes.fix}`);
   }
   printLeftovers(report.leftovers, '`warden expire` removes them', out);
+  for (const gap of report.walGaps)
+    out(
+      `recorded WAL gap ${gap.from}..${gap.to} on timeline ${gap.timeline} (${gap.cause}, found ${gap.detectedAt}): ${gap.state === 'unresolved' ? 'UNRESOLVED, take a new full backup' : `resolved by full backup ${gap.resolvedBy ?? '-'}${gap.state === 'obsolete' ? ', WAL before it expired' : ''}`}`,
+    );
   if (report.ok) {
     out('no problems found');
     return;
@@ -61,6 +65,6 @@ function renderReport(report: VerifyReport): void {
     out(`      breaks: ${problem.breaks}`);
   }
   process.stderr.write(
-    `error WARDEN_E_VERIFY_FAILED: ${report.problems.length} problem(s) in ${report.repository}\n`,
+    `error WARDEN_E_REPO_VERIFY_PROBLEMS: ${report.problems.length} problem(s) in ${report.repository}\n`,
   );
 }

@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { link, open, readdir, readFile, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { WardenError } from '../../errors.ts';
 import { fsyncPath } from '../../util/sync-tree.ts';
-import type { Appender, ObjectStore } from '../object-store.ts';
+import type { Appender, ObjectStore, PutOptions } from '../object-store.ts';
 import { FsAccess, type ModeAudit } from './fs-access.ts';
+import { tempSuffix } from '../temp-name.ts';
 import type { RepositoryGroup } from './repository-group.ts';
 
 /**
@@ -32,10 +32,11 @@ export class FsObjectStore implements ObjectStore {
   /** `put` has written each chunk before it takes the next one from its source. */
   readonly putConsumesChunks = true;
 
-  async put(key: string, source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}) {
+  /** A directory has no storage classes: `options.storageClass` is ignored. */
+  async put(key: string, source: Readable | AsyncIterable<Buffer>, options: PutOptions = {}) {
     const target = this.pathOf(key);
     await this.access.ensureDir(path.dirname(target));
-    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    const temp = `${target}${tempSuffix()}`;
     let size = 0;
     let handle: FileHandle | undefined;
     try {
@@ -66,7 +67,7 @@ export class FsObjectStore implements ObjectStore {
   async putBuffer(key: string, data: Buffer): Promise<void> {
     const target = this.pathOf(key);
     await this.access.ensureDir(path.dirname(target));
-    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    const temp = `${target}${tempSuffix()}`;
     try {
       const handle = await open(temp, 'w', this.access.createMode);
       try {
@@ -157,7 +158,7 @@ export class FsObjectStore implements ObjectStore {
   async createExclusive(key: string, data: Buffer): Promise<boolean> {
     const target = this.pathOf(key);
     await this.access.ensureDir(path.dirname(target));
-    const temp = `${target}.tmp-${randomBytes(4).toString('hex')}`;
+    const temp = `${target}${tempSuffix()}`;
     try {
       const handle = await open(temp, 'wx', this.access.createMode);
       try {

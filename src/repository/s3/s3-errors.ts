@@ -38,6 +38,18 @@ export function s3Error(error: unknown, what: string, key: string, location: str
     return new WardenError('WARDEN_E_ABORTED', `${what} ${key} was cancelled`, { cause: error });
   }
   const status = e?.$metadata?.httpStatusCode;
+  if (e?.name === 'InvalidObjectState' || e?.code === 'InvalidObjectState') {
+    // An archive class (GLACIER, DEEP_ARCHIVE) answers GET this way until a retrieval restores a copy.
+    return new WardenError(
+      'WARDEN_E_OBJECT_ARCHIVED',
+      `${key} in ${location} is in an archive storage class and must be retrieved before it can be read`,
+      {
+        hint: 'Start a retrieval (aws s3api restore-object, or the console) for the objects named, wait for it, then retry.',
+        details: { object: key, objects: [key], repository: location, ...(status ? { status } : {}) },
+        cause: error,
+      },
+    );
+  }
   const attempts = e?.$metadata?.attempts;
   const reason = e?.code ?? e?.name ?? 'error';
   return new WardenError(

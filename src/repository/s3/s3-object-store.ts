@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AbortMultipartUploadCommand,
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -11,10 +12,11 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { WardenError } from '../../errors.ts';
-import type { Appender, ObjectStore } from '../object-store.ts';
+import type { Appender, ObjectStore, PutOptions } from '../object-store.ts';
 import { S3Appender } from './s3-appender.ts';
 import { backoffDelay, createS3Client, DEFAULT_RETRY, type S3ClientSettings } from './s3-client.ts';
 import { isNotFound, isNotImplemented, isPreconditionFailed, s3Error } from './s3-errors.ts';
@@ -61,7 +63,7 @@ export class S3ObjectStore implements ObjectStore {
     return this.clientInstance;
   }
 
-  async put(key: string, source: Readable | AsyncIterable<Buffer>, options: { signal?: AbortSignal } = {}) {
+  async put(key: string, source: Readable | AsyncIterable<Buffer>, options: PutOptions = {}) {
     const fullKey = this.keyOf(key);
     let size = 0;
     const counted = Readable.from(
@@ -75,7 +77,12 @@ export class S3ObjectStore implements ObjectStore {
     );
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.settings.bucket, Key: fullKey, Body: counted },
+      params: {
+        Bucket: this.settings.bucket,
+        Key: fullKey,
+        Body: counted,
+        ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
+      },
       partSize: this.settings.partSize ?? DEFAULT_PART_SIZE,
       queueSize: this.settings.queueSize ?? DEFAULT_QUEUE_SIZE,
       // An unfinished multipart upload is never visible as an object. We abort it ourselves
@@ -187,6 +194,24 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** The objects under `prefix`, page by page (ListObjectsV2, 1000 a page); errors as the SDK's. */
+  private async *objectsUnder(prefix: string): AsyncGenerator<{ Key: string; StorageClass?: string }> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.settings.bucket,
+          Prefix: this.keyOf(prefix),
+          ...(token ? { ContinuationToken: token } : {}),
+        }),
+      );
+      for (const object of page.Contents ?? [])
+        if (object.Key)
+          yield { Key: object.Key, ...(object.StorageClass ? { StorageClass: object.StorageClass } : {}) };
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
   /**
    * Every key under `prefix`, sorted (ListObjectsV2, 1000 a page). `includeIncomplete` adds the
    * keys of multipart uploads still in progress (an upload cut off by a crash), so the cleanup of
@@ -194,19 +219,8 @@ export class S3ObjectStore implements ObjectStore {
    */
   async list(prefix: string, options: { includeIncomplete?: boolean } = {}): Promise<string[]> {
     const keys = new Set<string>();
-    let token: string | undefined;
     try {
-      do {
-        const page = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.settings.bucket,
-            Prefix: this.keyOf(prefix),
-            ...(token ? { ContinuationToken: token } : {}),
-          }),
-        );
-        for (const object of page.Contents ?? []) if (object.Key) keys.add(this.relative(object.Key));
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+      for await (const object of this.objectsUnder(prefix)) keys.add(this.relative(object.Key));
       if (options.includeIncomplete) {
         for (const upload of await this.pendingUploads(prefix)) keys.add(this.relative(upload.key));
       }
@@ -293,6 +307,53 @@ export class S3ObjectStore implements ObjectStore {
       return true;
     } catch (error) {
       throw s3Error(error, 'creating', key, this.location);
+    }
+  }
+
+  /** Each object's class as ListObjectsV2 reports it (some servers always answer STANDARD). */
+  async listStorageClasses(prefix: string): Promise<Map<string, string>> {
+    const classes = new Map<string, string>();
+    try {
+      for await (const object of this.objectsUnder(prefix))
+        classes.set(this.relative(object.Key), object.StorageClass ?? 'STANDARD');
+    } catch (error) {
+      throw s3Error(error, 'listing', prefix, this.location);
+    }
+    return classes;
+  }
+
+  /** The class HeadObject reports (S3 omits the header for STANDARD). */
+  async storageClassOf(key: string): Promise<string> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }),
+      );
+      return head.StorageClass ?? 'STANDARD';
+    } catch (error) {
+      throw s3Error(error, 'inspecting', key, this.location);
+    }
+  }
+
+  /**
+   * CopyObject onto itself with the new class: S3 changes an object's class only by rewriting
+   * it. `REPLACE` because some servers refuse a copy onto itself that changes "nothing" else;
+   * Warden sets no metadata of its own, so nothing is lost. Objects over 5 GiB need a multipart
+   * copy, which this does not do: S3 refuses them (reported as WARDEN_E_REPO_IO).
+   */
+  async setStorageClass(key: string, storageClass: string): Promise<void> {
+    const fullKey = this.keyOf(key);
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: fullKey,
+          CopySource: `${this.settings.bucket}/${fullKey.split('/').map(encodeURIComponent).join('/')}`,
+          MetadataDirective: 'REPLACE',
+          StorageClass: storageClass as StorageClass,
+        }),
+      );
+    } catch (error) {
+      throw s3Error(error, 'changing the storage class of', key, this.location);
     }
   }
 

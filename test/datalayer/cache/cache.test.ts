@@ -1,4 +1,0 @@
-import { TOPOLOGIES } from '../../harness/redis.ts';
-import { cacheContract } from './cache-contract.ts';
-
-for (const topology of TOPOLOGIES) cacheContract(topology);

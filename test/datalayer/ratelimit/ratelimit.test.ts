@@ -1,4 +1,0 @@
-import { TOPOLOGIES } from '../../harness/redis.ts';
-import { rateLimitContract } from './ratelimit-contract.ts';
-
-for (const topology of TOPOLOGIES) rateLimitContract(topology);

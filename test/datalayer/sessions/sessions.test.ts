@@ -1,4 +1,0 @@
-import { TOPOLOGIES } from '../../harness/redis.ts';
-import { sessionContract } from './session-contract.ts';
-
-for (const topology of TOPOLOGIES) sessionContract(topology);

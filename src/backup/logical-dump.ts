@@ -16,6 +16,7 @@ import type { ObjectStore } from '../repository/object-store.ts';
 import { Repository } from '../repository/repository.ts';
 import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import { parseSegmentSize } from '../wal/lsn.ts';
+import { onAbort } from '../util/abort.ts';
 
 export interface DumpOptions extends ObservedOptions {
   /** The cluster; `database` says which of its databases to dump. */
@@ -194,8 +195,7 @@ async function runDump(
   );
   const stderr = collectTail(child);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const onAbort = () => child.kill('SIGTERM');
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const removeStopListener = onAbort(signal, () => child.kill('SIGTERM'));
   const sink = new ObjectSink(store, key, compression, undefined, signal, keys?.recipients);
   try {
     for await (const chunk of child.stdout as AsyncIterable<Buffer>) await sink.write(chunk);
@@ -217,7 +217,7 @@ async function runDump(
     await sink.finish().catch(() => undefined);
     throw error;
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    removeStopListener();
   }
 }
 

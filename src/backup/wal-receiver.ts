@@ -23,6 +23,7 @@ import {
   writeStreamState,
   type StreamState,
 } from '../repository/wal-archive.ts';
+import { onAbort } from '../util/abort.ts';
 import { backoffDelay, sleep } from '../util/backoff.ts';
 import { formatLsn, parseLsn, parseSegmentSize, segmentStart, type Lsn } from '../wal/lsn.ts';
 import {
@@ -289,9 +290,10 @@ export class WalReceiver {
         applicationName: holderName(repositoryId!),
       }));
     this.current.server = `${connection.host}:${connection.port}`;
-    const onAbort = () => client.destroy();
-    this.options.signal?.addEventListener('abort', onAbort, { once: true });
-    this.lockLost?.addEventListener('abort', onAbort, { once: true });
+    // A stop (or a lost lock) while the connection was being opened ends it at once.
+    const destroy = () => client.destroy();
+    const removeStopListener = onAbort(this.options.signal, destroy);
+    const removeLockListener = onAbort(this.lockLost, destroy);
     try {
       const identity = await client.identifySystem();
       const segmentSize = parseSegmentSize(await client.show('wal_segment_size'));
@@ -370,8 +372,8 @@ export class WalReceiver {
         this.timelineReached(timeline);
       }
     } finally {
-      this.options.signal?.removeEventListener('abort', onAbort);
-      this.lockLost?.removeEventListener('abort', onAbort);
+      removeStopListener();
+      removeLockListener();
       await client.close();
     }
   }

@@ -30,3 +30,12 @@ export function eventError(error: unknown): EventError {
 export function elapsedMs(start: number): number {
   return Math.round(performance.now() - start);
 }
+
+/**
+ * Whether an event's error is a stop (Ctrl-C, a daemon shutting down), not a failure: the work
+ * was abandoned cleanly and is run again (a scheduled slot stays open), so nothing alerts or
+ * counts it as a failure.
+ */
+export function wasInterrupted(error: EventError | undefined): boolean {
+  return error?.code === 'WARDEN_E_ABORTED';
+}

@@ -1,3 +1,4 @@
+import { wasInterrupted } from '../events/observed.ts';
 import type { BackupKind, EventSubject, WardenEvents } from '../events/warden-events.ts';
 import { unixSeconds, type LastBackupFacts } from './cluster-snapshot.ts';
 
@@ -42,6 +43,7 @@ export class EventFacts {
         };
       }),
       events.on('backup.failed', (e) => {
+        if (wasInterrupted(e.error)) return;
         const failures = this.of(e).backupFailures;
         failures[e.kind] = (failures[e.kind] ?? 0) + 1;
       }),

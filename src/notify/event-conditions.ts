@@ -1,3 +1,4 @@
+import { wasInterrupted } from '../events/observed.ts';
 import type { EventError, WardenEvents } from '../events/warden-events.ts';
 import type { ConditionCode, ConditionInput } from './conditions.ts';
 
@@ -45,7 +46,8 @@ export function watchEvents(events: WardenEvents, sink: ConditionSink): () => vo
         `copy to ${e.target} caught up after ${e.failedAttempts} failed attempt(s)`,
       ),
     ),
-    events.on('backup.failed', (e) =>
+    events.on('backup.failed', (e) => {
+      if (wasInterrupted(e.error)) return;
       sink.raise({
         cluster: e.cluster,
         condition: e.kind === 'dump' ? 'dump-failed' : 'backup-failed',
@@ -53,8 +55,8 @@ export function watchEvents(events: WardenEvents, sink: ConditionSink): () => vo
         ...where(e.repository),
         error: e.error,
         at: e.at,
-      }),
-    ),
+      });
+    }),
     events.on('backup.succeeded', (e) =>
       sink.clear(
         { cluster: e.cluster, condition: e.kind === 'dump' ? 'dump-failed' : 'backup-failed' },
@@ -69,7 +71,7 @@ export function watchEvents(events: WardenEvents, sink: ConditionSink): () => vo
           e.at,
           `verification of ${e.backupId ?? 'the latest backup'} passed`,
         );
-      else
+      else if (!wasInterrupted(e.error))
         sink.raise({
           cluster: e.cluster,
           condition: 'verification-failed',
@@ -81,7 +83,7 @@ export function watchEvents(events: WardenEvents, sink: ConditionSink): () => vo
     }),
     events.on('drill.finished', (e) => {
       if (e.passed) sink.clear({ cluster: e.cluster, condition: 'drill-failed' }, e.at, 'DR drill passed');
-      else
+      else if (!wasInterrupted(e.error))
         sink.raise({
           cluster: e.cluster,
           condition: 'drill-failed',

@@ -14,6 +14,7 @@ import { Repository } from '../repository/repository.ts';
 import { StepRecorder, type StepReport } from '../util/step-recorder.ts';
 import type { RepositoryKeys } from '../pipeline/encryption/repository-keys.ts';
 import { readVerified } from '../pipeline/object-source.ts';
+import { onAbort } from '../util/abort.ts';
 
 export interface DumpRestoreOptions {
   /** The cluster to restore into (any database of it to connect to for CREATE DATABASE). */
@@ -160,8 +161,7 @@ async function runRestore(
   });
   const stderr = collectTail(child);
   const exited = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
-  const onAbort = () => child.kill('SIGTERM');
-  signal?.addEventListener('abort', onAbort, { once: true });
+  const removeStopListener = onAbort(signal, () => child.kill('SIGTERM'));
   try {
     let streamError: unknown;
     await pipeline(source, child.stdin!).catch((error: unknown) => {
@@ -183,7 +183,7 @@ async function runRestore(
       );
     }
   } finally {
-    signal?.removeEventListener('abort', onAbort);
+    removeStopListener();
     if (child.exitCode === null) child.kill('SIGKILL');
   }
 }

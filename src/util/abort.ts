@@ -46,3 +46,19 @@ export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, 
     );
   });
 }
+
+/**
+ * Runs `action` when the signal fires — at once if it already has. A listener added to a
+ * signal that fired earlier is never called: a stop that arrived while a connection was being
+ * opened would otherwise be missed, and the work would run on until something else ends it.
+ * Returns the function that removes the listener.
+ */
+export function onAbort(signal: AbortSignal | undefined, action: () => void): () => void {
+  if (!signal) return () => undefined;
+  if (signal.aborted) {
+    action();
+    return () => undefined;
+  }
+  signal.addEventListener('abort', action, { once: true });
+  return () => signal.removeEventListener('abort', action);
+}

@@ -8,6 +8,7 @@ import { toWardenError, WardenError } from '../errors.ts';
 import { connect } from '../postgres/connect.ts';
 import type { ConnectionConfig } from '../postgres/connection-config.ts';
 import { resolvePassword } from '../postgres/password-source.ts';
+import { onAbort } from '../util/abort.ts';
 
 /** A drill's migration step: the team's migration command, run against the restored copy. */
 export interface DrillMigrationPlan {
@@ -239,12 +240,11 @@ function runBounded(
       timedOut = true;
       stop();
     }, options.timeoutMs);
-    const onAbort = () => stop();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const removeStopListener = onAbort(options.signal, stop);
     const finish = () => {
       clearTimeout(deadline);
       clearTimeout(killTimer);
-      options.signal?.removeEventListener('abort', onAbort);
+      removeStopListener();
     };
     child.once('error', (error: NodeJS.ErrnoException) => {
       finish();

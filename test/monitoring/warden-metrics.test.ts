@@ -121,6 +121,14 @@ test('events move the values at once; the newer of event and snapshot wins', asy
     durationMs: 10,
     error: { code: 'WARDEN_E_X', message: 'x' },
   });
+  // Interrupted by a stop: not a failure.
+  events.emit('backup.failed', {
+    ...MAIN,
+    kind: 'full',
+    at,
+    durationMs: 10,
+    error: { code: 'WARDEN_E_ABORTED', message: 'backup was interrupted' },
+  });
   events.emit('wal.stream', {
     ...MAIN,
     state: 'failed',

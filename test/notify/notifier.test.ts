@@ -345,6 +345,34 @@ test('status conditions fire after their thresholds and resolve when the status 
   }
 });
 
+test('a backup, verification or drill interrupted by a stop fires nothing; a real failure still does', async () => {
+  const p = plan();
+  const events = new WardenEvents();
+  const notifier = new Notifier({ plan: { ...p, webhooks: [] }, clusters: ['main'] });
+  await notifier.start();
+  notifier.watch(events);
+  try {
+    const stopped = { code: 'WARDEN_E_ABORTED', message: 'backup was interrupted' };
+    events.emit('backup.failed', { ...failedBackup(), error: stopped });
+    events.emit('verification.finished', {
+      cluster: 'main',
+      at: at(),
+      durationMs: 1,
+      passed: false,
+      error: stopped,
+    });
+    events.emit('drill.finished', { cluster: 'main', at: at(), passed: false, error: stopped });
+    assert.deepEqual(notifier.alerts().alerts, []);
+    events.emit('backup.failed', failedBackup());
+    assert.deepEqual(
+      notifier.alerts().alerts.map((a) => a.key),
+      ['main/backup-failed'],
+    );
+  } finally {
+    await notifier.stop();
+  }
+});
+
 test('a notification the receiver refuses for good (4xx) is dropped without blocking the next', async () => {
   const p = plan();
   const tag = p.webhooks[0]!.url.pathname.split('/')[1]!;

@@ -69,14 +69,7 @@ export class FsObjectStore implements ObjectStore {
     await this.access.ensureDir(path.dirname(target));
     const temp = `${target}${tempSuffix()}`;
     try {
-      const handle = await open(temp, 'w', this.access.createMode);
-      try {
-        await this.access.applyTo(handle);
-        await handle.writeFile(data);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await this.writeSynced(temp, data, 'w');
       await rename(temp, target);
       await fsyncPath(path.dirname(target));
     } catch (error) {
@@ -160,14 +153,7 @@ export class FsObjectStore implements ObjectStore {
     await this.access.ensureDir(path.dirname(target));
     const temp = `${target}${tempSuffix()}`;
     try {
-      const handle = await open(temp, 'wx', this.access.createMode);
-      try {
-        await this.access.applyTo(handle);
-        await handle.writeFile(data);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
+      await this.writeSynced(temp, data, 'wx');
       await link(temp, target);
       await fsyncPath(path.dirname(target));
       return true;
@@ -176,6 +162,18 @@ export class FsObjectStore implements ObjectStore {
       throw ioError(error, `creating ${key}`);
     } finally {
       await rm(temp, { force: true });
+    }
+  }
+
+  /** Writes `data` to a new file with the repository's mode and group, durable before it returns. */
+  private async writeSynced(file: string, data: Buffer, flags: 'w' | 'wx'): Promise<void> {
+    const handle = await open(file, flags, this.access.createMode);
+    try {
+      await this.access.applyTo(handle);
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
     }
   }
 

@@ -58,10 +58,14 @@ test('the pool pre-fills min idle at start and refills after a connection dies',
 });
 
 test('a caller waits at most the connection timeout and gets WARDEN_E_POOL_TIMEOUT naming the pool', async () => {
-  const { db } = await setup({ minIdle: 0, maxSize: 2, connectionTimeoutMs: 300 });
+  // Both connections open before the clock matters: on a loaded machine opening one can take
+  // longer than the 300 ms the third caller is allowed to wait, and the holders must not time out.
+  const { db } = await setup({ minIdle: 2, maxSize: 2, connectionTimeoutMs: 300 });
   let releaseHolders!: () => void;
   const gate = new Promise<void>((resolve) => (releaseHolders = resolve));
   try {
+    await db.start();
+    await waitUntil(() => db.stats().pools.write.idle === 2, 10_000, 'two connections open');
     const holders = [1, 2].map(() => db.transaction(async (tx) => (await tx.query('SELECT 1'), await gate)));
     await waitUntil(() => db.stats().pools.write.active === 2, 5_000, 'two held');
     const error = await db.query('SELECT 1').then(

@@ -31,8 +31,8 @@ export interface S3Settings extends S3ClientSettings {
   queueSize?: number;
 }
 
-const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-const DEFAULT_QUEUE_SIZE = 4;
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_QUEUE_SIZE = 4;
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 

@@ -109,7 +109,12 @@ try {
     modes.push({ label: `S3 (local s3rver), ${compression}`, compression, kind: 's3' });
   }
   modes.push({ label: 'filesystem, zstd + encryption', compression: 'zstd', kind: 'fs', encrypted: true });
-  modes.push({ label: 'S3 (local s3rver), zstd + encryption', compression: 'zstd', kind: 's3', encrypted: true });
+  modes.push({
+    label: 'S3 (local s3rver), zstd + encryption',
+    compression: 'zstd',
+    kind: 's3',
+    encrypted: true,
+  });
 
   const samples = new Map<Mode, Sample[]>(modes.map((mode) => [mode, []]));
   for (let round = 0; round < ROUNDS; round += 1) {

@@ -44,10 +44,18 @@ function requestKind(ctx) {
   const q = ctx.query;
   const onObject = ctx.path.split('/').filter(Boolean).length > 1;
   if (ctx.method === 'PUT') return 'partNumber' in q ? 'UploadPart' : onObject ? 'PutObject' : 'CreateBucket';
-  if (ctx.method === 'POST') return 'uploads' in q ? 'CreateMultipartUpload' : 'uploadId' in q ? 'CompleteMultipartUpload' : 'delete' in q ? 'DeleteObjects' : 'POST';
+  if (ctx.method === 'POST')
+    return 'uploads' in q
+      ? 'CreateMultipartUpload'
+      : 'uploadId' in q
+        ? 'CompleteMultipartUpload'
+        : 'delete' in q
+          ? 'DeleteObjects'
+          : 'POST';
   if (ctx.method === 'DELETE') return 'uploadId' in q ? 'AbortMultipartUpload' : 'DeleteObject';
   if (ctx.method === 'HEAD') return 'HeadObject';
-  if (ctx.method === 'GET') return 'uploads' in q ? 'ListMultipartUploads' : onObject ? 'GetObject' : 'ListObjects';
+  if (ctx.method === 'GET')
+    return 'uploads' in q ? 'ListMultipartUploads' : onObject ? 'GetObject' : 'ListObjects';
   return ctx.method;
 }
 await server.run();

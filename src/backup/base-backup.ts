@@ -488,8 +488,10 @@ async function streamBaseBackup(
 /** Before committing, check every object the record names is there with its recorded size. */
 async function verifyStoredSizes(store: ObjectStore, record: BackupRecord): Promise<number> {
   const objects = backupObjects(record);
-  for (const object of objects) {
-    const info = await store.stat(object.key);
+  // All at once: on an object store each is a round trip (a HeadObject).
+  const stored = await Promise.all(objects.map((object) => store.stat(object.key)));
+  for (const [index, object] of objects.entries()) {
+    const info = stored[index];
     if (!info || info.size !== object.size) {
       throw new WardenError(
         'WARDEN_E_REPO_CORRUPT',

@@ -20,6 +20,12 @@ const MAX_ARCHIVE_BACKLOG = 1;
  * A completed segment is fsynced in its partial file (so it is durable and may be reported as
  * flushed at once) and then compressed and archived in the background, off the receive path;
  * its partial file is removed only after the archived copy is committed.
+ *
+ * Catch-up (a backup's WAL to its end LSN) has nobody waiting for acknowledgements: a completed
+ * segment is archived at once instead, before the next one is received, and its partial file is
+ * not written first (on an object store that was a second upload of 16 MiB, uncompressed, per
+ * segment); the partial file is opened only when a sync asks for it. Durability is the same:
+ * nothing past a segment is reported flushed before that segment's archived copy is committed.
  */
 export class SegmentWriter {
   private buffer: Buffer;
@@ -33,15 +39,21 @@ export class SegmentWriter {
   private persisted = 0;
   private backlog: Array<Promise<void>> = [];
   private archiveError: unknown;
+  /** The current segment's partial object may exist (found at open, or opened for appending). */
+  private partialMayExist = false;
+  /** A sync failed: this partial takes no more writes (the next session restreams the segment). */
+  private syncFailed = false;
+  private readonly catchUp: boolean;
 
   constructor(
     private readonly repository: Repository,
     private readonly timeline: number,
     private readonly segmentSize: number,
-    /** Catch-up (nobody waits for acknowledgements) passes 0: one segment less in memory. */
-    private readonly maxBacklog = MAX_ARCHIVE_BACKLOG,
+    /** `catchUp`: archive completed segments at once, without writing their partial file first. */
+    options: { catchUp?: boolean } = {},
   ) {
     this.buffer = newSegmentBuffer(segmentSize);
+    this.catchUp = options.catchUp === true;
   }
 
   /** The repository's preferred minimum time between syncs of the partial segment. */
@@ -61,6 +73,7 @@ export class SegmentWriter {
     this.segmentStartLsn = startLsn;
     this.filled = 0;
     this.persisted = 0;
+    this.partialMayExist = false;
     const key = partialKey(this.timeline, this.name);
     // Restream the whole segment, under a new file key (and salt) each time, so no frame nonce
     // is ever used twice under one key. What an earlier run left in the partial stays until the
@@ -73,11 +86,17 @@ export class SegmentWriter {
       this.repository.keys.recipients,
       signingKey ? { key: signingKey, systemId: this.repository.meta.systemId } : undefined,
     );
-    if (this.keep > 0) return;
-    const appender = await this.repository.store.openAppender(key);
+    if (this.keep > 0 || this.catchUp) return;
+    await this.openAppender();
+  }
+
+  /** Opens the partial file for appending, emptied, starting with the frames' preamble. */
+  private async openAppender(): Promise<void> {
+    const appender = await this.repository.store.openAppender(partialKey(this.timeline, this.name));
+    this.partialMayExist = true;
     try {
       if (appender.size > 0) await appender.truncate(0);
-      await appender.append(this.frames.preamble);
+      await appender.append(this.frames!.preamble);
     } catch (error) {
       // Disk full on the preamble: nobody else holds this handle to close it.
       await appender.close();
@@ -94,6 +113,7 @@ export class SegmentWriter {
   private async durablePartialBytes(key: string): Promise<number> {
     const store = this.repository.store;
     if (!(await store.stat(key))) return 0;
+    this.partialMayExist = true;
     // A replacement cut short by a kill leaves its temp object (and the partial it was to
     // replace, so this is only looked for when there is one); this writer, holding the stream
     // lock, is the only one that writes this partial, so the temp object is nobody's.
@@ -129,6 +149,7 @@ export class SegmentWriter {
     this.persisted = this.filled;
     this.keep = 0;
     this.appender = await this.repository.store.openAppender(key);
+    this.partialMayExist = true;
   }
 
   async write(dataStart: Lsn, payload: Buffer): Promise<void> {
@@ -163,6 +184,12 @@ export class SegmentWriter {
       await this.replaceEarlierPartial();
       return;
     }
+    // Catch-up opens the partial file on its first sync with WAL to hold (none at a segment's
+    // start: the archived segments before it hold everything up to here).
+    if (!this.appender && this.catchUp) {
+      if (this.filled === 0 || this.syncFailed) return;
+      await this.openAppender();
+    }
     const appender = this.appender;
     if (!appender) return;
     try {
@@ -175,6 +202,7 @@ export class SegmentWriter {
       // Disk full, I/O error: this partial file takes no more writes (the next session restreams
       // the segment into a new one), so its handle is closed now, not left to the GC.
       this.appender = undefined;
+      this.syncFailed = true;
       await appender.close();
       throw error;
     }
@@ -182,15 +210,34 @@ export class SegmentWriter {
 
   /** A full segment: make it durable, hand it to the background archiver, start the next. */
   private async finishSegment(): Promise<void> {
-    await this.sync();
-    await this.appender!.close();
-    this.appender = undefined;
-    this.archiveInBackground(this.name, this.buffer, this.segmentSize);
-    // Wait for the backlog before taking the next buffer: the archived one's memory comes back
-    // from the compressor then, and is reused (catch-up holds one 16 MiB buffer, not two).
-    if (this.backlog.length > this.maxBacklog) await this.backlog[0];
+    if (this.catchUp) {
+      await this.archiveNow();
+    } else {
+      await this.sync();
+      await this.appender!.close();
+      this.appender = undefined;
+      this.archiveInBackground(this.name, this.buffer, this.segmentSize);
+      // Wait for the backlog before taking the next buffer: the archived one's memory comes back
+      // from the compressor then, and is reused.
+      if (this.backlog.length > MAX_ARCHIVE_BACKLOG) await this.backlog[0];
+    }
     this.buffer = newSegmentBuffer(this.segmentSize);
     await this.open(this.segmentStartLsn + BigInt(this.segmentSize));
+  }
+
+  /**
+   * Catch-up: the completed segment goes straight into the archive (committed before this
+   * returns), then its partial file, if one was written, is removed. Unsynced appends to that
+   * file are dropped with it: the archived copy holds every byte.
+   */
+  private async archiveNow(): Promise<void> {
+    this.throwArchiveError();
+    const appender = this.appender;
+    this.appender = undefined;
+    await appender?.close();
+    await archiveSegment(this.repository, this.timeline, this.name, this.buffer, this.segmentSize);
+    if (this.partialMayExist) await this.repository.store.delete(partialKey(this.timeline, this.name));
+    this.keep = 0;
   }
 
   /** The timeline ended inside this segment: archive its valid prefix. */

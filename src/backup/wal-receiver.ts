@@ -725,13 +725,11 @@ export class WalReceiver {
       { reuseCopyBuffers: true },
     );
     // Catch-up to a stop LSN (the end of a base backup) streams as fast as segments can be
-    // archived; a smaller archive backlog there lowers the backup's peak memory.
-    const segment = new SegmentWriter(
-      repository,
-      timeline,
-      segmentSize,
-      this.options.stopAtLsn !== undefined ? 0 : undefined,
-    );
+    // archived: each completed segment is archived before the next is received (one segment in
+    // memory), without being written to its partial file first.
+    const segment = new SegmentWriter(repository, timeline, segmentSize, {
+      catchUp: this.options.stopAtLsn !== undefined,
+    });
     await segment.open(startLsn);
     let flushed = startLsn;
     let lastStatusAt = 0;
@@ -781,7 +779,9 @@ export class WalReceiver {
     // syncing (an object store re-uploads the partial segment on each sync). Data left unflushed
     // because of that interval is flushed by a timer tick.
     // Catch-up to a stop LSN has nobody waiting for acknowledgements: it syncs at the stop LSN
-    // and on the interval only, not after every burst (on a quiet server that was every message).
+    // (and when the server asks for a reply) only, not after every burst (on a quiet server that
+    // was every message) nor on an interval: each completed segment is archived as it completes,
+    // and an interval sync of the partial in between was one more upload of it on object stores.
     const catchUp = this.options.stopAtLsn !== undefined;
     let tick: NodeJS.Timeout | undefined;
     let lastMessageAt = Date.now();
@@ -801,11 +801,11 @@ export class WalReceiver {
           if (Date.now() - lastMessageAt >= PROBE_INTERVAL_MS) command.events.push({ kind: 'tick' });
         }, PROBE_INTERVAL_MS);
     const dueForFlush = () => {
+      if (catchUp) return false;
       const since = Date.now() - lastFlushAt;
       const minimum = segment.syncIntervalMs;
       return (
-        since >= Math.max(FLUSH_INTERVAL_MS, minimum) ||
-        (!catchUp && command.events.pending === 0 && since >= minimum)
+        since >= Math.max(FLUSH_INTERVAL_MS, minimum) || (command.events.pending === 0 && since >= minimum)
       );
     };
     const scheduleTick = () => {

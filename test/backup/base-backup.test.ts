@@ -41,3 +41,32 @@ test('a base backup is committed with its archives, manifest and the WAL it need
   const inventory = await readWalInventory(repository);
   assert.ok((inventory.segments.get(1)?.length ?? 0) >= 1, 'WAL segments archived');
 });
+
+/** A directory store whose stat reports one object one byte short (storage that lost its tail). */
+class ShortStatStore extends FsObjectStore {
+  override async stat(key: string) {
+    const info = await super.stat(key);
+    return info && key.endsWith('/backup_manifest.zst') ? { size: info.size - 1 } : info;
+  }
+}
+
+// The sizes are checked all at once (one round trip on an object store): a mismatch in any of
+// them still fails the backup before its commit marker is written.
+test('a backup whose stored object is not there with its size is not committed', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-repo-'));
+  try {
+    const store = new ShortStatStore(dir);
+    await assert.rejects(
+      takeBackup({
+        connection: { ...connectionFromUrl(cluster.url()), tls: 'disable' },
+        store,
+        slotName: 'warden_test_sizes',
+        compression: 'zstd',
+      }),
+      { code: 'WARDEN_E_REPO_CORRUPT' },
+    );
+    assert.deepEqual(await listBackups(await Repository.open(store)), []);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

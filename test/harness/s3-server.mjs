@@ -24,6 +24,40 @@ const [directory, port] = process.argv.slice(2);
 const server = new S3rver({ address: '127.0.0.1', port: Number(port), directory, silent: true });
 // Koa composes its middleware when it starts listening: this one runs first, for every request.
 server.middleware.unshift((ctx, next) => requestPath.run(ctx.path, next));
+// With WARDEN_S3_REQUEST_LOG=1 (benchmarks), one JSON line per request on stdout: its kind, the
+// server's own time for it (first byte in to response ready) and the body bytes it received.
+if (process.env.WARDEN_S3_REQUEST_LOG === '1') {
+  server.middleware.unshift(async (ctx, next) => {
+    const started = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const bytes = Number(ctx.get('content-length') || 0);
+      process.stdout.write(`${JSON.stringify({ kind: requestKind(ctx), status: ctx.status, ms, bytes })}\n`);
+    }
+  });
+}
+
+/** The S3 operation a request is, from its method, query and path (bucket or object). */
+function requestKind(ctx) {
+  const q = ctx.query;
+  const onObject = ctx.path.split('/').filter(Boolean).length > 1;
+  if (ctx.method === 'PUT') return 'partNumber' in q ? 'UploadPart' : onObject ? 'PutObject' : 'CreateBucket';
+  if (ctx.method === 'POST')
+    return 'uploads' in q
+      ? 'CreateMultipartUpload'
+      : 'uploadId' in q
+        ? 'CompleteMultipartUpload'
+        : 'delete' in q
+          ? 'DeleteObjects'
+          : 'POST';
+  if (ctx.method === 'DELETE') return 'uploadId' in q ? 'AbortMultipartUpload' : 'DeleteObject';
+  if (ctx.method === 'HEAD') return 'HeadObject';
+  if (ctx.method === 'GET')
+    return 'uploads' in q ? 'ListMultipartUploads' : onObject ? 'GetObject' : 'ListObjects';
+  return ctx.method;
+}
 await server.run();
 process.stdout.write('ready\n');
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => server.close(() => process.exit(0)));

@@ -16,8 +16,22 @@ const LAUNCHER = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3-ser
 /** s3rver's fixed credentials; it checks signatures, so requests must be signed with them. */
 const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
+/** One request as the server saw it (with `logRequests`): its S3 operation and its own time. */
+export interface ServerRequest {
+  kind: string;
+  status: number;
+  /** The server's time for it, from the request's arrival to its response being ready. */
+  ms: number;
+  /** Request body bytes (Content-Length). */
+  bytes: number;
+}
+
 export interface TestS3 {
   readonly endpoint: string;
+  /** The server process (benchmarks read its CPU time). */
+  readonly pid: number;
+  /** With `logRequests`: every request served so far, in order of completion; else empty. */
+  readonly requests: ReadonlyArray<ServerRequest>;
   readonly port: number;
   readonly region: string;
   readonly credentials: { accessKeyId: string; secretAccessKey: string };
@@ -33,7 +47,7 @@ export interface TestS3 {
  * SigV4) on a free loopback port with its data in a temp directory, in a child process that an
  * exit hook kills by PID.
  */
-export async function startS3(): Promise<TestS3> {
+export async function startS3(options: { logRequests?: boolean } = {}): Promise<TestS3> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-s3-'));
   const port = await freePort();
   // s3rver encrypts ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider.
@@ -42,8 +56,10 @@ export async function startS3(): Promise<TestS3> {
     ['--openssl-legacy-provider', LAUNCHER, dir, String(port)],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WARDEN_S3_REQUEST_LOG: options.logRequests ? '1' : '0' },
     },
   );
+  const requests: ServerRequest[] = [];
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const removeHook = onExit(() => {
@@ -58,10 +74,16 @@ export async function startS3(): Promise<TestS3> {
   });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`s3 server did not start: ${stderr}`)), 20_000);
+    let pending = '';
     child.stdout!.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('ready')) {
-        clearTimeout(timer);
-        resolve();
+      pending += chunk.toString();
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        } else if (line.startsWith('{')) requests.push(JSON.parse(line) as ServerRequest);
       }
     });
     child.once('exit', (code) => {
@@ -79,6 +101,8 @@ export async function startS3(): Promise<TestS3> {
   };
   return {
     endpoint,
+    pid: child.pid!,
+    requests,
     port,
     region,
     credentials: CREDENTIALS,

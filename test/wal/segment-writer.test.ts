@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import { SegmentWriter } from '../../src/backup/segment-writer.ts';
 import { isWardenError } from '../../src/errors.ts';
 import { FsObjectStore } from '../../src/repository/fs/fs-object-store.ts';
+import type { Appender } from '../../src/repository/object-store.ts';
 import { Repository } from '../../src/repository/repository.ts';
 import {
   partialKey,
@@ -29,7 +30,7 @@ test('a segment of data, zero padding and data again is archived byte for byte, 
       walSegmentSize: SEGMENT,
       serverVersion: '15.0',
     });
-    const writer = new SegmentWriter(repository, 1, SEGMENT, 0);
+    const writer = new SegmentWriter(repository, 1, SEGMENT, { catchUp: true });
     await writer.open(0n);
     const expected: Buffer[] = [];
     // Segment 1: random bytes everywhere (it fills the buffer that segment 3 may reuse).
@@ -95,7 +96,7 @@ test('a partial archived and removed since the listing is read from its archived
       walSegmentSize: SEGMENT,
       serverVersion: '15.0',
     });
-    const writer = new SegmentWriter(repository, 1, SEGMENT, 0);
+    const writer = new SegmentWriter(repository, 1, SEGMENT, { catchUp: true });
     await writer.open(0n);
     const first = randomBytes(SEGMENT / 2);
     await writer.write(0n, first);
@@ -117,6 +118,107 @@ test('a partial archived and removed since the listing is read from its archived
       }),
       (error: unknown) => isWardenError(error, 'WARDEN_E_REPO_IO'),
     );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+/** A directory store that counts what reaches each partial segment object. */
+class PartialWatchingStore extends FsObjectStore {
+  /** Per partial key: appenders opened and syncs of them. */
+  readonly partialWrites = new Map<string, { opened: number; syncs: number }>();
+
+  override async openAppender(key: string): Promise<Appender> {
+    const appender = await super.openAppender(key);
+    const writes = this.partialWrites.get(key) ?? { opened: 0, syncs: 0 };
+    writes.opened += 1;
+    this.partialWrites.set(key, writes);
+    const sync = appender.sync.bind(appender);
+    return Object.assign(appender, {
+      sync: async () => {
+        writes.syncs += 1;
+        await sync();
+      },
+    });
+  }
+}
+
+// On an object store every sync of the partial uploads the whole of it again: a backup's WAL
+// catch-up used to upload each completed segment twice (16 MiB uncompressed as its partial, then
+// archived). Each completed segment now goes straight to the archive, committed before the
+// next one is taken; only the segment the catch-up stops in is kept as a partial.
+test('catch-up archives completed segments without writing their partial, and keeps the last one as a partial', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-segwriter-'));
+  try {
+    const store = new PartialWatchingStore(dir);
+    const repository = await Repository.openFor(store, {
+      systemId: '7000000000000000003',
+      walSegmentSize: SEGMENT,
+      serverVersion: '15.0',
+    });
+    // An earlier run's partial of the first segment, damaged (no valid frame): nothing to keep.
+    await store.putBuffer(partialKey(1, '000000010000000000000000'), Buffer.from('not a partial segment'));
+    const writer = new SegmentWriter(repository, 1, SEGMENT, { catchUp: true });
+    await writer.open(0n);
+    const first = randomBytes(SEGMENT);
+    await writer.write(0n, first);
+    // Committed before write() returned: a flush reported now would be true for the whole segment.
+    const archived = (await readWalInventory(repository)).segments.get(1) ?? [];
+    assert.equal(archived.length, 1);
+    assert.deepEqual(await readSegment(repository, archived[0]!), first);
+    assert.equal(
+      await store.stat(partialKey(1, '000000010000000000000000')),
+      undefined,
+      'the stale partial is gone',
+    );
+    // A sync right at the next segment's start has nothing to hold: no partial object for it.
+    await writer.sync();
+    const second = randomBytes(SEGMENT);
+    await writer.write(BigInt(SEGMENT), second);
+    const tail = randomBytes(1000);
+    await writer.write(BigInt(2 * SEGMENT), tail);
+    await writer.sync();
+    await writer.close();
+
+    const partials = [...store.partialWrites.keys()];
+    assert.deepEqual(
+      partials,
+      [partialKey(1, '000000010000000000000002')],
+      'only the last segment had a partial',
+    );
+    assert.deepEqual(store.partialWrites.get(partials[0]!), { opened: 1, syncs: 1 });
+    const inventory = await readWalInventory(repository);
+    assert.equal(inventory.segments.get(1)?.length, 2);
+    assert.deepEqual(await readSegment(repository, inventory.segments.get(1)![1]!), second);
+    const partial = await readPartialSegment(repository, {
+      key: partials[0]!,
+      segment: '000000010000000000000002',
+    });
+    assert.equal(partial.validBytes, tail.length);
+    assert.deepEqual(partial.raw.subarray(0, tail.length), tail);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('outside catch-up a completed segment is made durable in its partial before it is archived', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-segwriter-'));
+  try {
+    const store = new PartialWatchingStore(dir);
+    const repository = await Repository.openFor(store, {
+      systemId: '7000000000000000004',
+      walSegmentSize: SEGMENT,
+      serverVersion: '15.0',
+    });
+    const writer = new SegmentWriter(repository, 1, SEGMENT);
+    await writer.open(0n);
+    await writer.write(0n, randomBytes(SEGMENT));
+    await writer.close();
+    assert.deepEqual(store.partialWrites.get(partialKey(1, '000000010000000000000000')), {
+      opened: 1,
+      syncs: 1,
+    });
+    assert.equal((await readWalInventory(repository)).segments.get(1)?.length, 1);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -14,10 +14,10 @@ import {
   type S3Client,
   type StorageClass,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { WardenError } from '../../errors.ts';
 import type { Appender, ObjectStore, PutOptions } from '../object-store.ts';
 import { S3Appender } from './s3-appender.ts';
+import { uploadStream } from './s3-stream-upload.ts';
 import { backoffDelay, createS3Client, DEFAULT_RETRY, type S3ClientSettings } from './s3-client.ts';
 import { isNotFound, isNotImplemented, isPreconditionFailed, s3Error } from './s3-errors.ts';
 
@@ -25,22 +25,23 @@ export interface S3Settings extends S3ClientSettings {
   bucket: string;
   /** Key prefix inside the bucket (no leading or trailing `/`); empty for the bucket root. */
   prefix: string;
-  /** Multipart part size; memory per upload is about partSize × queueSize. */
+  /** Multipart part size; memory per upload is partSize × (queueSize + 1) at most. */
   partSize?: number;
   /** Parts uploaded in parallel per object. */
   queueSize?: number;
 }
 
-const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
-const DEFAULT_QUEUE_SIZE = 4;
+export const DEFAULT_PART_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_QUEUE_SIZE = 4;
 /** DeleteObjects takes at most 1000 keys per request. */
 const DELETE_BATCH = 1000;
 
 /**
  * The S3 adapter: objects are keys under `prefix/` in one bucket, on AWS S3 or any S3-compatible
- * server. `put` streams through a multipart upload (bounded memory, parallel parts) that becomes
- * visible only when completed, and checks the stored size with HeadObject before it resolves;
- * a failed or cancelled upload is aborted, so no partial object is ever visible.
+ * server. `put` streams through a multipart upload (bounded memory, parallel parts; one PutObject
+ * when the object fits one part) that becomes visible only when completed, and checks the stored
+ * size with HeadObject before it resolves; a failed or cancelled upload is aborted, so no partial
+ * object is ever visible.
  *
  * @example
  * const store = new S3ObjectStore({ bucket: 'backups', prefix: 'db1', region: 'eu-west-1', forcePathStyle: false });
@@ -63,46 +64,27 @@ export class S3ObjectStore implements ObjectStore {
     return this.clientInstance;
   }
 
+  /** Each chunk is copied into a part buffer before the next is read (s3-stream-upload.ts). */
+  readonly putConsumesChunks = true;
+
   async put(key: string, source: Readable | AsyncIterable<Buffer>, options: PutOptions = {}) {
-    const fullKey = this.keyOf(key);
-    let size = 0;
-    const counted = Readable.from(
-      (async function* count() {
-        for await (const chunk of source as AsyncIterable<Buffer>) {
-          size += chunk.length;
-          yield chunk;
-        }
-      })(),
-      { objectMode: false },
-    );
-    const upload = new Upload({
-      client: this.client,
-      params: {
-        Bucket: this.settings.bucket,
-        Key: fullKey,
-        Body: counted,
-        ...(options.storageClass ? { StorageClass: options.storageClass as StorageClass } : {}),
-      },
-      partSize: this.settings.partSize ?? DEFAULT_PART_SIZE,
-      queueSize: this.settings.queueSize ?? DEFAULT_QUEUE_SIZE,
-      // An unfinished multipart upload is never visible as an object. We abort it ourselves
-      // (below) so that the upload's own error is reported, not a failed abort.
-      leavePartsOnError: true,
-    });
-    const onAbort = () => void upload.abort().catch(() => undefined);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let size: number;
     try {
       if (options.signal?.aborted) throw new WardenError('WARDEN_E_ABORTED', `writing ${key} was cancelled`);
-      await upload.done();
+      size = await uploadStream(source as AsyncIterable<Buffer>, {
+        client: this.client,
+        bucket: this.settings.bucket,
+        key: this.keyOf(key),
+        partSize: this.settings.partSize ?? DEFAULT_PART_SIZE,
+        queueSize: this.settings.queueSize ?? DEFAULT_QUEUE_SIZE,
+        ...(options.storageClass ? { storageClass: options.storageClass } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
     } catch (error) {
-      counted.destroy();
-      await this.abortUpload(fullKey, upload.uploadId);
       if (options.signal?.aborted) {
         throw new WardenError('WARDEN_E_ABORTED', `writing ${key} was cancelled`, { cause: error });
       }
       throw s3Error(error, 'writing', key, this.location);
-    } finally {
-      options.signal?.removeEventListener('abort', onAbort);
     }
     await this.verifySize(key, size);
     return { size };
@@ -237,12 +219,15 @@ export class S3ObjectStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     const dir = key.endsWith('/') ? key : `${key}/`;
     try {
-      if (!key.endsWith('/')) {
-        await this.client.send(
-          new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) }),
-        );
-      }
-      const keys = await this.list(dir);
+      // Independent of each other: one round trip instead of three (most deletes are of one
+      // object with nothing under it: a claim, a lock, a partial segment).
+      const [, keys, pending] = await Promise.all([
+        key.endsWith('/')
+          ? undefined
+          : this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: this.keyOf(key) })),
+        this.list(dir),
+        this.pendingUploads(dir),
+      ]);
       for (let i = 0; i < keys.length; i += DELETE_BATCH) {
         const batch = keys.slice(i, i + DELETE_BATCH);
         const result = await this.client.send(
@@ -260,7 +245,7 @@ export class S3ObjectStore implements ObjectStore {
           );
         }
       }
-      for (const upload of await this.pendingUploads(dir)) {
+      for (const upload of pending) {
         await this.client.send(
           new AbortMultipartUploadCommand({
             Bucket: this.settings.bucket,
@@ -361,16 +346,6 @@ export class S3ObjectStore implements ObjectStore {
   destroy(): void {
     this.clientInstance?.destroy();
     this.clientInstance = undefined;
-  }
-
-  /** Discards an unfinished multipart upload's parts; best effort (a crash leaves them too). */
-  private async abortUpload(fullKey: string, uploadId: string | undefined): Promise<void> {
-    if (!uploadId) return;
-    await this.client
-      .send(
-        new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: fullKey, UploadId: uploadId }),
-      )
-      .catch(() => undefined);
   }
 
   private async verifySize(key: string, size: number): Promise<void> {

@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { readdir, rm, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -174,12 +175,22 @@ async function applyIncrementalFile(
     let run = 1;
     while (i + run < count && run < BLOCKS_PER_WRITE && numbers.readUInt32LE(4 * (i + run)) === first + run)
       run += 1;
-    const data = await reader.read(run * BLOCK_SIZE);
-    await handle.write(data, 0, data.length, first * BLOCK_SIZE);
+    writeAt(handle, await reader.read(run * BLOCK_SIZE), first * BLOCK_SIZE);
     i += run;
   }
   await reader.drain();
   return count;
+}
+
+/**
+ * A synchronous positional write. Changes spread over a table make runs of one block (1 % of
+ * the rows at random sit on ~40 % of the pages, each a run of its own), so an incremental of a
+ * 1 GB table carries tens of thousands of them; an 8 kB write into the page cache costs less
+ * than the thread-pool round trip of an async one (60,000 writes: 0.5 s CPU against 2.5 s).
+ */
+function writeAt(handle: FileHandle, data: Buffer, position: number): void {
+  for (let done = 0; done < data.length;)
+    done += writeSync(handle.fd, data, done, data.length - done, position + done);
 }
 
 function corrupt(label: string, problem: string): WardenError {

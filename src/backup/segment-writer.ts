@@ -194,7 +194,7 @@ export class SegmentWriter {
     if (!appender) return;
     try {
       if (this.filled > this.persisted) {
-        await appender.append(this.frames.frame(this.buffer.subarray(this.persisted, this.filled)));
+        await appendFrame(appender, this.frames, this.buffer.subarray(this.persisted, this.filled));
         this.persisted = this.filled;
       }
       await appender.sync();
@@ -278,6 +278,24 @@ export class SegmentWriter {
     this.appender = undefined;
     this.throwArchiveError();
   }
+}
+
+/** Frames of at least this much WAL are appended piece by piece rather than copied into one buffer. */
+const PIECEWISE_FRAME_BYTES = 64 * 1024;
+
+/**
+ * Appends the frame of `data`. A large one (a catch-up syncs megabytes at a time) goes as its
+ * pieces, so the WAL is written from the segment buffer itself instead of being copied into a
+ * fresh frame-sized buffer first; a crash between the pieces leaves a torn last frame, which
+ * readers ignore as they do a torn single write. Small ones (a live stream syncs every burst)
+ * take one write call.
+ */
+async function appendFrame(appender: Appender, frames: PartialWriter, data: Buffer): Promise<void> {
+  if (data.length < PIECEWISE_FRAME_BYTES) {
+    await appender.append(frames.frame(data));
+    return;
+  }
+  for (const piece of frames.framePieces(data)) await appender.append(piece);
 }
 
 const ZEROS = Buffer.alloc(256 * 1024);

@@ -153,6 +153,14 @@ export class PartialWriter {
 
   /** The frame holding `data`, the segment's next bytes. */
   frame(data: Buffer): Buffer {
+    return Buffer.concat(this.framePieces(data));
+  }
+
+  /**
+   * The same frame as its pieces in order (header, body, checksum or tag, signature), for a
+   * writer that appends them one after another: a checksummed body is `data` itself, not a copy.
+   */
+  framePieces(data: Buffer): Buffer[] {
     const header = frameHeader(data.length, this.index, this.offset);
     let body: Buffer[];
     if (this.key) {
@@ -167,7 +175,7 @@ export class PartialWriter {
     if (this.signer) body.push(signFrame(this.signer, this.segment, this.preambleHash, header, body));
     this.index += 1;
     this.offset += data.length;
-    return Buffer.concat([header, ...body]);
+    return [header, ...body];
   }
 }
 

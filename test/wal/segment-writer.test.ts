@@ -223,3 +223,60 @@ test('outside catch-up a completed segment is made durable in its partial before
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+/** A store whose partial appends fail from the `failAt`-th call on (an I/O error mid-frame). */
+class FailingAppendStore extends FsObjectStore {
+  appends = 0;
+  failAt = Infinity;
+  override async openAppender(key: string) {
+    const appender = await super.openAppender(key);
+    const append = appender.append.bind(appender);
+    appender.append = async (data: Buffer) => {
+      this.appends += 1;
+      if (this.appends >= this.failAt) throw new Error('injected append failure');
+      await append(data);
+    };
+    return appender;
+  }
+}
+
+// A large frame is appended as its pieces (header, the WAL from the segment buffer, checksum):
+// one cut off after its header is a torn last frame, which readers leave out like a torn write.
+test('a large frame cut off between its pieces leaves the earlier frames readable and nothing more', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'warden-segwriter-'));
+  try {
+    const store = new FailingAppendStore(dir);
+    const repository = await Repository.openFor(store, {
+      systemId: '7000000000000000003',
+      walSegmentSize: SEGMENT,
+      serverVersion: '15.0',
+    });
+    const writer = new SegmentWriter(repository, 1, SEGMENT);
+    await writer.open(0n);
+    const small = randomBytes(1000);
+    await writer.write(0n, small);
+    await writer.sync(); // one small frame, in one append
+    const large = randomBytes(200_000);
+    await writer.write(1000n, large);
+    store.failAt = store.appends + 2; // the header goes out, the body fails
+    await assert.rejects(writer.sync(), /injected append failure/);
+    const key = partialKey(1, '000000010000000000000000');
+    const partial = await readPartialSegment(repository, { key, segment: '000000010000000000000000' });
+    assert.equal(partial.validBytes, 1000);
+    assert.deepEqual(partial.raw.subarray(0, 1000), small);
+
+    // Without a failure the same large frame reads back whole.
+    store.failAt = Infinity;
+    const again = new SegmentWriter(repository, 1, SEGMENT);
+    await again.open(0n);
+    await again.write(0n, small);
+    await again.write(1000n, large);
+    await again.sync();
+    const whole = await readPartialSegment(repository, { key, segment: '000000010000000000000000' });
+    assert.equal(whole.validBytes, 201_000);
+    assert.deepEqual(whole.raw.subarray(0, 201_000), Buffer.concat([small, large]));
+    await again.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

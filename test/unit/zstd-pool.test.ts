@@ -110,3 +110,36 @@ test('archives written by earlier versions (level 3, 4 MiB frames) still decompr
   });
   assert.equal(digest(Buffer.concat(out)), digest(data));
 });
+
+// A block is handed to a worker by transfer: its memory leaves this thread (detached, length 0)
+// until the worker sends it back, so not even a mistaken early give-back can reissue it to the
+// replication client while the worker still compresses it. A copy instead of a transfer (what a
+// postMessage without the transfer list does, ~1 ms per 2 MiB block) fails here too.
+test('a block in flight to a worker is detached here and never reissued before the worker returns it', async () => {
+  const blocks = BlockPool.get();
+  const pool = ZstdPool.get();
+  const pending: Array<Promise<Buffer>> = [];
+  const sent: Buffer[] = [];
+  const memories: ArrayBuffer[] = [];
+  for (let i = 0; i < pool.size + 2; i += 1) {
+    const block = blocks.take();
+    const content = sample(BLOCK_BYTES);
+    content.copy(block);
+    sent.push(content);
+    memories.push(block.buffer as ArrayBuffer);
+    pending.push(pool.compress(block, 1, true));
+    assert.equal(block.buffer.byteLength, 0, 'transferred, not copied');
+    blocks.giveBack(block.buffer); // a mistaken early give-back: ignored
+  }
+  // Blocks taken meanwhile (what the client fills next) are other memory, and overwriting them
+  // changes no frame.
+  for (let i = 0; i < 4; i += 1) {
+    const other = blocks.take();
+    assert.ok(other.length === BLOCK_BYTES && !memories.includes(other.buffer as ArrayBuffer));
+    other.fill(0xee);
+    blocks.giveBack(other.buffer);
+  }
+  const frames = await Promise.all(pending);
+  frames.forEach((frame, i) => assert.equal(digest(decompress(frame)), digest(sent[i]!), `block ${i}`));
+  for (const frame of frames) if (blocks.owns(frame)) blocks.giveBack(frame.buffer);
+});

@@ -350,7 +350,17 @@ export class ParallelZstdCompressor extends Transform {
 
   private async accept(chunk: Buffer): Promise<void> {
     const pooled = this.blocks.owns(chunk);
-    if (pooled && this.filled === 0 && chunk.length >= ZERO_COPY_MIN) {
+    if (pooled && chunk.length >= ZERO_COPY_MIN) {
+      // A short chunk before it (the client pushes its block early when another message comes
+      // between archive data, e.g. a progress report) ends its frame here. Copying the pooled
+      // chunk into that block instead would shift every later block by the same offset: all
+      // the rest of the archive would be copied a second time.
+      if (this.filled > 0) {
+        this.dispatch(this.block!.subarray(0, this.filled));
+        this.block = undefined;
+        this.filled = 0;
+        await this.limitInFlight();
+      }
       this.dispatch(chunk);
       await this.limitInFlight();
       return;

@@ -143,3 +143,34 @@ test('a block in flight to a worker is detached here and never reissued before t
   frames.forEach((frame, i) => assert.equal(digest(decompress(frame)), digest(sent[i]!), `block ${i}`));
   for (const frame of frames) if (blocks.owns(frame)) blocks.giveBack(frame.buffer);
 });
+
+// The replication client pushes its block early when another message comes between archive data
+// (a progress report, about once a second): a short pooled chunk. The full blocks after it must
+// still be compressed as they are: copied into the block the short chunk started, they would
+// shift every later block by the same offset, and the rest of the archive would be copied twice.
+test('full blocks after a short one are still compressed in place, each its own frame', async () => {
+  const blocks = BlockPool.get();
+  const sizes = [BLOCK_BYTES - 1, 100, BLOCK_BYTES - 1, BLOCK_BYTES - 1, 5000];
+  const data = sample(sizes.reduce((a, b) => a + b, 0));
+  const frames: Buffer[] = [];
+  const compressor = new ParallelZstdCompressor(1);
+  const collected = (async () => {
+    for await (const frame of compressor as AsyncIterable<Buffer>) frames.push(Buffer.from(frame));
+  })();
+  let offset = 0;
+  for (const size of sizes) {
+    const block = blocks.take();
+    data.copy(block, 0, offset, offset + size);
+    offset += size;
+    const chunk = block.subarray(0, size);
+    if (!compressor.write(chunk)) await new Promise((resolve) => compressor.once('drain', resolve));
+  }
+  compressor.end();
+  await collected;
+  assert.deepEqual(
+    frames.map((frame) => decompress(frame).length),
+    sizes,
+    'one frame per pooled chunk: none was copied into another block',
+  );
+  assert.equal(digest(Buffer.concat(frames.map((frame) => decompress(frame)))), digest(data));
+});

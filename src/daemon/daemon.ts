@@ -33,6 +33,7 @@ import { StatusSampler } from './status-sampler.ts';
 import { cacheRoutes } from '../server/cache-routes.ts';
 import { CacheCoherence } from './cache-coherence.ts';
 import { ClusterCopies } from '../copy/cluster-copies.ts';
+import type { JobStatus } from '../scheduler/scheduler.ts';
 
 // Where callers have always found it; the type lives with the status it describes.
 export type { DaemonStatus } from './status.ts';
@@ -347,6 +348,14 @@ export class Daemon {
     return {
       clusters: await Promise.all(this.supervisors.map((s) => clusterCatalog(s.plan.name, s.store))),
     };
+  }
+
+  /**
+   * Each cluster's jobs as its scheduler holds them: what `status()` reports as `jobs`, without
+   * its repository reads and server connection per cluster (what `serve` prints from every 2 s).
+   */
+  jobs(): Array<{ name: string; jobs: JobStatus[] }> {
+    return this.supervisors.map((supervisor) => ({ name: supervisor.plan.name, jobs: supervisor.jobs() }));
   }
 
   async status(): Promise<DaemonStatus> {

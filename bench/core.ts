@@ -157,6 +157,8 @@ async function buildWarden(rev: string): Promise<WardenBuild> {
     ['-p', path.join(tree, 'tsconfig.build.json'), '--outDir', out],
     { allowFail: true },
   );
+  // The CLI reads its version from ../../package.json of dist/cli/.
+  await run('sh', ['-c', `git show ${commit}:package.json > "${path.join(dir, 'package.json')}"`]);
   if (!existsSync(path.join(out, 'cli', 'main.js')))
     throw new Error(`building ${commit} failed: ${tsc.stdout.slice(-2000)}`);
   const cli = path.join(out, 'warden.mjs');
@@ -335,6 +337,9 @@ interface Mode {
   run: (env: Env, round: number) => Promise<BackupSample>;
 }
 
+/** Each warden mode's repository of the latest round (the restore section reads from it). */
+const latestRepository = new Map<string, string>();
+
 function wardenMode(
   key: string,
   label: string,
@@ -346,10 +351,12 @@ function wardenMode(
     key,
     label,
     async run(env, round) {
-      const repo = path.join(env.cluster.workDir, `warden-${key}`);
-      // A slot per round: the catch-up then archives this backup's own WAL (what pgBackRest's
-      // archive-check waits for), not every segment the other tools' backups switched to since.
-      const slot = `bench_${key.replace(/\W/g, '_')}_r${round}`;
+      // A fresh repository per round (a repository keeps one slot of its own; a one-off backup
+      // with none takes a temporary slot): the catch-up archives this backup's own WAL, what
+      // pgBackRest's archive-check waits for, not every segment the other tools' backups
+      // switched to since. The restore section reads the latest one.
+      const repo = path.join(env.cluster.workDir, `warden-${key}-r${round}`);
+      latestRepository.set(key, repo);
       const cpu0 = await serverChildCpu(env.dataDir);
       // The product as shipped: the CLI on the compiled build (npm run build).
       const t = await timed(
@@ -361,8 +368,6 @@ function wardenMode(
           `${env.cluster.url()}?sslmode=disable`,
           '--repo',
           repo,
-          '--slot',
-          slot,
           '--compression',
           compression,
           ...(where === 'server' ? ['--server-compress'] : []),
@@ -373,7 +378,6 @@ function wardenMode(
         {},
       );
       const serverCpu = (await serverChildCpu(env.dataDir)) - cpu0;
-      await pgQuery(env.cluster.url(), `SELECT pg_drop_replication_slot('${slot}')`);
       const report = JSON.parse(t.stdout) as {
         backup: { archives: Array<{ size: number }>; manifest: { size: number } };
         steps: Array<{ durationMs: number }>;
@@ -644,7 +648,7 @@ async function profileWardenRestore(env: Env): Promise<string> {
   const target = path.join(env.cluster.workDir, 'restore-warden-profile');
   const summary = await profileFixture(env, [
     'bench/fixtures/restore-once.ts',
-    path.join(env.cluster.workDir, 'warden-warden-zstd'),
+    latestRepository.get('warden-zstd')!,
     target,
   ]);
   await pgStop(target);
@@ -692,7 +696,7 @@ async function restoreWarden(env: Env, round: number): Promise<RestoreSample> {
     currentBuild!.cli,
     'restore',
     '--repo',
-    path.join(env.cluster.workDir, 'warden-warden-zstd'),
+    latestRepository.get('warden-zstd')!,
     '--latest',
     '--target-dir',
     target,
@@ -1119,7 +1123,7 @@ async function main(): Promise<void> {
     '',
     '- One dedicated harness cluster per data set (PostgreSQL 15, `fsync=off` on the source as the harness sets it, `shared_buffers=128MB`, `archive_mode=on`), loopback TCP only. After loading: `ALTER SYSTEM SET recovery_prefetch = off` (inherited by every restored instance, both tools) and a `CHECKPOINT`. The data (≤ 2 GB) stays in the page cache (24 GB RAM), so backups read from memory, not disk.',
     '- MB/s = data directory size without `pg_wal` (`du -sb`, 1 MB = 10⁶ bytes) / wall seconds of the tool process. Stored size ratio = that size / bytes stored for the backup (warden: base.tar + backup_manifest objects, without archived WAL; pg_basebackup: whole output dir incl. `pg_wal.tar` of `-X stream`; pgBackRest: `info.repository.size` of the backup set).',
-    "- Every tool checkpoints fast (`CHECKPOINT 'fast'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run as the shipped CLI, compiled from the measured commit (`git archive` + `tsc` into `bench/results/`, run as `node <build>/warden.mjs backup ... --json`, the same code `bin/warden.js` runs from `dist/`; building from git keeps uncommitted work in the tree and edits made during the run out of the measurement) (the wall time includes node start-up; \"in-process s\" is the sum of the reported backup steps) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses its own repository across its runs and a fresh replication slot per run (dropped after it), so the catch-up archives the backup's own WAL, as pgBackRest's archive-check waits for its own last segment; with a slot kept across runs it would also archive every segment the other tools' backups switched to in between (the WAL pgBackRest's `archive_command` archives outside its timed command).",
+    "- Every tool checkpoints fast (`CHECKPOINT 'fast'`, `pg_basebackup -c fast`, pgBackRest `start-fast=y`). Warden backups run as the shipped CLI, compiled from the measured commit (`git archive` + `tsc` into `bench/results/`, run as `node <build>/warden.mjs backup ... --json`, the same code `bin/warden.js` runs from `dist/`; building from git keeps uncommitted work in the tree and edits made during the run out of the measurement) (the wall time includes node start-up; \"in-process s\" is the sum of the reported backup steps) and include `ensureWalArchived` (catch-up streaming of the WAL up to the backup end LSN, since no receiver runs). Each warden mode uses a fresh repository per run (so a temporary slot), so the catch-up archives the backup's own WAL, as pgBackRest's archive-check waits for its own last segment; with a slot kept across runs it would also archive every segment the other tools' backups switched to in between (the WAL pgBackRest's `archive_command` archives outside its timed command).",
     "- pgBackRest: stanza `bench` in a temp dir (`pg1-path` = the cluster data dir, `pg1-port`, `pg1-user=postgres`, libpq over TCP via `PGHOST=127.0.0.1`), run as the `postgres` OS user with `runuser -u postgres --`; `archive_command = 'pgbackrest --stanza=bench archive-push %p'` set after loading, verified with `pgbackrest check`. The main pgBackRest row keeps the default `archive-check=y` (it waits for the end-of-backup WAL to be in the archive — the same guarantee warden's catch-up gives); the `archive-check=n` row is the variant the brief named.",
     "- CPU: user+sys of the tool process and its reaped children from `/usr/bin/time -f '%e %U %S %M'` (pgBackRest's `process-max` workers are children and are included; `runuser` adds a few ms). Peak RSS = `%M`, the largest single process in the tree. Server backend CPU = growth of the postmaster's `cutime+cstime` (CPU of backends/walsenders that exited during the run): this is where pg_basebackup's and warden's tar streaming and server-side compression cost shows up; pgBackRest reads the files itself, so its server share is small.",
     `- Baseline: \`node --import tsx -e 0\` alone peaks at ${f(baseline.rssKB / 1024, 0)} MiB RSS and takes ${f(baseline.wall, 2)} s wall / ${f(baseline.user + baseline.sys, 2)} s CPU on this machine.`,

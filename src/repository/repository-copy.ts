@@ -7,6 +7,8 @@ import { dataObjectTimes } from './object-ages.ts';
 import { storageClassFor, type StorageClassRule } from './storage-class-rules.ts';
 import { Repository } from './repository.ts';
 import { throwIfAborted } from '../util/abort.ts';
+import { lockHolder } from './repository-lock.ts';
+import { parseLsn, segmentName } from '../wal/lsn.ts';
 import { signedForWrite } from './record-trust.ts';
 import type { SigningKey } from '../pipeline/signing/signing-keys.ts';
 import {
@@ -23,6 +25,7 @@ import {
   readWalInventory,
   segmentDataKey,
   segmentRecordKey,
+  type WalInventory,
 } from './wal-archive.ts';
 
 export interface CopyReport {
@@ -30,6 +33,8 @@ export interface CopyReport {
   to: string;
   /** Backup ids copied now; backups the target already had are not counted. */
   backups: string[];
+  /** Committed backups left for a later pass: their last WAL segment is still being streamed. */
+  waitingForWal: string[];
   segments: number;
   histories: number;
   /** Dump ids copied now. */
@@ -51,7 +56,8 @@ const PLAIN_PREFIXES = ['keys/'];
  * history files, then every committed dump (object first, `dump.json` last). Objects are copied byte for byte, so encrypted
  * repositories stay encrypted. Unfinished backups and dumps and the partial segment being
  * received are not copied. WAL goes before the backups, so a backup that appears in the target
- * already has the WAL it needs to be consistent.
+ * already has the WAL it needs to be consistent (one whose last segment is still the partial
+ * a running stream receives waits for a later pass).
  *
  * With `options.storageClasses` (an S3 target), each data object is uploaded straight into the
  * class its age calls for (docs/repository-s3.md#storage-classes); records stay in the default.
@@ -96,6 +102,7 @@ export async function copyRepository(
     from: from.location,
     to: to.location,
     backups: [],
+    waitingForWal: [],
     segments: 0,
     histories: 0,
     dumps: [],
@@ -139,9 +146,20 @@ export async function copyRepository(
     }
   }
 
+  const segmentSize = source.meta.walSegmentSize;
+  // While a stream runs, the partial it receives is archived as soon as its segment completes.
+  const streaming = (await lockHolder(from, 'wal-stream')) !== undefined;
   for (const backup of backups) {
     const marker = `${backupPrefix(backup.id)}backup.json`;
     if (present.has(marker)) continue;
+    // A backup whose last WAL segment is still the partial the stream is receiving is copied by
+    // a later pass: the partial is not copied, and the backup would arrive without the WAL it
+    // needs. (Without a stream, a one-off backup's last segment stays partial until the next
+    // backup: it is copied as before, and the copy restores it once that segment follows.)
+    if (streaming && !lastSegmentArchived(inventory, backup, segmentSize)) {
+      report.waitingForWal.push(backup.id);
+      continue;
+    }
     try {
       for (const object of backupObjects(backup)) {
         throwIfAborted(signal, 'repo copy');
@@ -226,4 +244,15 @@ async function copyVerified(
     );
   }
   return size;
+}
+
+/** Whether the segment holding the WAL just before the backup's end (its consistency point) is archived. */
+function lastSegmentArchived(
+  inventory: WalInventory,
+  backup: { timeline: number; endLsn: string },
+  segmentSize: number,
+): boolean {
+  const end = parseLsn(backup.endLsn);
+  const last = segmentName(backup.timeline, end > 0n ? end - 1n : end, segmentSize);
+  return (inventory.segments.get(backup.timeline) ?? []).some((record) => record.segment === last);
 }

@@ -5,7 +5,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isWardenError, WardenError } from '../errors.ts';
-import { abortable, abortedError, throwIfAborted } from '../util/abort.ts';
+import { abortable, abortedError, onAbort, throwIfAborted } from '../util/abort.ts';
 import { claimTarget, HELD_BACK, INCOMPLETE_MARKER } from './target-dir.ts';
 import { silentLogger } from '../logger.ts';
 import { LocalInstance, renderSettings } from '../postgres/local-instance.ts';
@@ -424,12 +424,12 @@ async function readArchive<T>(
   throwIfAborted(signal, 'restore');
   const compression = archive.key.endsWith('.zst') ? 'zstd' : archive.key.endsWith('.gz') ? 'gzip' : 'none';
   return consumeVerified(repository.store, archive, compression, repository.keys, async (stream) => {
-    const stop = () => stream.destroy(abortedError('restore'));
-    signal?.addEventListener('abort', stop, { once: true });
+    // The stop may have come while the archive was being opened: then the stream ends at once.
+    const removeStopListener = onAbort(signal, () => stream.destroy(abortedError('restore')));
     try {
       return await consume(stream);
     } finally {
-      signal?.removeEventListener('abort', stop);
+      removeStopListener();
     }
   });
 }
